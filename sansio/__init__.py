@@ -1,0 +1,24 @@
+"""trackwire: sans-IO cores for the iTrack/Navixy (Atmosphere) and FleetFreedom real-time APIs.
+
+The protocol cores live in subpackages (``trackwire.atmosphere``, …); this package re-exports
+the error model and the one interface every core implements.
+"""
+
+from ._core import Core, CoreBase, Event, StateMachine
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .atmosphere import AtmosphereClient, AtmosphereServer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AtmosphereClient",
+    "AtmosphereServer",
+    "Core",
+    "CoreBase",
+    "Event",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "StateMachine",
+    "__version__",
+]

@@ -1,0 +1,367 @@
+"""The Atmosphere client core: what ``atmosphere.js`` (2.3.x – 4.x) does with each frame."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+
+from .._core import CoreBase, StateMachine
+from .._errors import LocalProtocolError, RemoteProtocolError
+from ._events import (
+    AtmosphereEvent,
+    Closed,
+    Heartbeat,
+    InactivityTimeout,
+    Message,
+    Opened,
+    Reopened,
+)
+from ._framing import DEFAULT_MAX_MESSAGE_SIZE, JS_WHITESPACE, TrackMessageSizeDecoder, js_trim
+from ._url import DEFAULT_FRAMEWORK, build_close_url, build_open_url
+
+__all__ = ["AtmosphereClient", "ClientState"]
+
+
+class ClientState(enum.Enum):
+    """Where an Atmosphere client connection stands."""
+
+    CONNECTING = "connecting"
+    """No socket yet: a new core, or one that :meth:`AtmosphereClient.reconnect` prepared."""
+    AWAITING_HANDSHAKE = "awaiting-handshake"
+    AWAITING_REOPEN = "awaiting-reopen"
+    """Reconnected; the first frame from the server completes the reopen."""
+    OPEN = "open"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+class _Input(enum.Enum):
+    SOCKET_OPEN = enum.auto()
+    SOCKET_OPEN_RESUMED = enum.auto()
+    SOCKET_OPEN_UNPROTOCOLLED = enum.auto()
+    HANDSHAKE = enum.auto()
+    FIRST_FRAME = enum.auto()
+    RECEIVE = enum.auto()
+    SEND = enum.auto()
+    EOF = enum.auto()
+    TIMEOUT = enum.auto()
+    CLOSE = enum.auto()
+    RECONNECT = enum.auto()
+    CORRUPTION = enum.auto()
+
+
+_S = ClientState
+_I = _Input
+_CONNECTED = (_S.AWAITING_HANDSHAKE, _S.AWAITING_REOPEN, _S.OPEN)
+
+TRANSITIONS: dict[tuple[ClientState, _Input], ClientState] = {
+    (_S.CONNECTING, _I.SOCKET_OPEN): _S.AWAITING_HANDSHAKE,
+    (_S.CONNECTING, _I.SOCKET_OPEN_RESUMED): _S.AWAITING_REOPEN,
+    (_S.CONNECTING, _I.SOCKET_OPEN_UNPROTOCOLLED): _S.OPEN,
+    (_S.CONNECTING, _I.EOF): _S.CLOSED,
+    (_S.CONNECTING, _I.CLOSE): _S.CLOSED,
+    (_S.AWAITING_HANDSHAKE, _I.HANDSHAKE): _S.OPEN,
+    (_S.AWAITING_REOPEN, _I.FIRST_FRAME): _S.OPEN,
+    (_S.OPEN, _I.SEND): _S.OPEN,
+    (_S.CLOSED, _I.CLOSE): _S.CLOSED,
+    (_S.CLOSED, _I.EOF): _S.CLOSED,
+    (_S.CLOSED, _I.RECONNECT): _S.CONNECTING,
+    (_S.ERROR, _I.CLOSE): _S.ERROR,
+    (_S.ERROR, _I.EOF): _S.ERROR,
+    (_S.ERROR, _I.RECONNECT): _S.CONNECTING,
+    **{(state, _I.RECEIVE): state for state in _CONNECTED},
+    **{(state, _I.EOF): _S.CLOSED for state in _CONNECTED},
+    **{(state, _I.TIMEOUT): _S.CLOSED for state in _CONNECTED},
+    **{(state, _I.CLOSE): _S.CLOSED for state in _CONNECTED},
+    **{(state, _I.CORRUPTION): _S.ERROR for state in _CONNECTED},
+}
+"""Every legal (state, input) pair; anything else raises :class:`LocalProtocolError`."""
+
+_PARSE_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _js_parse_int(text: str) -> int | None:
+    """JavaScript's ``parseInt(text, 10)``; ``None`` stands for ``NaN``.
+
+    Leading digits count and the rest is ignored: ``"6e4"`` reads 6, ``"0x10"`` reads 0.
+    """
+    match = _PARSE_INT.match(js_trim(text))
+    return None if match is None else int(match.group())
+
+
+class AtmosphereClient(CoreBase[AtmosphereEvent]):
+    """Sans-IO Atmosphere WebSocket client, one instance for a whole session of reconnects.
+
+    ``url`` is the endpoint (``http``/``https``/``ws``/``wss``); :attr:`url_to_open` is the
+    exact WebSocket URL for the next connection.  Frames fed to :meth:`receive` produce
+    :class:`Opened`, :class:`Reopened`, :class:`Message`, :class:`Heartbeat`,
+    :class:`InactivityTimeout` and :class:`Closed`; heartbeats leave through
+    :meth:`data_to_send` when :meth:`handle_timer` says they are due.
+    """
+
+    __slots__ = (
+        "_decoder",
+        "_handshake_seen",
+        "_heartbeat_at",
+        "_last_received",
+        "_machine",
+        "_resumable",
+        "content_type",
+        "delimiter",
+        "enable_protocol",
+        "framework",
+        "headers",
+        "heartbeat_interval",
+        "heartbeat_server",
+        "inactivity_timeout",
+        "padding",
+        "track_message_length",
+        "tracking_id",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        track_message_length: bool = False,
+        heartbeat_server: int | None = None,
+        content_type: str | None = None,
+        enable_protocol: bool = True,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+        framework: str = DEFAULT_FRAMEWORK,
+        inactivity_timeout: float = 300.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        delimiter: str = "|",
+    ) -> None:
+        super().__init__()
+        if not delimiter:
+            raise ValueError("the message delimiter must not be empty")
+        if inactivity_timeout < 0:
+            raise ValueError("inactivity_timeout must be >= 0 (0 turns it off)")
+        self.url = url
+        self.track_message_length = track_message_length
+        self.heartbeat_server = heartbeat_server
+        self.content_type = content_type
+        self.enable_protocol = enable_protocol
+        self.headers = list(headers.items() if isinstance(headers, Mapping) else headers)
+        self.framework = framework
+        self.inactivity_timeout = inactivity_timeout
+        self.delimiter = delimiter
+        self.tracking_id = "0"
+        self.heartbeat_interval = 0.0
+        """Seconds between client heartbeats, from the handshake (0 = none)."""
+        self.padding: str | None = "X"
+        """The heartbeat string from the handshake (``X`` until one arrives; ``None`` when the
+        handshake had no padding field)."""
+        self._decoder = TrackMessageSizeDecoder(delimiter, max_message_size)
+        self._machine: StateMachine[ClientState, _Input] = StateMachine(_S.CONNECTING, TRANSITIONS)
+        self._handshake_seen = False
+        self._heartbeat_at: float | None = None
+        self._last_received = 0.0
+        self._resumable = False
+
+    # -- introspection ---------------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        return self._machine.state
+
+    @property
+    def url_to_open(self) -> str:
+        """The WebSocket URL of the next connection (tracking id ``0``, then the UUID)."""
+        return build_open_url(
+            self.url,
+            tracking_id=self.tracking_id,
+            framework=self.framework,
+            track_message_length=self.track_message_length,
+            heartbeat_server=self.heartbeat_server,
+            content_type=self.content_type,
+            enable_protocol=self.enable_protocol,
+            headers=self.headers,
+        )
+
+    @property
+    def handshake_received(self) -> bool:
+        """The handshake arrived on some connection of this session (reconnects then resume)."""
+        return self._handshake_seen
+
+    # -- inputs ----------------------------------------------------------------------
+
+    def connection_made(self, now: float) -> None:
+        """The WebSocket is open: wait for the handshake (or the reopen frame)."""
+        if not self.enable_protocol:
+            # No protocol: atmosphere.js opens on the socket's own open event.
+            self._machine.fire(_I.SOCKET_OPEN_UNPROTOCOLLED)
+            self._events.append(Opened(self.tracking_id, 0, self.padding))
+        elif self.handshake_received:
+            self._machine.fire(_I.SOCKET_OPEN_RESUMED)
+        else:
+            self._machine.fire(_I.SOCKET_OPEN)
+        self._last_received = now
+
+    def receive(self, data: str, now: float) -> None:
+        """Feed one WebSocket text message from the server."""
+        self._last_received = now
+        machine = self._machine
+        state = machine.state
+        if state is not _OPEN:
+            machine.fire(_I.RECEIVE)  # raises unless connected
+            if state is _S.AWAITING_HANDSHAKE:
+                data = self._handshake(data, now)
+                if not data:
+                    return
+            elif state is _S.AWAITING_REOPEN:
+                machine.fire(_I.FIRST_FRAME)
+                self._start_heartbeat(now)
+                self._events.append(Reopened(self.tracking_id))
+        if self.track_message_length:
+            decoder = self._decoder
+            head, found, rest = data.partition(self.delimiter)
+            # One whole ASCII message with a canonical length is the usual frame; anything
+            # else (several messages, a partial, lone digits, astral text) takes the decoder.
+            if decoder.partial or not found or str(len(rest)) != head or not rest.isascii():
+                try:
+                    messages = decoder.feed(data)
+                except RemoteProtocolError as exc:
+                    decoder.partial = ""
+                    machine.fire(_I.CORRUPTION)
+                    raise RemoteProtocolError(str(exc), state=state, frame=data) from None
+                for message in messages:
+                    self._deliver(message)
+                return
+            data = rest
+        # The hot path, inlined: a message that needs no trimming and is not the padding.
+        if data and data[0] not in _JS_WS and data[-1] not in _JS_WS and data != self.padding:
+            self._events.append(Message(data))
+        else:
+            self._deliver(data)
+
+    def _deliver(self, message: str) -> None:
+        # atmosphere.js trims every message; empty ones (the 2048-space reconnect padding
+        # among them) are not delivered, and one equal to the padding is the server's
+        # heartbeat.
+        if message[:1] in _JS_WS or message[-1:] in _JS_WS:
+            message = message.strip(JS_WHITESPACE)
+        if message == self.padding:  # the padding untrimmed, as the real client compares
+            self._events.append(Heartbeat())
+        elif message:
+            self._events.append(Message(message))
+
+    def _handshake(self, frame: str, now: float) -> str:
+        """Read the handshake as atmosphere.js does; returns what is left to deliver."""
+        if not js_trim(frame):
+            return frame
+        fields = frame.split(self.delimiter)
+        pos = 1 if self.track_message_length else 0
+        if len(fields) <= pos + 1:
+            # Too few fields: an ordinary message; the client keeps waiting.
+            return frame
+        self._machine.fire(_I.HANDSHAKE)
+        self._handshake_seen = True
+        # The uuid is trimmed.  (A server that omits the length prefix the client asked for
+        # makes the real client take "0" as its uuid here; so do we.)
+        self.tracking_id = js_trim(fields[pos])
+        # parseInt: NaN, 0 or a negative interval all mean no client heartbeat.
+        interval = _js_parse_int(fields[pos + 1]) or 0
+        self.heartbeat_interval = interval / 1000.0 if interval > 0 else 0.0
+        # The padding is taken as it is, untrimmed; a missing field leaves it undefined, and
+        # the real client then sends the text "undefined" as its heartbeat.
+        self.padding = fields[pos + 2] if len(fields) > pos + 2 else None
+        self._resumable = True
+        self._events.append(Opened(self.tracking_id, interval, self.padding))
+        self._start_heartbeat(now)
+        # Trailing data: only two or more pieces after the handshake are delivered (joined);
+        # a single trailing piece is dropped, as the 2.x-4.x clients do.
+        first = pos + 3
+        if len(fields) > first + 1:
+            return self.delimiter.join(fields[first:])
+        return ""
+
+    def receive_eof(self, now: float) -> None:
+        """The socket closed: stop heartbeats; :meth:`reconnect` may follow."""
+        before = self._machine.state
+        self._machine.fire(_I.EOF)
+        self._heartbeat_at = None
+        self._decoder.partial = ""
+        if before in _CONNECTED or before is _S.CONNECTING:
+            self._events.append(Closed(self._resumable))
+
+    # -- outputs ---------------------------------------------------------------------
+
+    def send(self, item: str, now: float | None = None) -> None:
+        """Queue one application message; allowed once the transport is open."""
+        if self._machine.state is not _S.OPEN:
+            self._machine.fire(_I.SEND)
+        self._out.append(item)
+
+    def close(self, now: float, *, timestamp_ms: int | None = None) -> str | None:
+        """End the session for good; returns the HTTP close request URL to send, if any.
+
+        The real client sends it only when the protocol is on and the handshake arrived.
+        ``timestamp_ms`` (the ``_`` cache buster) defaults to ``now`` in milliseconds.
+        """
+        self._machine.fire(_I.CLOSE)
+        self._heartbeat_at = None
+        self._resumable = False
+        return self._close_url(now, timestamp_ms)
+
+    def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
+        if not (self.enable_protocol and self.handshake_received):
+            return None
+        stamp = int(now * 1000) if timestamp_ms is None else timestamp_ms
+        return build_close_url(self.url, self.tracking_id, stamp, self.headers)
+
+    def reconnect(self) -> None:
+        """Prepare the next connection: same tracking id, no handshake expected.
+
+        Allowed after the connection ended (:meth:`receive_eof`) or broke (``ERROR``).
+        """
+        if not self._resumable and self.handshake_received:
+            raise LocalProtocolError("the session was closed for good", state=self.state)
+        self._machine.fire(_I.RECONNECT)
+        self._decoder.partial = ""
+        self._heartbeat_at = None
+
+    # -- time ------------------------------------------------------------------------
+
+    def _start_heartbeat(self, now: float) -> None:
+        if self.heartbeat_interval > 0:
+            self._heartbeat_at = now + self.heartbeat_interval
+
+    def next_deadline(self) -> float | None:
+        deadline = self._heartbeat_at
+        if self.inactivity_timeout and self._machine.state in _CONNECTED:
+            idle = self._last_received + self.inactivity_timeout
+            if deadline is None or idle < deadline:
+                deadline = idle
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        state = self._machine.state
+        if (
+            self.inactivity_timeout
+            and state in _CONNECTED
+            and now >= self._last_received + self.inactivity_timeout
+        ):
+            # atmosphere.js reports onClientTimeout, sends the close request, closes the
+            # socket and does not reconnect.
+            close_url = self._close_url(now)
+            self._machine.fire(_I.TIMEOUT)
+            self._heartbeat_at = None
+            self._resumable = False
+            self._events.append(InactivityTimeout(close_url))
+            return
+        at = self._heartbeat_at
+        if at is not None and now >= at and state is _S.OPEN:
+            padding = self.padding
+            self._out.append("undefined" if padding is None else padding)
+            # Fixed cadence: slots missed while the caller slept are skipped, not bunched.
+            interval = self.heartbeat_interval
+            missed = int((now - at) // interval)
+            self._heartbeat_at = at + (missed + 1) * interval
+
+
+_JS_WS = frozenset(JS_WHITESPACE) | {""}
+_OPEN = ClientState.OPEN
