@@ -6,6 +6,7 @@ the error model and the one interface every core implements.
 
 from ._core import Core, CoreBase, Event, StateMachine
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._reconnect import Backoff, ReconnectPolicy
 from .atmosphere import AtmosphereClient, AtmosphereServer
 
 __version__ = "0.1.0"
@@ -13,11 +14,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AtmosphereClient",
     "AtmosphereServer",
+    "Backoff",
     "Core",
     "CoreBase",
     "Event",
     "LocalProtocolError",
     "ProtocolError",
+    "ReconnectPolicy",
     "RemoteProtocolError",
     "StateMachine",
     "__version__",
