@@ -8,6 +8,7 @@ from ._core import Core, CoreBase, Event, StateMachine
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._reconnect import Backoff, ReconnectPolicy
 from .atmosphere import AtmosphereClient, AtmosphereServer
+from .itrack import ITrackClient, ITrackServer
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,8 @@ __all__ = [
     "Core",
     "CoreBase",
     "Event",
+    "ITrackClient",
+    "ITrackServer",
     "LocalProtocolError",
     "ProtocolError",
     "ReconnectPolicy",
