@@ -8,6 +8,7 @@ from ._core import Core, CoreBase, Event, StateMachine
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._reconnect import Backoff, ReconnectPolicy
 from .atmosphere import AtmosphereClient, AtmosphereServer
+from .fleetfreedom import FleetFreedomClient, FleetFreedomHub, FleetFreedomServer
 from .itrack import ITrackClient, ITrackServer
 
 __version__ = "0.1.0"
@@ -19,6 +20,9 @@ __all__ = [
     "Core",
     "CoreBase",
     "Event",
+    "FleetFreedomClient",
+    "FleetFreedomHub",
+    "FleetFreedomServer",
     "ITrackClient",
     "ITrackServer",
     "LocalProtocolError",
