@@ -24,10 +24,18 @@ class ProtocolError(Exception):
     """Base of every protocol error raised by trackwire.
 
     ``state`` is the state the core was in (its enum member's name) and ``frame`` the
-    offending input, when there was one.
+    offending input, when there was one.  ``close_code`` is the WebSocket close code the
+    stack should use for it (``None``: the stack's default, 1002).
     """
 
-    def __init__(self, message: str, *, state: object = None, frame: str | bytes | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        state: object = None,
+        frame: str | bytes | None = None,
+        close_code: int | None = None,
+    ):
         detail = message
         if state is not None:
             detail += f" (state {getattr(state, 'name', state)})"
@@ -36,6 +44,7 @@ class ProtocolError(Exception):
         super().__init__(detail)
         self.state = state
         self.frame = frame
+        self.close_code = close_code
 
 
 class LocalProtocolError(ProtocolError):

@@ -1,0 +1,447 @@
+"""What the client and server stacks share: frames in and out of the core, close, timers."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Generic, TypeVar, cast
+
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsproto.events import Event as WsprotoEvent
+
+from .._core import Core, Event, StateMachine
+from .._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._events import BinaryMessage, Connected, ConnectionClosed, PongReceived
+from ._state import TRANSITIONS, StackState, _Input
+
+__all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "CoreT",
+    "StackBase",
+    "TextCore",
+]
+
+TextCore = Core[str, list[str], Event, Any]
+"""Any text core: WebSocket text messages in (``receive(str, now)``), ``list[str]`` out."""
+CoreT = TypeVar("CoreT", bound=TextCore)
+
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""Largest message accepted, in characters (text) or bytes (binary), fragments included."""
+DEFAULT_CLOSE_TIMEOUT = 10.0
+"""Seconds to wait for the peer's close frame after sending ours."""
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+"""Seconds the HTTP phase may take (client: the response; server: each request)."""
+
+_S = StackState
+_I = _Input
+_ABNORMAL = 1006
+_UNSUPPORTED_DATA = 1003
+_MESSAGE_TOO_BIG = 1009
+_PROTOCOL_ERROR = 1002
+_CORE_ENDED = frozenset({"CLOSED", "ERROR"})
+"""State names by which a core says it is finished (every trackwire core uses them)."""
+
+
+def _not_open(data: str, now: float) -> None:
+    raise LocalProtocolError("the WebSocket is not open")
+
+
+class StackBase(Generic[CoreT]):
+    """One WebSocket connection carrying one text core; see :class:`ClientStack` and
+    :class:`ServerStack` for the roles.
+
+    The stack offers the core's own surface with bytes: :meth:`receive`/:meth:`receive_eof`,
+    :meth:`events` (the core's events and the stack's :class:`WsEvent` in one ordered queue),
+    :meth:`send` (forwarded to the core), :meth:`data_to_send` (bytes),
+    :meth:`next_deadline`/:meth:`handle_timer` (the earliest of the stack's and the core's).
+    Peer misbehaviour never raises: it closes the WebSocket and ends in an event
+    (:class:`HandshakeFailed`, :class:`Rejected` or :class:`ConnectionClosed` with ``error``);
+    misuse of the API raises :class:`LocalProtocolError`.
+    """
+
+    __slots__ = (
+        "_close_info",
+        "_conn",
+        "_core",
+        "_core_receive",
+        "_deadline",
+        "_deliver",
+        "_events",
+        "_fast",
+        "_machine",
+        "_now",
+        "_out",
+        "_parts",
+        "_parts_len",
+        "accept_binary",
+        "close_timeout",
+        "close_with_core",
+        "handshake_timeout",
+        "max_message_size",
+    )
+
+    def __init__(
+        self,
+        core: CoreT | None,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        accept_binary: bool = False,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+        close_with_core: bool = True,
+    ) -> None:
+        if max_message_size <= 0:
+            raise ValueError("max_message_size must be > 0")
+        if close_timeout < 0 or (handshake_timeout is not None and handshake_timeout < 0):
+            raise ValueError("timeouts must be >= 0")
+        self.max_message_size = max_message_size
+        self.accept_binary = accept_binary
+        self.close_timeout = close_timeout
+        self.handshake_timeout = handshake_timeout
+        self.close_with_core = close_with_core
+        self._core = core
+        self._core_receive = _not_open
+        self._machine: StateMachine[StackState, _Input] = StateMachine(_S.IDLE, TRANSITIONS)
+        self._conn: Connection | None = None
+        self._events: deque[Event] = deque()
+        self._out: list[bytes] = []
+        self._now = 0.0
+        self._deadline: float | None = None
+        self._deliver = False
+        """Data messages go to the core: OPEN, and no close under way."""
+        self._fast = False
+        """``_deliver`` and no fragmented message being assembled: the hot path applies."""
+        self._parts: list[Any] = []
+        self._parts_len = 0
+        self._close_info: ConnectionClosed | None = None
+        """The close this side started (kept until the peer answers or the stream ends)."""
+
+    # -- introspection ---------------------------------------------------------------
+
+    @property
+    def state(self) -> StackState:
+        return self._machine.state
+
+    @property
+    def core(self) -> CoreT:
+        """The text core this connection carries."""
+        if self._core is None:
+            raise LocalProtocolError("no core yet: the upgrade was not accepted", state=self.state)
+        return self._core
+
+    # -- the core surface ------------------------------------------------------------
+
+    def connection_made(self, now: float) -> None:
+        """The transport (TCP, TLS) is up: start the HTTP phase."""
+        self._machine.fire(_I.START)
+        self._now = now
+        if self.handshake_timeout is not None:
+            self._deadline = now + self.handshake_timeout
+        self._start(now)
+
+    def receive(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the socket."""
+        self._now = now
+        if self._machine.state is _S.OPEN:
+            self._receive_frames(data, now)
+            return
+        state = self._machine.fire(_I.RECEIVE)  # raises before the start and after the end
+        if state is _S.CONNECTING:
+            self._receive_http(data, now)
+        else:
+            self._receive_frames(data, now)
+
+    def receive_eof(self, now: float) -> None:
+        """The peer closed its side of the transport (read returned nothing)."""
+        self._now = now
+        state = self._machine.state
+        if state is _S.CONNECTING:
+            self._http_eof(now)
+        elif state is _S.OPEN:
+            self._machine.fire(_I.EOF)
+            self._end(ConnectionClosed(_ABNORMAL, "", by_peer=True), now)
+        elif state is _S.CLOSING:
+            self._machine.fire(_I.EOF)
+            assert self._close_info is not None
+            self._end(self._close_info, now)
+        else:
+            self._machine.fire(_I.EOF)
+
+    # The core's events are pulled lazily: the stack's own queue only holds events from the
+    # moment the stack emitted one (the core's queue is drained into it first), so the
+    # common case -- only core events -- costs no copy.
+
+    def next_event(self) -> Event | None:
+        if self._events:
+            return self._events.popleft()
+        core = self._core
+        return None if core is None else core.next_event()
+
+    def events(self) -> list[Event]:
+        if not self._events:
+            core = self._core
+            return [] if core is None else cast("list[Event]", core.events())
+        self._drain_core()
+        drained = list(self._events)
+        self._events.clear()
+        return drained
+
+    def send(self, item: Any, now: float | None = None) -> object:
+        """Forward ``item`` to the core (its frames go out with :meth:`data_to_send`).
+
+        Raises :class:`LocalProtocolError` once the WebSocket is closing or closed; before
+        it opens the core decides (its output waits until the handshake is done).
+        """
+        state = self._machine.state
+        if state is _S.CLOSING or state is _S.CLOSED:
+            raise LocalProtocolError("the WebSocket is closing", state=state)
+        if now is not None:
+            self._now = now
+        return self.core.send(item, now)
+
+    def data_to_send(self) -> bytes:
+        """Drain the bytes to write: HTTP, the core's frames, control frames, in order.
+
+        When the core has finished (its state is ``CLOSED``/``ERROR``) and ``close_with_core``
+        is on, this also starts the close handshake (1000).
+        """
+        if self._machine.state is _S.OPEN:
+            self._flush_core()
+            if self.close_with_core and self.core.state.name in _CORE_ENDED:
+                self.close()
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def next_deadline(self) -> float | None:
+        deadline = self._deadline
+        if self._machine.state is _S.OPEN:
+            assert self._core is not None
+            core_deadline = self._core.next_deadline()
+            if core_deadline is not None and (deadline is None or core_deadline < deadline):
+                return core_deadline
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
+            self._deadline = None
+            state = self._machine.state
+            if state is _S.CONNECTING:
+                self._http_timeout(now)
+            elif state is _S.CLOSING:
+                self._machine.fire(_I.TIMEOUT)
+                assert self._close_info is not None
+                self._end(self._close_info, now)
+        if self._machine.state is _S.OPEN:
+            assert self._core is not None
+            self._core.handle_timer(now)
+
+    # -- extra controls --------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "", now: float | None = None) -> None:
+        """Start the close handshake (idempotent).  Before the WebSocket opens this just
+        abandons the connection (state ``CLOSED``, no event)."""
+        if now is not None:
+            self._now = now
+        state = self._machine.state
+        if state is _S.OPEN:
+            self._send_close(ConnectionClosed(code, reason, by_peer=False))
+        elif state is not _S.CLOSING:
+            self._machine.fire(_I.ABORT)
+            self._deadline = None
+
+    def ping(self, payload: bytes = b"") -> None:
+        """Send a ping (at most 125 bytes); the answer arrives as :class:`PongReceived`."""
+        if self._machine.state is not _S.OPEN:
+            raise LocalProtocolError("ping needs an open WebSocket", state=self._machine.state)
+        if len(payload) > 125:
+            raise ValueError("a ping payload is at most 125 bytes")
+        assert self._conn is not None
+        self._flush_core()
+        self._out.append(self._conn.send(Ping(payload)))
+
+    # -- role hooks ------------------------------------------------------------------
+
+    def _start(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _receive_http(self, data: bytes, now: float) -> None:
+        raise NotImplementedError
+
+    def _http_eof(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _http_timeout(self, now: float) -> None:
+        raise NotImplementedError
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _open(self, conn: Connection, connected: Connected, now: float, data: bytes = b"") -> None:
+        """The handshake succeeded: start the core, then read what came with the handshake."""
+        core = self.core
+        self._machine.fire(_I.ACCEPT)
+        self._conn = conn
+        self._deadline = None
+        self._deliver = self._fast = True
+        self._core_receive = core.receive
+        self._emit(connected)
+        core.connection_made(now)
+        self._receive_frames(data, now)
+
+    # -- the frame path --------------------------------------------------------------
+
+    def _receive_frames(self, data: bytes, now: float) -> None:
+        conn = self._conn
+        assert conn is not None
+        conn.receive_data(data)
+        limit = self.max_message_size
+        for event in conn.events():
+            # The common case first: a whole text message, nothing being assembled.
+            if (
+                type(event) is TextMessage
+                and self._fast
+                and event.message_finished
+                and len(event.data) <= limit
+            ):
+                try:
+                    self._core_receive(event.data, now)
+                except RemoteProtocolError as exc:
+                    self._core_failed(exc)
+            else:
+                self._other_event(event, now)
+
+    def _other_event(self, event: WsprotoEvent, now: float) -> None:
+        if isinstance(event, (TextMessage, BytesMessage)):
+            if not self._deliver:
+                # Closing: data is discarded, as browsers do once close() was called.
+                return
+            if isinstance(event, BytesMessage) and not self.accept_binary:
+                self._refuse(_UNSUPPORTED_DATA, "binary frames are not accepted")
+                return
+            self._assemble(event)
+        elif isinstance(event, Ping):
+            assert self._conn is not None
+            if self._conn.state is ConnectionState.OPEN:
+                self._flush_core()  # keep the core's frames ahead of the pong, in order
+                self._out.append(self._conn.send(event.response()))
+        elif isinstance(event, Pong):
+            self._emit(PongReceived(bytes(event.payload)))
+        elif isinstance(event, CloseConnection):
+            self._close_frame(event, now)
+
+    def _assemble(self, event: TextMessage | BytesMessage) -> None:
+        """Collect a fragmented (or over-long) message, enforcing the size limit on the way."""
+        parts = self._parts
+        parts.append(event.data)
+        self._parts_len += len(event.data)
+        if self._parts_len > self.max_message_size:
+            self._refuse(_MESSAGE_TOO_BIG, f"message over {self.max_message_size} long")
+            return
+        if not event.message_finished:
+            self._fast = False
+            return
+        self._parts = []
+        self._parts_len = 0
+        self._fast = True
+        if isinstance(event, TextMessage):
+            text = parts[0] if len(parts) == 1 else "".join(parts)
+            try:
+                self._core_receive(text, self._now)
+            except RemoteProtocolError as exc:
+                self._core_failed(exc)
+        else:
+            self._emit(BinaryMessage(b"".join(parts)))
+
+    def _close_frame(self, event: CloseConnection, now: float) -> None:
+        conn = self._conn
+        assert conn is not None
+        if conn.state is ConnectionState.REMOTE_CLOSING:
+            # The peer started the close: answer with the same code, and that is the end.
+            self._out.append(conn.send(event.response()))
+            self._machine.fire(_I.PEER_CLOSE)
+            self._end(ConnectionClosed(int(event.code), event.reason or "", by_peer=True), now)
+        elif conn.state is ConnectionState.CLOSED:
+            # The answer to our close frame.
+            self._machine.fire(_I.PEER_CLOSE)
+            assert self._close_info is not None
+            self._end(self._close_info, now)
+        else:
+            # wsproto reports a frame it cannot parse as a close event without a state
+            # change: the stream is corrupt, so fail the connection (RFC 6455 §7.1.7).
+            reason = event.reason or ""
+            error = RemoteProtocolError(f"bad WebSocket frame: {reason}", state=self.state)
+            if conn.state is ConnectionState.OPEN:
+                self._out.append(conn.send(CloseConnection(int(event.code), reason)))
+            self._machine.fire(_I.FAIL)
+            self._end(ConnectionClosed(int(event.code), reason, by_peer=False, error=error), now)
+
+    def _refuse(self, code: int, reason: str) -> None:
+        """Close because of what the peer sent (not a corrupt stream: a clean close)."""
+        error = RemoteProtocolError(f"{reason}; closing with {code}", state=self.state)
+        self._send_close(ConnectionClosed(code, reason, by_peer=False, error=error))
+
+    def _core_failed(self, exc: RemoteProtocolError) -> None:
+        # A core may ask for another code (e.g. 1008, policy) through ``close_code``.
+        code = exc.close_code
+        self._refuse_with(_PROTOCOL_ERROR if code is None else code, exc)
+
+    def _refuse_with(self, code: int, exc: ProtocolError) -> None:
+        self._send_close(ConnectionClosed(code, str(exc), by_peer=False, error=exc))
+
+    def _send_close(self, info: ConnectionClosed) -> None:
+        conn = self._conn
+        assert conn is not None
+        if self._machine.state is not _S.OPEN:
+            return
+        self._flush_core()
+        self._out.append(conn.send(CloseConnection(info.code, info.reason)))
+        self._machine.fire(_I.SEND_CLOSE)
+        self._close_info = info
+        self._deliver = self._fast = False
+        self._parts.clear()
+        self._parts_len = 0
+        self._deadline = self._now + self.close_timeout
+
+    def _end(self, info: ConnectionClosed, now: float) -> None:
+        """The WebSocket is over: tell the core, then report; ``info`` is the last event."""
+        self._deliver = self._fast = False
+        self._deadline = None
+        self._core_receive = _not_open
+        core = self._core
+        assert core is not None
+        core.receive_eof(now)
+        self._emit(info)
+
+    # -- the queues ------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        """Queue a stack event after whatever the core produced so far."""
+        self._drain_core()
+        self._events.append(event)
+
+    def _drain_core(self) -> None:
+        core = self._core
+        if core is not None:
+            events = core.events()
+            if events:
+                self._events.extend(events)
+
+    def _flush_core(self) -> None:
+        frames = self.core.data_to_send()
+        if frames:
+            send = self._conn.send  # type: ignore[union-attr]
+            out = self._out
+            for frame in frames:
+                out.append(send(TextMessage(frame)))
