@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from payloads import STATE_EVENT  # noqa: E402
+from payloads import STATE_EVENT
 
-from trackwire.atmosphere import AtmosphereClient, Message, encode_message  # noqa: E402
+from trackwire.atmosphere import AtmosphereClient, Message, encode_message
 
 Body = Callable[[], object]
 

@@ -1,0 +1,299 @@
+#!/usr/bin/env node
+// Runs one real atmosphere.js client (npm 2.3.6, 3.1.3 or 4.0.1) under Node and reports
+// everything it does as JSON lines, so that Python tests can drive it against our server.
+//
+//   node harness.js --version 2.3.6 --url http://127.0.0.1:PORT/v2/event/subscription \
+//       [--track-message-length] [--heartbeat-server SECONDS] [--timeout-ms N]
+//       [--max-reconnect N] [--reconnect-interval-ms N] [--no-protocol]
+//       [--header NAME=VALUE]... [--max-seconds N]
+//
+// stdout: one JSON object per line, each with "t" (ms since start) and "event":
+//   ready {version, framework}    the library loaded; the subscription starts right after
+//   open {uuid, transport, status}            onOpen (fires on the handshake frame)
+//   message {data}                            onMessage (trimmed body, as the library delivers)
+//   reopen {uuid} / reconnect {uuid}          onReopen / onReconnect
+//   close {status, state} / error {status, reason} / clientTimeout {uuid}
+//   transportFailure {reason} / failureToReconnect {uuid}
+//   ws-connect {url} / ws-open / frame {data} / ws-send {data} / ws-close {code, reason}
+//                                             raw WebSocket activity, below the library
+//   http {method, url} / http-done {status}   the library's XMLHttpRequests (the close request)
+//   exception {message}                       an exception thrown inside a callback
+//   stdin-error {line, message}               a command line that could not be read
+//   exit {reason}                             the last line
+// stdin: one JSON command per line: {"cmd":"push","data":"..."}, {"cmd":"close"},
+//   {"cmd":"exit"}.  The harness exits (status 0) when stdin ends or on "exit", and with
+//   status 4 after --max-seconds (default 60); bad arguments give 2, a missing package 3.
+//   The client's own heartbeat cadence is not an option: the server's handshake sets it
+//   (the library's `heartbeat.client` option is never read by 2.3.6 – 4.0.1).
+//
+// How each version loads under Node (read from the packages' index.js and lib/atmosphere.js):
+// - All three have the same index.js: when no global `window` exists it builds a fake one
+//   (navigator.userAgent "atmosphere.js", empty document and location) with
+//   window.WebSocket = require("ws"), window.XMLHttpRequest = require("xmlhttprequest"),
+//   copies WebSocket/navigator/document onto the global object, and exports the library.
+//   One process can therefore hold one version only: the first require wins the globals.
+// - 2.3.6 depends on ws ^1 (1.1.5) and announces itself as "2.3.3-javascript" (its version
+//   string was never bumped).  Its close request is an XHR whose async flag is the option
+//   `closeAsync` (default false): a synchronous request in the `xmlhttprequest` package spawns
+//   a child Node process and blocks the event loop, so we set closeAsync: true.
+// - 3.1.3 (ws 6) announces "3.1.3-javascript"; 4.0.1 (ws 6) announces "4.0.1".  Both send the
+//   close request with navigator.sendBeacon when it exists (a POST) and else with an async
+//   XHR GET; `unloadBackwardCompat` is computed from the fake navigator, which has no
+//   sendBeacon, so under Node they always use the XHR.  closeAsync is ignored there.
+// - 2.3.6 falls back to `fallbackTransport` when a socket closes before any frame arrived;
+//   3.1.3+ also retry once on a socket error (maxWebsocketErrorRetries).  With
+//   fallbackTransport "websocket" every version just retries the websocket.
+// - On Node 21+ the global `navigator` is built in and index.js cannot replace it; the
+//   library then sees Node's navigator, which has no sendBeacon either, so nothing changes.
+"use strict";
+
+const path = require("path");
+
+const started = process.hrtime.bigint();
+
+function now() {
+  return Number((process.hrtime.bigint() - started) / 1000n) / 1000;
+}
+
+function emit(event, fields) {
+  // Pipes are synchronous on Linux, so every line is out before process.exit().
+  process.stdout.write(JSON.stringify(Object.assign({ t: now(), event: event }, fields)) + "\n");
+}
+
+// The library logs through console.log/info/debug, which write to stdout: keep stdout for
+// our JSON lines only.
+for (const name of ["log", "info", "debug"]) {
+  console[name] = (...args) => console.error(...args);
+}
+
+function usage(message) {
+  process.stderr.write(
+    "harness.js: " + message + "\n" +
+      "usage: node harness.js --version 2.3.6|3.1.3|4.0.1 --url http://HOST:PORT/PATH " +
+      "[--track-message-length] [--heartbeat-server S] [--timeout-ms N] [--max-reconnect N] " +
+      "[--reconnect-interval-ms N] [--no-protocol] [--header NAME=VALUE]... [--max-seconds N]\n"
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const opts = {
+    version: null,
+    url: null,
+    trackMessageLength: false,
+    heartbeatServer: null,
+    timeoutMs: null,
+    maxReconnect: null,
+    reconnectIntervalMs: null,
+    enableProtocol: true,
+    headers: {},
+    maxSeconds: 60,
+  };
+  const number = (name, value) => {
+    const n = Number(value);
+    if (value === undefined || !Number.isFinite(n) || n < 0) usage(name + " needs a number >= 0");
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    switch (arg) {
+      case "--version": opts.version = argv[++i]; break;
+      case "--url": opts.url = argv[++i]; break;
+      case "--track-message-length": opts.trackMessageLength = true; break;
+      case "--heartbeat-server": opts.heartbeatServer = number(arg, argv[++i]); break;
+      case "--timeout-ms": opts.timeoutMs = number(arg, argv[++i]); break;
+      case "--max-reconnect": opts.maxReconnect = number(arg, argv[++i]); break;
+      case "--reconnect-interval-ms": opts.reconnectIntervalMs = number(arg, argv[++i]); break;
+      case "--no-protocol": opts.enableProtocol = false; break;
+      case "--max-seconds": opts.maxSeconds = number(arg, argv[++i]); break;
+      case "--header": {
+        const pair = argv[++i] || "";
+        const eq = pair.indexOf("=");
+        if (eq <= 0) usage("--header needs NAME=VALUE");
+        opts.headers[pair.slice(0, eq)] = pair.slice(eq + 1);
+        break;
+      }
+      default: usage("unknown argument " + JSON.stringify(arg));
+    }
+  }
+  if (!opts.version) usage("--version is required");
+  if (!opts.url) usage("--url is required");
+  return opts;
+}
+
+function loadAtmosphere(version) {
+  // package.json installs each version under an npm alias: atmosphere-<version>.
+  const name = "atmosphere-" + version;
+  let resolved;
+  try {
+    resolved = require.resolve(name, { paths: [__dirname] });
+  } catch (e) {
+    process.stderr.write(
+      "harness.js: cannot find the npm package " + name + " (" + e.message + ").\n" +
+        "Run `npm ci` in " + __dirname + " first.\n"
+    );
+    process.exit(3);
+  }
+  const atmosphere = require(resolved);
+  // What index.js installed: wrap it to see the wire below the library.  The library calls
+  // `new WebSocket(url)` (the global) and `new window.XMLHttpRequest()`, at call time.
+  instrumentWebSocket(global.WebSocket);
+  instrumentXhr(global.window);
+  return { atmosphere: atmosphere, dir: path.dirname(resolved) };
+}
+
+function instrumentWebSocket(Base) {
+  class LoggedWebSocket extends Base {
+    constructor(url, ...rest) {
+      emit("ws-connect", { url: String(url) });
+      super(url, ...rest);
+    }
+
+    // ws 1.x's onmessage/onopen/... setters remove every listener of that event, so we
+    // listen by wrapping emit() instead: it runs before the library's handlers, so a frame
+    // is logged before the callbacks it causes.  ws 1.x emits ("message", data, flags),
+    // ws 6 ("message", data); both emit ("close", code, reason).
+    emit(name, ...args) {
+      if (name === "message") {
+        emit("frame", { data: typeof args[0] === "string" ? args[0] : String(args[0]) });
+      } else if (name === "open") {
+        emit("ws-open", {});
+      } else if (name === "close") {
+        emit("ws-close", { code: args[0], reason: args[1] === undefined ? "" : String(args[1]) });
+      } else if (name === "error") {
+        emit("ws-error", { message: String(args[0] && args[0].message ? args[0].message : args[0]) });
+      }
+      return super.emit(name, ...args);
+    }
+
+    send(data, ...rest) {
+      emit("ws-send", { data: typeof data === "string" ? data : String(data) });
+      return super.send(data, ...rest);
+    }
+  }
+  global.WebSocket = LoggedWebSocket;
+  if (global.window) global.window.WebSocket = LoggedWebSocket;
+}
+
+function instrumentXhr(win) {
+  const Base = win.XMLHttpRequest;
+  win.XMLHttpRequest = function LoggedXMLHttpRequest() {
+    const xhr = new Base();
+    const open = xhr.open;
+    xhr.open = function (method, url, ...rest) {
+      emit("http", { method: String(method), url: String(url), async: rest[0] !== false });
+      return open.call(this, method, url, ...rest);
+    };
+    xhr.addEventListener("readystatechange", () => {
+      if (xhr.readyState === 4) emit("http-done", { status: xhr.status });
+    });
+    return xhr;
+  };
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  let exiting = false;
+  function exit(reason, code) {
+    if (exiting) return;
+    exiting = true;
+    emit("exit", { reason: reason });
+    process.exit(code || 0);
+  }
+
+  // A browser reports an exception thrown in an event handler and keeps the page running
+  // (atmosphere.js throws on a non-numeric TrackMessageSize length, for one); do the same.
+  process.on("uncaughtException", (err) => {
+    emit("exception", { message: String(err && err.message ? err.message : err) });
+  });
+
+  const hardLimit = setTimeout(() => exit("max-seconds", 4), opts.maxSeconds * 1000);
+
+  const loaded = loadAtmosphere(opts.version);
+  const atmosphere = loaded.atmosphere;
+  emit("ready", { version: opts.version, framework: atmosphere.version });
+
+  const request = {
+    url: opts.url,
+    contentType: "application/json",
+    transport: "websocket",
+    fallbackTransport: "websocket",
+    enableProtocol: opts.enableProtocol,
+    trackMessageLength: opts.trackMessageLength,
+    closeAsync: true, // 2.3.x only; see the top of this file
+    logLevel: "info",
+    headers: opts.headers,
+  };
+  if (opts.heartbeatServer !== null) request.heartbeat = { client: null, server: opts.heartbeatServer };
+  if (opts.timeoutMs !== null) request.timeout = opts.timeoutMs;
+  if (opts.maxReconnect !== null) request.maxReconnectOnClose = opts.maxReconnect;
+  if (opts.reconnectIntervalMs !== null) request.reconnectInterval = opts.reconnectIntervalMs;
+
+  let subscription = null;
+  const uuidOf = (rq) => {
+    if (rq && rq.uuid !== undefined) return String(rq.uuid);
+    return subscription ? String(subscription.getUUID()) : null;
+  };
+  request.onOpen = (response) => emit("open", {
+    uuid: uuidOf(response && response.request),
+    transport: response && response.transport,
+    status: response && response.status,
+  });
+  request.onMessage = (response) => emit("message", { data: response.responseBody });
+  request.onReopen = (rq) => emit("reopen", { uuid: uuidOf(rq) });
+  request.onReconnect = (rq) => emit("reconnect", { uuid: uuidOf(rq) });
+  request.onClose = (response) => emit("close", { status: response.status, state: response.state });
+  request.onError = (response) => emit("error", {
+    status: response.status,
+    reason: response.reasonPhrase === undefined ? null : String(response.reasonPhrase),
+  });
+  request.onClientTimeout = (rq) => emit("clientTimeout", { uuid: uuidOf(rq) });
+  request.onTransportFailure = (reason) => emit("transportFailure", { reason: String(reason) });
+  request.onFailureToReconnect = (rq) => emit("failureToReconnect", { uuid: uuidOf(rq) });
+
+  subscription = atmosphere.subscribe(request);
+
+  function command(line) {
+    if (!line.trim()) return;
+    let cmd;
+    try {
+      cmd = JSON.parse(line);
+    } catch (e) {
+      emit("stdin-error", { line: line, message: e.message });
+      return;
+    }
+    switch (cmd && cmd.cmd) {
+      case "push":
+        subscription.push(String(cmd.data));
+        break;
+      case "close":
+        // What applications call: close every subscription (close request, then socket).
+        atmosphere.unsubscribe();
+        break;
+      case "exit":
+        clearTimeout(hardLimit);
+        exit("exit-command", 0);
+        break;
+      default:
+        emit("stdin-error", { line: line, message: "unknown command" });
+    }
+  }
+
+  let pending = "";
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk) => {
+    pending += chunk;
+    let nl;
+    while ((nl = pending.indexOf("\n")) !== -1) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      command(line);
+    }
+  });
+  process.stdin.on("end", () => {
+    if (pending) command(pending);
+    exit("stdin-closed", 0);
+  });
+}
+
+main();
