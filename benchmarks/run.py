@@ -165,7 +165,9 @@ def all_cases() -> list[Case]:
 
 def _print(results: list[Result]) -> None:
     width = max(len(r.name) for r in results)
-    print(f"{'case':<{width}}  {'ours µs':>8}  {'base µs':>8}  {'ratio':>6}  target  verdict  baseline")
+    print(
+        f"{'case':<{width}}  {'ours µs':>8}  {'base µs':>8}  {'ratio':>6}  target  verdict  baseline"
+    )
     for r in results:
         target = f"{r.target:.2f}" if r.target is not None else "-"
         print(

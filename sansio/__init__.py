@@ -4,7 +4,7 @@ The protocol cores live in subpackages (``trackwire.atmosphere``, …); this pac
 the error model and the one interface every core implements.
 """
 
-from ._core import Core, CoreBase, Event, StateMachine
+from ._core import ClientCore, Core, CoreBase, Event, StateMachine
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._reconnect import Backoff, ReconnectPolicy
 from .atmosphere import AtmosphereClient, AtmosphereServer
@@ -17,6 +17,7 @@ __all__ = [
     "AtmosphereClient",
     "AtmosphereServer",
     "Backoff",
+    "ClientCore",
     "Core",
     "CoreBase",
     "Event",

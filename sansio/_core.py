@@ -28,7 +28,7 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from ._errors import LocalProtocolError
 
-__all__ = ["Core", "CoreBase", "Event", "StateMachine"]
+__all__ = ["ClientCore", "Core", "CoreBase", "Event", "StateMachine"]
 
 InT_contra = TypeVar("InT_contra", contravariant=True)
 OutT_co = TypeVar("OutT_co", covariant=True)
@@ -96,6 +96,30 @@ class Core(Protocol[InT_contra, OutT_co, EventT_co, SendT_contra]):
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now`` (heartbeats, timeouts)."""
+        ...
+
+
+@runtime_checkable
+class ClientCore(Core[str, list[str], EventT_co, SendT_contra], Protocol[EventT_co, SendT_contra]):
+    """A client text core that drivers can (re)connect: Atmosphere, iTrack, FleetFreedom.
+
+    The driver opens :attr:`url_to_open`; after a connection ends it calls
+    :meth:`reconnect` only while :attr:`resumable` holds (never after a logout, a
+    ``sessionEnded`` or a refused session), then opens :attr:`url_to_open` again.
+    """
+
+    @property
+    def url_to_open(self) -> str:
+        """The WebSocket URL of the next connection (it carries the session to resume)."""
+        ...
+
+    @property
+    def resumable(self) -> bool:
+        """A new connection would resume this session."""
+        ...
+
+    def reconnect(self) -> None:
+        """Prepare the core for the next connection of the same session."""
         ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trackwire import LocalProtocolError, RemoteProtocolError
+from trackwire import ClientCore, ITrackClient, LocalProtocolError, RemoteProtocolError
 from trackwire.atmosphere import (
     AtmosphereClient,
     ClientState,
@@ -395,3 +395,15 @@ def test_constructor_checks() -> None:
         AtmosphereClient("ws://h/", delimiter="")
     with pytest.raises(ValueError, match="inactivity"):
         AtmosphereClient("ws://h/", inactivity_timeout=-1)
+
+
+def test_client_cores_satisfy_the_client_core_protocol() -> None:
+    client = AtmosphereClient("http://h/p")
+    assert isinstance(client, ClientCore)
+    assert isinstance(ITrackClient("http://h/p", "0" * 32), ClientCore)
+    assert not client.resumable
+    client.connection_made(0.0)
+    client.receive("u|0|X|", 0.0)
+    assert client.resumable
+    client.close(1.0)
+    assert not client.resumable

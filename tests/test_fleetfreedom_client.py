@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trackwire import LocalProtocolError, RemoteProtocolError
+from trackwire import ClientCore, LocalProtocolError, RemoteProtocolError
 from trackwire.fleetfreedom import (
     CLIENT_TRANSITIONS,
     Broadcast,
@@ -666,3 +666,14 @@ def test_only_the_callers_misuse_is_refused_while_connected() -> None:
     }
     for state in (S.AWAITING_CONNECTION_RESPONSE, S.ANONYMOUS, S.LOGGED_IN, S.CLOSING):
         assert {inp for s, inp in CLIENT_TRANSITIONS if s is state} >= peer_inputs
+
+
+def test_url_to_open_carries_the_ghost_id_under_the_endpoint() -> None:
+    client = FleetFreedomClient("wss://socket.example/")
+    assert client.url_to_open == "wss://socket.example/"
+    assert isinstance(client, ClientCore)
+    client.connection_made(0.0)
+    client.receive(
+        'connectionResponse {"errorCode":8,"message":"Please login","ghostId":"g-1"}', 0.0
+    )
+    assert client.url_to_open == "wss://socket.example/g-1"

@@ -183,6 +183,11 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
         )
 
     @property
+    def resumable(self) -> bool:
+        """A reconnect with the same tracking id makes sense (handshake seen, not closed)."""
+        return self._resumable
+
+    @property
     def handshake_received(self) -> bool:
         """The handshake arrived on some connection of this session (reconnects then resume)."""
         return self._handshake_seen

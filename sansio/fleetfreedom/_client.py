@@ -240,6 +240,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         "_pending",
         "_replay",
         "_subscriptions",
+        "base_url",
         "command_timeout",
         "keepalive",
         "max_line",
@@ -250,6 +251,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
 
     def __init__(
         self,
+        url: str = "wss://socket.trakit.ca/",
         *,
         ghost_id: str | None = None,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
@@ -258,6 +260,8 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         super().__init__()
+        self.base_url = url
+        """The endpoint (``wss://host/``); :attr:`url_to_open` adds the ghostId."""
         if command_timeout < 0 or keepalive < 0:
             raise ValueError("timeouts must be >= 0 (0 turns them off)")
         if max_line < 1 or max_pending < 1:
@@ -317,6 +321,11 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
     def url(self, base: str) -> str:
         """The WebSocket URL of the next connection: ``base`` + ``/`` + ghostId (or blank)."""
         return base.rstrip("/") + "/" + (self.session.ghost_id or "")
+
+    @property
+    def url_to_open(self) -> str:
+        """The WebSocket URL of the next connection under the endpoint given at construction."""
+        return self.url(self.base_url)
 
     # -- inputs ----------------------------------------------------------------------
 
