@@ -338,7 +338,7 @@ def test_reconnect_before_any_handshake_expects_one() -> None:
     client = AtmosphereClient("http://h/p")
     client.connection_made(0.0)
     client.receive_eof(0.5)
-    assert client.events() == [Closed(resumable=False)]
+    assert client.events() == [Closed(resumable=True)]
     client.reconnect()
     client.connection_made(1.0)
     assert client.state is ClientState.AWAITING_HANDSHAKE
@@ -401,7 +401,7 @@ def test_client_cores_satisfy_the_client_core_protocol() -> None:
     client = AtmosphereClient("http://h/p")
     assert isinstance(client, ClientCore)
     assert isinstance(ITrackClient("http://h/p", "0" * 32), ClientCore)
-    assert not client.resumable
+    assert client.resumable
     client.connection_made(0.0)
     client.receive("u|0|X|", 0.0)
     assert client.resumable

@@ -160,7 +160,7 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
         self._handshake_seen = False
         self._heartbeat_at: float | None = None
         self._last_received = 0.0
-        self._resumable = False
+        self._resumable = True
 
     # -- introspection ---------------------------------------------------------------
 
@@ -184,7 +184,9 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
 
     @property
     def resumable(self) -> bool:
-        """A reconnect with the same tracking id makes sense (handshake seen, not closed)."""
+        """Another connection makes sense: the session was not closed for good (by
+        :meth:`close` or the inactivity timeout).  Before any handshake the next connection
+        simply starts afresh with tracking id ``0``."""
         return self._resumable
 
     @property
@@ -323,7 +325,7 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
 
         Allowed after the connection ended (:meth:`receive_eof`) or broke (``ERROR``).
         """
-        if not self._resumable and self.handshake_received:
+        if not self._resumable:
             raise LocalProtocolError("the session was closed for good", state=self.state)
         self._machine.fire(_I.RECONNECT)
         self._decoder.partial = ""

@@ -1,0 +1,39 @@
+"""Events the drivers add to those of the stack and the core: the life of a reconnecting client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trackwire import Event
+
+__all__ = ["DriverEvent", "GaveUp", "ReconnectFailed", "Reconnecting"]
+
+
+class DriverEvent(Event):
+    """Base class of the events produced by a driver itself."""
+
+    __slots__ = ()
+
+
+@dataclass(slots=True)
+class Reconnecting(DriverEvent):
+    """Attempt ``attempt`` (1-based) starts after waiting ``delay`` seconds; it opens ``url``."""
+
+    attempt: int
+    delay: float
+    url: str
+
+
+@dataclass(slots=True)
+class ReconnectFailed(DriverEvent):
+    """Attempt ``attempt`` could not open a WebSocket (``error`` says why)."""
+
+    attempt: int
+    error: str
+
+
+@dataclass(slots=True)
+class GaveUp(DriverEvent):
+    """No more attempts: the session ended for good or the policy ran out; always last."""
+
+    reason: str
