@@ -6,6 +6,7 @@ the error model and the one interface every core implements.
 
 from ._core import ClientCore, Core, CoreBase, Event, StateMachine
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._json import get_json_loads, set_json_loads
 from ._reconnect import Backoff, ReconnectPolicy
 from .atmosphere import AtmosphereClient, AtmosphereServer
 from .fleetfreedom import FleetFreedomClient, FleetFreedomHub, FleetFreedomServer
@@ -32,4 +33,6 @@ __all__ = [
     "RemoteProtocolError",
     "StateMachine",
     "__version__",
+    "get_json_loads",
+    "set_json_loads",
 ]

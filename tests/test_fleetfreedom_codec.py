@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trackwire._json import stdlib_loads
 from trackwire.fleetfreedom import (
     OBJECT_SLOTS,
     ErrorCode,
@@ -114,7 +115,7 @@ def test_json_hook_is_replaceable_and_used_by_the_cores() -> None:
         assert calls == ['{"x":1}', '{"errorCode":8}']
     finally:
         set_json_loads(None)
-    assert get_json_loads() is json.loads
+    assert get_json_loads() is stdlib_loads
 
 
 def test_error_codes_are_complete_and_unknown_ones_carried() -> None:

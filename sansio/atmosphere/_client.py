@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from .._core import CoreBase, StateMachine
+from .._core import CoreBase, Event, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
 from ._events import (
-    AtmosphereEvent,
     Closed,
     Heartbeat,
     InactivityTimeout,
@@ -90,7 +89,7 @@ def _js_parse_int(text: str) -> int | None:
     return None if match is None else int(match.group())
 
 
-class AtmosphereClient(CoreBase[AtmosphereEvent]):
+class AtmosphereClient(CoreBase[Event]):
     """Sans-IO Atmosphere WebSocket client, one instance for a whole session of reconnects.
 
     ``url`` is the endpoint (``http``/``https``/``ws``/``wss``); :attr:`url_to_open` is the
@@ -115,6 +114,7 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
         "heartbeat_interval",
         "heartbeat_server",
         "inactivity_timeout",
+        "message_factory",
         "padding",
         "track_message_length",
         "tracking_id",
@@ -134,6 +134,7 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
         inactivity_timeout: float = 300.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         delimiter: str = "|",
+        message_factory: Callable[[str], Event] = Message,
     ) -> None:
         super().__init__()
         if not delimiter:
@@ -149,6 +150,10 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
         self.framework = framework
         self.inactivity_timeout = inactivity_timeout
         self.delimiter = delimiter
+        self.message_factory = message_factory
+        """Turns each delivered message into its event (:class:`Message` by default); a layer
+        above (iTrack) plugs its decoder in here, so a message becomes its final event in one
+        step."""
         self.tracking_id = "0"
         self.heartbeat_interval = 0.0
         """Seconds between client heartbeats, from the handshake (0 = none)."""
@@ -241,7 +246,7 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
             data = rest
         # The hot path, inlined: a message that needs no trimming and is not the padding.
         if data and data[0] not in _JS_WS and data[-1] not in _JS_WS and data != self.padding:
-            self._events.append(Message(data))
+            self._events.append(self.message_factory(data))
         else:
             self._deliver(data)
 
@@ -254,7 +259,7 @@ class AtmosphereClient(CoreBase[AtmosphereEvent]):
         if message == self.padding:  # the padding untrimmed, as the real client compares
             self._events.append(Heartbeat())
         elif message:
-            self._events.append(Message(message))
+            self._events.append(self.message_factory(message))
 
     def _handshake(self, frame: str, now: float) -> str:
         """Read the handshake as atmosphere.js does; returns what is left to deliver."""

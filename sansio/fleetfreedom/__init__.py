@@ -1,6 +1,7 @@
 """The FleetFreedom / Trak-iT ``name {JSON}`` protocol (spec ``fleetfreedom.md``): codec,
 client and server cores, and a version-aware object cache."""
 
+from .._json import get_json_loads, set_json_loads
 from ._cache import Change, ObjectCache
 from ._client import (
     CLIENT_TRANSITIONS,
@@ -17,9 +18,7 @@ from ._codec import (
     MessageError,
     decode,
     encode,
-    get_json_loads,
     line_too_long,
-    set_json_loads,
 )
 from ._commands import Command
 from ._events import (

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .. import _json
 from .._core import CoreBase, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
-from . import _codec
 from ._codec import BAD_JSON, BAD_NAME, DEFAULT_MAX_LINE, NOT_OBJECT, encode, line_too_long
 from ._commands import Command
 from ._events import (
@@ -353,7 +353,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             kind = _classify(name)
         if cut >= 0:
             try:
-                body = _codec.loads(data[cut + 1 :])
+                body = _json.loads(data[cut + 1 :])
             except Exception:  # whatever the installed decoder raises
                 self._events.append(InvalidMessage(data, BAD_JSON, name))
                 return

@@ -8,9 +8,10 @@ UTF-8 bytes; it is checked without encoding unless the text is near the limit.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from .. import _json
 from .._errors import excerpt
 from ._types import is_name
 
@@ -22,10 +23,7 @@ __all__ = [
     "MessageError",
     "decode",
     "encode",
-    "get_json_loads",
     "line_too_long",
-    "loads",
-    "set_json_loads",
 ]
 
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
@@ -35,23 +33,8 @@ BAD_NAME = "invalid message name"
 BAD_JSON = "invalid JSON"
 NOT_OBJECT = "body is not a JSON object"
 
-loads: Callable[[str], Any] = json.loads
-"""The JSON decoding hook every core uses; swap it (or call :func:`set_json_loads`) for a
-faster decoder that takes ``str`` and returns plain ``dict``/``list`` values."""
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _dumps = _ENCODER.encode
-
-
-def set_json_loads(func: Callable[[str], Any] | None) -> None:
-    """Replace the JSON decoding hook (``None`` restores ``json.loads``)."""
-    global loads
-    loads = json.loads if func is None else func
-
-
-def get_json_loads() -> Callable[[str], Any]:
-    """The JSON decoding hook in use."""
-    return loads
 
 
 class MessageError(ValueError):
@@ -89,7 +72,7 @@ def decode(frame: str) -> tuple[str, dict[str, Any]]:
     if not is_name(name):
         raise MessageError(BAD_NAME, "", frame)
     try:
-        body = loads(frame[cut + 1 :])
+        body = _json.loads(frame[cut + 1 :])
     except Exception:  # any decoder's error type (ValueError, orjson.JSONDecodeError, ...)
         raise MessageError(BAD_JSON, name, frame) from None
     if type(body) is not dict:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import h11
 
+from .. import _json
 from .._errors import RemoteProtocolError
 from ._codec import JsonDumps, JsonLoads, dumps
 from ._directory import AuthFailure, AuthSuccess, Directory
@@ -145,12 +146,12 @@ def api_key_session(api_key_hash: str) -> AuthSuccess:
     return AuthSuccess(check_hash(api_key_hash))
 
 
-def _interpret(status_code: int, body: bytes, loads: JsonLoads) -> AuthSuccess | AuthFailure:
+def _interpret(status_code: int, body: bytes, loads: JsonLoads | None) -> AuthSuccess | AuthFailure:
     """An API error body wins over the HTTP status; otherwise the status, then the JSON."""
     decoded: Any = None
     reason = ""
     try:
-        decoded = loads(body.decode("utf-8"))
+        decoded = (loads or _json.loads)(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         reason = f"not JSON ({exc})"
     if type(decoded) is dict and decoded.get("success") is False:
@@ -190,7 +191,7 @@ class AuthExchange:
         self,
         request: AuthRequest,
         *,
-        loads: JsonLoads = json.loads,
+        loads: JsonLoads | None = None,
         max_body: int = DEFAULT_MAX_AUTH_BODY,
     ) -> None:
         self._request = request
@@ -262,7 +263,7 @@ class AuthExchange:
 
 
 def parse_auth_response(
-    data: bytes, *, loads: JsonLoads = json.loads, request: AuthRequest | None = None
+    data: bytes, *, loads: JsonLoads | None = None, request: AuthRequest | None = None
 ) -> AuthSuccess | AuthFailure:
     """Parse one complete response (the connection's whole input, then its end)."""
     exchange = AuthExchange(request or build_auth_request("http://localhost/", "", ""), loads=loads)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+from collections import deque
+from typing import cast
 
 from .._core import CoreBase
 from .._errors import LocalProtocolError
@@ -13,7 +14,6 @@ from ..atmosphere import (
     ClientState,
     Closed,
     InactivityTimeout,
-    Message,
     Opened,
     Reopened,
 )
@@ -23,6 +23,8 @@ from ._models import Action, check_hash
 from ._subscriptions import Subscriptions
 
 __all__ = ["DEFAULT_MAX_HELD", "ClientEvent", "ITrackClient", "subscription_url"]
+
+_OPEN = ClientState.OPEN
 
 ClientEvent = ITrackEvent | AtmosphereEvent
 """What :class:`ITrackClient` produces: application events and the transport's own."""
@@ -68,7 +70,7 @@ class ITrackClient(CoreBase[ClientEvent]):
         transport: AtmosphereClient | None = None,
         content_type: str = "application/json",
         framework: str = DEFAULT_FRAMEWORK,
-        loads: JsonLoads = json.loads,
+        loads: JsonLoads | None = None,
         dumps: JsonDumps = dumps,
         max_held: int = DEFAULT_MAX_HELD,
     ) -> None:
@@ -78,6 +80,10 @@ class ITrackClient(CoreBase[ClientEvent]):
             url, content_type=content_type, framework=framework
         )
         """The Atmosphere client underneath (build your own to change its options)."""
+        # Messages become iTrack events inside the transport, in one step, and both cores
+        # share one event queue: the hot path touches no second queue.
+        self.transport.message_factory = self._parse
+        self._events = cast("deque[ClientEvent]", self.transport._events)
         self.subscriptions = Subscriptions()
         """What the server has been asked for, net of unsubscribes; re-sent after reconnects."""
         self.max_held = max_held
@@ -117,43 +123,51 @@ class ITrackClient(CoreBase[ClientEvent]):
     # -- inputs ----------------------------------------------------------------------------
 
     def connection_made(self, now: float) -> None:
+        start = len(self._events)
         try:
             self.transport.connection_made(now)
         finally:
-            self._drain()
+            self._review(start)
 
     def receive(self, data: str, now: float) -> None:
         """Feed one WebSocket text message."""
+        transport = self.transport
+        if transport.state is _OPEN:
+            # Open stays open on receive (or raises): only messages and heartbeats come out,
+            # and the message factory already made them iTrack events.
+            transport.receive(data, now)
+            return
+        start = len(self._events)
         try:
-            self.transport.receive(data, now)
+            transport.receive(data, now)
         finally:
-            self._drain()
+            self._review(start)
 
     def receive_eof(self, now: float) -> None:
+        start = len(self._events)
         try:
             self.transport.receive_eof(now)
         finally:
-            self._drain()
+            self._review(start)
 
-    def _drain(self) -> None:
-        transport = self.transport
+    def _parse(self, text: str) -> ClientEvent:
+        event = parse_message(text, self._loads)
+        if type(event) is LogoutEvent:
+            self._logout()
+        return event
+
+    def _review(self, start: int) -> None:
+        """React to the transport events queued since index ``start``."""
         events = self._events
-        loads = self._loads
-        while (event := transport.next_event()) is not None:
-            if type(event) is Message:
-                parsed = parse_message(event.data, loads)
-                events.append(parsed)
-                if type(parsed) is LogoutEvent:
-                    self._logout()
-            elif type(event) is Opened or type(event) is Reopened:
-                events.append(event)
+        for index in range(start, len(events)):
+            event = events[index]
+            kind = type(event)
+            if kind is Opened or kind is Reopened:
                 self._flush()
-            elif type(event) is Closed:
-                events.append(Closed(False) if self._logged_out else event)
-            else:
-                if type(event) is InactivityTimeout:
-                    self._closed = True
-                events.append(event)
+            elif kind is Closed and self._logged_out:
+                events[index] = Closed(False)
+            elif kind is InactivityTimeout:
+                self._closed = True
 
     def _logout(self) -> None:
         self._logged_out = True
@@ -224,7 +238,8 @@ class ITrackClient(CoreBase[ClientEvent]):
         return self.transport.next_deadline()
 
     def handle_timer(self, now: float) -> None:
+        start = len(self._events)
         try:
             self.transport.handle_timer(now)
         finally:
-            self._drain()
+            self._review(start)

@@ -1,7 +1,8 @@
 """JSON codecs of the iTrack messages: server messages ⇄ events, client actions ⇄ JSON.
 
-Decoding goes through one replaceable hook (``loads``, :func:`json.loads` by default; any
-callable that raises ``ValueError`` on bad input, such as ``orjson.loads``, fits).  The
+Decoding goes through the package's one replaceable hook (:func:`trackwire.set_json_loads`;
+the stdlib decoder by default), or a ``loads`` given per call: any callable that raises
+``ValueError`` on bad input, such as ``orjson.loads``, fits.  The
 receive path is one decode, one dispatch on ``type``/``event`` and one or two object
 constructions.
 """
@@ -12,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .. import _json
 from ._events import (
     ErrorMessage,
     InvalidMessage,
@@ -222,14 +224,14 @@ def _error(obj: dict[str, Any]) -> ITrackEvent:
     )
 
 
-def parse_message(text: str, loads: JsonLoads = json.loads) -> ITrackEvent:
+def parse_message(text: str, loads: JsonLoads | None = None) -> ITrackEvent:
     """Turn one server message into an event; never raises, never drops anything.
 
     Not JSON → :class:`InvalidMessage`; JSON of an unknown kind (or not an object) →
     :class:`UnknownMessage`; a known kind with the wrong shape → :class:`InvalidMessage`.
     """
     try:
-        obj = loads(text)
+        obj = (loads or _json.loads)(text)
     except (ValueError, RecursionError) as exc:
         return InvalidMessage(text, f"not JSON: {exc}")
     if type(obj) is not dict:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _json
 from .._core import CoreBase
 from ..atmosphere import AtmosphereEvent, AtmosphereServer, Message, OpenRequest, ServerState
 from ._codec import (
@@ -132,7 +132,7 @@ class ITrackServer(CoreBase[ServerEvent]):
         *,
         transport: AtmosphereServer | None = None,
         heartbeat_interval_ms: int = 30000,
-        loads: JsonLoads = json.loads,
+        loads: JsonLoads | None = None,
         dumps: JsonDumps = dumps,
     ) -> None:
         super().__init__()
@@ -207,7 +207,7 @@ class ITrackServer(CoreBase[ServerEvent]):
 
     def _handle(self, text: str) -> None:
         try:
-            obj = self._loads(text)
+            obj = (self._loads or _json.loads)(text)
         except (ValueError, RecursionError):
             self._reject(WRONG_FORMAT, text, None)
             return
