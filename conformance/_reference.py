@@ -1,0 +1,243 @@
+"""The reference servers' applications: demo accounts, the simulated fleet, and its pushes.
+
+Pure like the cores: a driver serves :meth:`factory` and :meth:`http_handler` on one port and
+calls :meth:`tick` at :meth:`next_deadline`; each tick moves the fleet and queues the updates
+on exactly the connections that may see them.  Two tenants share one fleet and never see
+each other's vehicles.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from trackwire.fleetfreedom import (
+    Account,
+    FleetFreedomHub,
+    FleetFreedomServer,
+    ghost_id_from_request,
+)
+from trackwire.itrack import (
+    AuthResponder,
+    Directory,
+    GpsState,
+    ITrackServer,
+    Location,
+    SourceState,
+    is_auth_target,
+)
+from trackwire.ws import Accept, Headers, HttpResponse, Refuse, UpgradeRequest
+
+from ._fleet import Fleet, VehicleUpdate
+
+__all__ = [
+    "DEMO_FLEETFREEDOM",
+    "DEMO_ITRACK",
+    "FleetFreedomReference",
+    "ITrackReference",
+    "demo_fleet",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    """A documented demo login of a reference server."""
+
+    tenant: str
+    login: str
+    password: str
+    company: int | None = None
+
+
+DEMO_ITRACK = (DemoAccount("demo", "demo", "demo"), DemoAccount("other", "other", "other"))
+"""iTrack logins: ``demo``/``demo`` and a second tenant ``other``/``other``."""
+
+DEMO_FLEETFREEDOM = (
+    DemoAccount("demo", "demo@example.com", "demo", 1),
+    DemoAccount("other", "other@example.com", "other", 2),
+)
+"""FleetFreedom users: ``demo@example.com``/``demo`` (company 1) and ``other@example.com``/
+``other`` (company 2)."""
+
+ITRACK_PATHS = ("/v2/event/subscription", "/event/subscription")
+
+
+def demo_fleet(vehicles: int = 10, *, seed: int = 1, rate: float = 1.0) -> Fleet:
+    """The demo fleet: ``vehicles`` for the ``demo`` tenant and half as many for ``other``."""
+    return Fleet({"demo": vehicles, "other": max(1, vehicles // 2)}, seed=seed, rate=rate)
+
+
+def _wall(now: float, offset: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(now + offset, tz=_dt.timezone.utc)
+
+
+class ITrackReference:
+    """The iTrack reference server: ``user/auth``, the event subscription socket, the fleet.
+
+    ``wall_offset`` turns the monotonic ``now`` into wall-clock time for the timestamps
+    (``YYYY-MM-DD HH:MM:SS``, UTC as the demo users' time zone).
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        heartbeat_interval_ms: int = 30000,
+        wall_offset: float | None = None,
+        hash_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.wall_offset = time.time() - time.monotonic() if wall_offset is None else wall_offset
+        self.directory = (
+            Directory() if hash_factory is None else Directory(hash_factory=hash_factory)
+        )
+        for account in DEMO_ITRACK:
+            self.directory.add_user(account.login, account.password)
+        for vehicle in fleet.vehicles.values():
+            self.directory.add_tracker(vehicle.tenant, vehicle.id, source_id=vehicle.id * 10)
+            self.directory.set_state(vehicle.id, self.source_state(fleet.latest(vehicle.id)))
+        self.responder = AuthResponder(self.directory)
+        self.connections: dict[ITrackServer, None] = {}
+
+    def source_state(self, update: VehicleUpdate) -> SourceState:
+        stamp = _wall(update.time, self.wall_offset).strftime("%Y-%m-%d %H:%M:%S")
+        gps = GpsState.create(
+            updated=stamp,
+            signal_level=100,
+            location=Location.create(update.lat, update.lng),
+            heading=update.heading,
+            speed=update.speed_kmh,
+            alt=update.alt,
+        )
+        return SourceState.create(
+            update.vehicle_id * 10,
+            gps=gps,
+            connection_status="active",
+            movement_status=update.movement_status,
+            last_update=stamp,
+            seq=update.seq,
+        )
+
+    def factory(self, request: UpgradeRequest) -> ITrackServer | Refuse:
+        """A core for a WebSocket at ``/v2/event/subscription`` (or without ``/v2``)."""
+        path = request.target.split("?", 1)[0].rstrip("/")
+        if path not in ITRACK_PATHS:
+            return Refuse(404, body=b"Not Found\n")
+        core = ITrackServer(
+            request.target, self.directory, heartbeat_interval_ms=self.heartbeat_interval_ms
+        )
+        self.connections[core] = None
+        return core
+
+    def http_handler(
+        self, method: str, target: str, headers: Headers, body: bytes
+    ) -> HttpResponse | None:
+        """``GET|POST /v2/user/auth`` (or ``/user/auth``); anything else is 404."""
+        if not is_auth_target(target):
+            return None
+        response = self.responder(method, target, headers, body)
+        return response.status, response.headers, response.body
+
+    def tick(self, now: float) -> list[ITrackServer]:
+        """Move the fleet to ``now``; queue the updates; return the connections to flush."""
+        updates = self.fleet.step(now)
+        for conn in [c for c in self.connections if c.state.name == "CLOSED"]:
+            del self.connections[conn]
+        for update in updates:
+            state = self.source_state(update)
+            self.directory.set_state(update.vehicle_id, state)
+            for conn in self.connections:
+                conn.push_state(update.vehicle_id, state, now)
+        return list(self.connections)
+
+    def next_deadline(self) -> float | None:
+        return self.fleet.next_deadline()
+
+
+class FleetFreedomReference:
+    """The FleetFreedom reference server: sessions, assets from the fleet, their pushes."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        wall_offset: float | None = None,
+        ghost_ids: Callable[[], str] | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.wall_offset = time.time() - time.monotonic() if wall_offset is None else wall_offset
+        self.accounts = {
+            a.login: Account(a.login, a.company or 0, user={"login": a.login, "company": a.company})
+            for a in DEMO_FLEETFREEDOM
+        }
+        self._passwords = {a.login: a.password for a in DEMO_FLEETFREEDOM}
+        self._company = {a.tenant: a.company or 0 for a in DEMO_FLEETFREEDOM}
+        options: dict[str, Any] = {"wall_offset": self.wall_offset}
+        if ghost_ids is not None:
+            options["ghost_ids"] = ghost_ids
+        self.hub = FleetFreedomHub(self._authenticate, **options)
+        for vehicle in fleet.vehicles.values():
+            update = fleet.latest(vehicle.id)
+            self.hub.put("asset", self._asset(vehicle.id, update, general=True))
+
+    def _authenticate(self, username: str, password: str) -> Account | None:
+        if self._passwords.get(username) != password:
+            return None
+        return self.accounts[username]
+
+    def _asset(self, vehicle_id: int, update: VehicleUpdate, *, general: bool) -> dict[str, Any]:
+        vehicle = self.fleet.vehicles[vehicle_id]
+        asset: dict[str, Any] = {
+            "id": vehicle.id,
+            "company": self._company[vehicle.tenant],
+            "position": self._position(update),
+            "odometer": round(update.odometer_m / 1000.0, 3),
+            "seq": update.seq,
+        }
+        if general:
+            asset.update(kind=vehicle.kind, name=vehicle.name, labels=[], tags=[], icon=0)
+        return asset
+
+    def _position(self, update: VehicleUpdate) -> dict[str, Any]:
+        dts = _wall(update.time, self.wall_offset).isoformat(timespec="milliseconds")
+        return {
+            "lat": update.lat,
+            "lng": update.lng,
+            "accuracy": 5,
+            "altitude": update.alt,
+            "bearing": update.heading,
+            "speed": update.speed_kmh,
+            "dts": dts.replace("+00:00", "Z"),
+        }
+
+    def factory(self, request: UpgradeRequest) -> FleetFreedomServer | Accept[FleetFreedomServer]:
+        """A core for a connection; the ghostId may come in the path, query or subprotocol."""
+        ghost = ghost_id_from_request(request.target, request.subprotocols)
+        core = self.hub.connect(ghost)
+        if ghost is not None and ghost in request.subprotocols:
+            return Accept(core, subprotocol=ghost)
+        return core
+
+    def tick(self, now: float) -> list[FleetFreedomServer]:
+        """Move the fleet; push ``assetAdvancedMerged`` (the position piece, next version)."""
+        touched: dict[FleetFreedomServer, None] = {}
+        for update in self.fleet.step(now):
+            stored = self.hub.get("asset", update.vehicle_id)
+            if stored is None:
+                continue
+            version = list(stored["v"])
+            version[1] += 1
+            advanced = self._asset(update.vehicle_id, update, general=False)
+            stored.update(advanced, v=version)
+            body = dict(advanced, v=[version[1]])
+            touched.update(
+                dict.fromkeys(self.hub.publish("assetAdvancedMerged", stored["company"], body))
+            )
+        return list(touched)
+
+    def next_deadline(self) -> float | None:
+        return self.fleet.next_deadline()
