@@ -677,3 +677,17 @@ def test_url_to_open_carries_the_ghost_id_under_the_endpoint() -> None:
         'connectionResponse {"errorCode":8,"message":"Please login","ghostId":"g-1"}', 0.0
     )
     assert client.url_to_open == "wss://socket.example/g-1"
+
+
+def test_timeout_of_a_command_sent_before_connecting_starts_with_the_connection() -> None:
+    # A driver's clock may be anywhere (trio's starts at a random offset): commands queued
+    # before the socket opens must not time out on the first timer call.
+    client = FleetFreedomClient(command_timeout=120)
+    req_id = client.send(Command.noop())
+    assert client.next_deadline() is None
+    client.connection_made(1_000_000.0)
+    assert client.next_deadline() == 1_000_120.0
+    client.handle_timer(1_000_001.0)
+    assert not [e for e in client.events() if isinstance(e, CommandFailed)]
+    client.handle_timer(1_000_120.0)
+    assert [e.req_id for e in client.events() if isinstance(e, CommandFailed)] == [req_id]

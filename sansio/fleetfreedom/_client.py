@@ -230,6 +230,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
 
     __slots__ = (
         "_deadlines",
+        "_unarmed",
         "_dispatch",
         "_fast_limit",
         "_held",
@@ -282,6 +283,8 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         self._last_sent = 0.0
         self._pending: dict[int, tuple[Command, str, float | None]] = {}
         self._deadlines: list[tuple[float, int]] = []
+        self._unarmed: list[tuple[int, float]] = []
+        """Commands sent before any connection: (reqId, timeout) to arm on connection."""
         self._held: list[str] = []
         self._subscriptions: dict[int | str, set[str]] = {}
         self._replay = False
@@ -333,6 +336,12 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         """The WebSocket is open: wait for ``connectionResponse``."""
         self._machine.fire(_I.CONNECTION_MADE)
         self._now = self._last_sent = now
+        for req_id, timeout in self._unarmed:
+            pending = self._pending.get(req_id)
+            if pending is not None:
+                self._pending[req_id] = (pending[0], pending[1], now + timeout)
+                heapq.heappush(self._deadlines, (now + timeout, req_id))
+        self._unarmed.clear()
 
     def receive(self, data: str, now: float) -> None:
         """Feed one WebSocket text message from the server."""
@@ -470,6 +479,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         pending, self._pending = self._pending, {}
         self._held = []
         self._deadlines = []
+        self._unarmed = []
         for req_id, (command, _, _) in pending.items():
             self._events.append(CommandFailed(req_id, command, FailureReason.CLOSED))
 
@@ -503,10 +513,15 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             raise LocalProtocolError(f"{command.name} is over {self.max_line} bytes")
         self._next_id = req_id + 1
         timeout = self.command_timeout if command.timeout is None else command.timeout
-        deadline = now + timeout if timeout > 0 else None
-        self._pending[req_id] = (command, command.name + "Response", deadline)
-        if deadline is not None:
-            heapq.heappush(self._deadlines, (deadline, req_id))
+        if machine.state is _S.CONNECTING and timeout > 0:
+            # No connection yet, so no clock either: the timeout starts when the socket opens.
+            self._pending[req_id] = (command, command.name + "Response", None)
+            self._unarmed.append((req_id, timeout))
+        else:
+            deadline = now + timeout if timeout > 0 else None
+            self._pending[req_id] = (command, command.name + "Response", deadline)
+            if deadline is not None:
+                heapq.heappush(self._deadlines, (deadline, req_id))
         name = command.name
         if name == "subscribe":
             company = _company_id(command.body)
