@@ -54,7 +54,7 @@ CLIENT_MATRIX: dict[ClientState, dict[str, ClientState | str]] = {
     C.CONNECTING: {
         "connection_made": C.AWAITING_HANDSHAKE, "receive": ERR, "send": ERR,
         "receive_eof": C.CLOSED, "timeout": C.CONNECTING, "close": C.CLOSED,
-        "reconnect": ERR, "corrupt": ERR,
+        "reconnect": C.CONNECTING, "corrupt": ERR,
     },
     C.AWAITING_HANDSHAKE: {
         "connection_made": ERR, "receive": C.AWAITING_HANDSHAKE, "send": ERR,

@@ -691,3 +691,13 @@ def test_timeout_of_a_command_sent_before_connecting_starts_with_the_connection(
     assert not [e for e in client.events() if isinstance(e, CommandFailed)]
     client.handle_timer(1_000_120.0)
     assert [e.req_id for e in client.events() if isinstance(e, CommandFailed)] == [req_id]
+
+
+def test_reconnect_after_an_attempt_that_never_opened_keeps_commands_held() -> None:
+    client = FleetFreedomClient()
+    client.send(Command.subscribe(42, ["assetGeneral"]))
+    client.reconnect()  # the first attempt failed before the socket opened
+    client.connection_made(0.0)
+    client.receive(connection_response(0), 0.0)
+    frames = client.data_to_send()
+    assert [f.split(" ", 1)[0] for f in frames] == ["subscribe"]  # once, not replayed twice

@@ -96,7 +96,8 @@ def test_fleetfreedom_pushes_versions_to_the_right_company_only() -> None:
     spy, spy_conn = _ff_login(app, "other@example.com", "other", 1, 0.0)  # not its company
     for who in (demo, other, spy):
         responses = [e for e in who.events() if isinstance(e, Response)]
-        assert responses and responses[0].ok
+        assert responses
+        assert responses[0].ok
     app.tick(0.0)
     app.tick(1.0)
     for client, conn in ((demo, demo_conn), (other, other_conn), (spy, spy_conn)):
@@ -108,7 +109,8 @@ def test_fleetfreedom_pushes_versions_to_the_right_company_only() -> None:
     assert {e.body["company"] for e in other_pushes} == {2}
     assert [e for e in spy.events() if isinstance(e, Merged)] == []
     versions = [e.body["v"][0] for e in demo_pushes if e.body["id"] == demo_pushes[0].body["id"]]
-    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert versions == sorted(versions)
+    assert len(set(versions)) == len(versions)
 
 
 def test_fleetfreedom_ghost_id_by_subprotocol_is_accepted() -> None:

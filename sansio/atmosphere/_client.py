@@ -60,6 +60,7 @@ TRANSITIONS: dict[tuple[ClientState, _Input], ClientState] = {
     (_S.CONNECTING, _I.SOCKET_OPEN_UNPROTOCOLLED): _S.OPEN,
     (_S.CONNECTING, _I.EOF): _S.CLOSED,
     (_S.CONNECTING, _I.CLOSE): _S.CLOSED,
+    (_S.CONNECTING, _I.RECONNECT): _S.CONNECTING,
     (_S.AWAITING_HANDSHAKE, _I.HANDSHAKE): _S.OPEN,
     (_S.AWAITING_REOPEN, _I.FIRST_FRAME): _S.OPEN,
     (_S.OPEN, _I.SEND): _S.OPEN,
@@ -314,10 +315,12 @@ class AtmosphereClient(CoreBase[Event]):
         The real client sends it only when the protocol is on and the handshake arrived.
         ``timestamp_ms`` (the ``_`` cache buster) defaults to ``now`` in milliseconds.
         """
+        already = self._machine.state is _S.CLOSED and not self._resumable
         self._machine.fire(_I.CLOSE)
         self._heartbeat_at = None
         self._resumable = False
-        return self._close_url(now, timestamp_ms)
+        # The close request goes once per session: not again after a timeout or a close.
+        return None if already else self._close_url(now, timestamp_ms)
 
     def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
         if not (self.enable_protocol and self.handshake_received):
@@ -328,7 +331,8 @@ class AtmosphereClient(CoreBase[Event]):
     def reconnect(self) -> None:
         """Prepare the next connection: same tracking id, no handshake expected.
 
-        Allowed after the connection ended (:meth:`receive_eof`) or broke (``ERROR``).
+        Allowed after the connection ended (:meth:`receive_eof`) or broke (``ERROR``), and
+        as a no-op while an attempt never opened (``CONNECTING``).
         """
         if not self._resumable:
             raise LocalProtocolError("the session was closed for good", state=self.state)

@@ -176,7 +176,11 @@ class TrackMessageSizeDecoder:
             if head.isdigit() and head.isascii():
                 length = int(head)
             else:
-                length = _length_of(head)
+                try:
+                    length = _length_of(head)
+                except RemoteProtocolError:
+                    self.partial = ""  # as atmosphere.js: corruption drops the buffer
+                    raise
             if length > self.max_size:
                 self.partial = ""
                 raise RemoteProtocolError(

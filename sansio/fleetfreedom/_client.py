@@ -111,6 +111,7 @@ CLIENT_TRANSITIONS: dict[tuple[ClientState, ClientInput], ClientState] = {
     (_S.CONNECTING, _I.SEND): _S.CONNECTING,
     (_S.CONNECTING, _I.CLOSE): _S.CLOSED,
     (_S.CONNECTING, _I.EOF): _S.CLOSED,
+    (_S.CONNECTING, _I.RECONNECT): _S.CONNECTING,
     **{(state, inp): new for state in _CONNECTED for inp, new in _SESSION_INPUTS},
     **{(state, _I.RECEIVE): state for state in _LIVE},
     **{(state, _I.SEND): state for state in _CONNECTED},
@@ -230,7 +231,6 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
 
     __slots__ = (
         "_deadlines",
-        "_unarmed",
         "_dispatch",
         "_fast_limit",
         "_held",
@@ -241,6 +241,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         "_pending",
         "_replay",
         "_subscriptions",
+        "_unarmed",
         "base_url",
         "command_timeout",
         "keepalive",
@@ -561,12 +562,16 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         """Prepare the next connection with the same ghostId; the held subscriptions are
         replayed once the new connection is logged in.
 
-        Allowed after the connection ended (``CLOSED``) or broke (``ERROR``), unless the
+        Allowed after the connection ended (``CLOSED``) or broke (``ERROR``), and as a no-op
+        while an attempt never opened (``CONNECTING``), unless the
         session was ended (logout, ``sessionEnded``, a refused ``connectionResponse``, close).
         """
         if not self.resumable:
             raise LocalProtocolError("the session is not to be resumed", state=self.state)
+        before = self._machine.state
         self._machine.fire(_I.RECONNECT)
+        if before is _S.CONNECTING:
+            return  # the last attempt never opened: nothing changes, commands stay held
         self._replay = bool(self._subscriptions)
 
     # -- time ------------------------------------------------------------------------
