@@ -1,0 +1,30 @@
+"""The asyncio client driver: any client core on asyncio streams.
+
+::
+
+    from trackwire import FleetFreedomClient
+    from trackwire.drivers.asyncio import connect
+    from trackwire.fleetfreedom import Command, ConnectionResponse
+
+    async with connect(FleetFreedomClient("wss://socket.trakit.ca/")) as conn:
+        async for event in conn:                # ends after GaveUp
+            if isinstance(event, ConnectionResponse):
+                await conn.send(Command.login("me", "secret", "my-app"))
+"""
+
+from ._asyncio import DEFAULT_QUEUE_SIZE, Connection, connect, itrack_login
+from ._blocking import DEFAULT_CONNECT_TIMEOUT, LoginRefused
+from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_QUEUE_SIZE",
+    "Connection",
+    "DriverEvent",
+    "GaveUp",
+    "LoginRefused",
+    "ReconnectFailed",
+    "Reconnecting",
+    "connect",
+    "itrack_login",
+]

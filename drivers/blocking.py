@@ -1,0 +1,30 @@
+"""The blocking client driver: any client core on a plain socket, no threads, no event loop.
+
+::
+
+    from trackwire import FleetFreedomClient
+    from trackwire.drivers.blocking import connect
+    from trackwire.fleetfreedom import Command, ConnectionResponse
+
+    with connect(FleetFreedomClient("wss://socket.trakit.ca/")) as conn:
+        for event in conn:                      # ends after GaveUp
+            if isinstance(event, ConnectionResponse):
+                conn.send(Command.login("me", "secret", "my-app"))
+
+``conn.next_event(timeout)`` polls instead (``None`` when the time ran out).
+"""
+
+from ._blocking import DEFAULT_CONNECT_TIMEOUT, Connection, LoginRefused, connect, itrack_login
+from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "Connection",
+    "DriverEvent",
+    "GaveUp",
+    "LoginRefused",
+    "ReconnectFailed",
+    "Reconnecting",
+    "connect",
+    "itrack_login",
+]
