@@ -1,17 +1,15 @@
-"""Glue for the atmosphere.js interop tests: a websockets-based server around our core, and a
-runner for the Node harness.
+"""Glue for the atmosphere.js interop tests: our trio server running the iTrack server core,
+and a runner for the Node harness.
 
-The server is deliberately small (to be replaced by the project's own driver): one asyncio
-loop in a background thread, the ``websockets`` library for the sockets, and
-:class:`trackwire.atmosphere.AtmosphereServer` for the protocol.  Everything both sides do is
-recorded as observations that the test thread waits for.
+The server is the project's own driver (:func:`trackwire.drivers.trio.serve`) with
+:class:`trackwire.itrack.ITrackServer` over :class:`trackwire.atmosphere.AtmosphereServer`,
+run by ``trio.run`` in a background thread.  Everything both sides do is recorded as
+observations that the test thread waits for.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import http
 import json
 import os
 import queue
@@ -22,19 +20,31 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+import trio
 
-from trackwire.atmosphere import AtmosphereEvent, AtmosphereServer, parse_open_request
+from trackwire import Event
+from trackwire.atmosphere import AtmosphereServer
+from trackwire.drivers.trio import Server, ServerConnection, serve
+from trackwire.itrack import Directory, ITrackServer, SourceState
+from trackwire.ws import (
+    AtmosphereCloseRequested,
+    Connected,
+    ConnectionClosed,
+    HandshakeFailed,
+    HttpRequestHandled,
+    UpgradeRequest,
+)
 
 NODE_DIR = Path(__file__).resolve().parents[2] / "interop" / "node"
 HARNESS = NODE_DIR / "harness.js"
 VERSIONS = ("2.3.6", "3.1.3", "4.0.1")
+SESSION_HASH = "a1" * 16
+"""The live session of user ``alice``, who owns tracker 1 (source 101)."""
 
 
 def node_setup_problem(version: str) -> str | None:
@@ -47,18 +57,22 @@ def node_setup_problem(version: str) -> str | None:
     return None
 
 
+def tracker_state(speed: float) -> SourceState:
+    """A state of source 101 with non-ASCII text in it (UTF-16 lengths matter with TMS)."""
+    return SourceState.create(101, connection_status="active", speed=speed, label="héllo ✓ 🛰")
+
+
 @dataclass
 class Observation:
     """One thing the server saw or did; ``conn`` numbers WebSocket connections from 0."""
 
     kind: str
-    """``connect``, ``event``, ``sent``, ``close-request``, ``http``, ``disconnect``,
-    ``binary`` or ``error``."""
+    """``connect``, ``event``, ``close-request``, ``http``, ``disconnect`` or ``error``."""
     t: float
     conn: int | None = None
     target: str | None = None
     uuid: str | None = None
-    event: AtmosphereEvent | None = None
+    event: Event | None = None
     data: str | None = None
 
 
@@ -98,46 +112,40 @@ class _Recorder:
                 self._cond.wait(left)
 
 
-@dataclass
-class _Conn:
-    core: AtmosphereServer
-    ws: ServerConnection
-    index: int
-    wake: asyncio.Future[None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class AtmosphereTestServer:
-    """An Atmosphere server on 127.0.0.1 (ephemeral port), run in a thread by ``with``."""
+class ITrackTestServer:
+    """Our trio server with the iTrack core on 127.0.0.1 (ephemeral port), run in a thread
+    by ``with``; ``alice`` (hash :data:`SESSION_HASH`) owns tracker 1."""
 
     def __init__(self, *, heartbeat_interval_ms: int = 1000, server_heartbeat: float = 60.0):
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.server_heartbeat = server_heartbeat
         self.port = 0
         self.log = _Recorder()
-        self._conns: list[_Conn] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self.directory = Directory(hash_factory=lambda: SESSION_HASH)
+        self.directory.add_user("alice", "pw")
+        self.directory.authenticate("alice", "pw")
+        self.directory.add_tracker("alice", 1, source_id=101, state=tracker_state(0))
+        self._conns: list[ServerConnection[ITrackServer]] = []
+        self._index: dict[ServerConnection[Any], int] = {}
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="atmosphere-test-server")
-        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="itrack-test-server")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v2/event/subscription"
 
-    def __enter__(self) -> AtmosphereTestServer:
+    def __enter__(self) -> ITrackTestServer:
         self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the test server did not start")
-        if self._failure is not None:
-            raise RuntimeError("the test server failed to start") from self._failure
+        if not self._ready.wait(10) or self._token is None:
+            raise RuntimeError(f"the test server did not start: {self.observations('error')}")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            with contextlib.suppress(RuntimeError):  # loop already gone
-                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._token is not None and self._stop is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
         self._thread.join(15)
         if self._thread.is_alive():
             raise RuntimeError("the test server thread did not stop")
@@ -162,16 +170,34 @@ class AtmosphereTestServer:
         return [o for o in self.log.snapshot() if kind is None or o.kind == kind]
 
     def send(self, conn: int, *messages: str) -> None:
-        """Queue ``messages`` on connection ``conn`` through the core, then write them."""
-        self._call(self._send(conn, messages))
+        """Queue raw ``messages`` on connection ``conn`` through the core, then write them."""
+
+        def send() -> None:
+            target = self._conns[conn]
+            for message in messages:
+                target.send(message)
+
+        self._call(send)
+
+    def push_state(self, conn: int, speed: float) -> None:
+        """Tracker 1 moved: the core sends a ``state`` event where it is subscribed."""
+
+        def push() -> None:
+            target = self._conns[conn]
+            assert target.core is not None
+            target.core.push_state(1, tracker_state(speed), trio.current_time())
+            target.flush()
+
+        self._call(push)
 
     def drop(self, conn: int, *, abort: bool) -> None:
         """End connection ``conn``: a TCP abort, or a WebSocket close with code 1000."""
-        self._call(self._drop(conn, abort))
+        target = self._conns[conn]
+        self._call(target.abort if abort else target.close)
 
-    def _call(self, coro: Any) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+    def _call(self, fn: Callable[[], None]) -> None:
+        assert self._token is not None
+        trio.from_thread.run_sync(fn, trio_token=self._token)
 
     # -- the server thread ------------------------------------------------------------------
 
@@ -180,117 +206,52 @@ class AtmosphereTestServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._main())
-        except BaseException as exc:
-            self._failure = exc
+            trio.run(self._main)
+        except BaseException:
             self._record("error", data=traceback.format_exc())
         finally:
             self._ready.set()
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with serve(
-            self._handler,
-            "127.0.0.1",
-            0,
-            process_request=self._process_request,
-            ping_interval=None,
-            compression=None,
-        ) as server:
-            self.port = server.sockets[0].getsockname()[1]
+        self._token = trio.lowlevel.current_trio_token()
+        self._stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            server: Server[ITrackServer] = await nursery.start(
+                partial(serve, self._factory, on_event=self._on_event)
+            )
+            self.port = server.port
             self._ready.set()
             await self._stop.wait()
+            nursery.cancel_scope.cancel()
 
-    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        """Plain HTTP before any upgrade: the client's close request gets a 200."""
-        target = request.path
-        self._record("http", target=target)
-        opened = parse_open_request(target)
-        if opened.is_close:
-            self._record("close-request", target=target, uuid=opened.tracking_id)
-            return ws.respond(http.HTTPStatus.OK, "")
-        if "upgrade" not in request.headers.get("Connection", "").lower():
-            return ws.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-        return None
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        assert ws.request is not None
-        target = ws.request.path
-        core = AtmosphereServer(
-            target,
+    def _factory(self, request: UpgradeRequest) -> ITrackServer:
+        transport = AtmosphereServer(
+            request.target,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             server_heartbeat=self.server_heartbeat,
         )
-        conn = _Conn(core, ws, len(self._conns))
-        self._conns.append(conn)
-        self._record("connect", conn=conn.index, target=target, uuid=core.uuid)
-        timer = asyncio.create_task(self._timer(conn))
-        try:
-            core.connection_made(time.monotonic())
-            await self._flush(conn)
-            async for message in ws:
-                if isinstance(message, bytes):
-                    self._record("binary", conn=conn.index, data=message.hex())
-                    continue
-                core.receive(message, time.monotonic())
-                await self._flush(conn)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            self._record("error", conn=conn.index, data=traceback.format_exc())
-            raise
-        finally:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
-            core.receive_eof(time.monotonic())
-            for event in core.events():
-                self._record("event", conn=conn.index, uuid=core.uuid, event=event)
-            code = ws.close_code
-            self._record("disconnect", conn=conn.index, uuid=core.uuid, data=f"{code}")
+        return ITrackServer(request.target, self.directory, transport=transport)
 
-    async def _timer(self, conn: _Conn) -> None:
-        """Sleep until the core's deadline (or a wake-up after any write), then run its timers.
-
-        ``asyncio.wait`` rather than ``wait_for``: on Python 3.11 a cancellation that meets a
-        finished inner wait is delayed until the timeout, which would stall the teardown.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            conn.wake = loop.create_future()  # before reading the deadline: no lost wake-up
-            deadline = conn.core.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            await asyncio.wait((conn.wake,), timeout=timeout)
-            conn.core.handle_timer(time.monotonic())
-            try:
-                await self._flush(conn)
-            except ConnectionClosed:
-                return
-
-    async def _flush(self, conn: _Conn) -> None:
-        """Record the core's events, then write what it queued, in order."""
-        async with conn.lock:
-            for event in conn.core.events():
-                self._record("event", conn=conn.index, uuid=conn.core.uuid, event=event)
-            for frame in conn.core.data_to_send():
-                self._record("sent", conn=conn.index, data=frame)
-                await conn.ws.send(frame)
-        if conn.wake is not None and not conn.wake.done():
-            conn.wake.set_result(None)
-
-    async def _send(self, index: int, messages: tuple[str, ...]) -> None:
-        conn = self._conns[index]
-        for message in messages:
-            conn.core.send(message, time.monotonic())
-        await self._flush(conn)
-
-    async def _drop(self, index: int, abort: bool) -> None:
-        conn = self._conns[index]
-        if abort:
-            conn.ws.transport.abort()
+    def _on_event(self, conn: ServerConnection[Any], event: Event) -> None:
+        core = conn.core
+        uuid = core.transport.uuid if isinstance(core, ITrackServer) else None
+        if isinstance(event, Connected):
+            self._index[conn] = len(self._conns)
+            self._conns.append(conn)
+            self._record("connect", conn=self._index[conn], target=event.target, uuid=uuid)
+        elif isinstance(event, AtmosphereCloseRequested):
+            self._record("close-request", target=event.target, uuid=event.tracking_id)
+        elif isinstance(event, HttpRequestHandled):
+            self._record("http", target=event.target, data=str(event.status_code))
+        elif isinstance(event, HandshakeFailed):
+            self._record("error", data=f"{conn.remote}: {event.error}")
+        elif isinstance(event, ConnectionClosed):
+            index = self._index.get(conn)
+            if event.error is not None:
+                self._record("error", conn=index, data=f"{event.code} {event.error}")
+            self._record("disconnect", conn=index, uuid=uuid, data=str(event.code))
         else:
-            await conn.ws.close(1000)
+            self._record("event", conn=self._index.get(conn), uuid=uuid, event=event)
 
 
 class NodeHarness:
