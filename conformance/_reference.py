@@ -139,8 +139,7 @@ class ITrackReference:
         """``GET|POST /v2/user/auth`` (or ``/user/auth``); anything else is 404."""
         if not is_auth_target(target):
             return None
-        response = self.responder(method, target, headers, body)
-        return response.status, response.headers, response.body
+        return self.responder(method, target, headers, body)
 
     def tick(self, now: float) -> list[ITrackServer]:
         """Move the fleet to ``now``; queue the updates; return the connections to flush."""

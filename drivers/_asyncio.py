@@ -2,7 +2,7 @@
 
 One reader task per connection reads, runs the timers, makes the attempts and fills a
 bounded queue of events; writes (the reader's and :meth:`Connection.send`'s) go through one
-lock.  The sans-IO part is :class:`~trackwire.drivers._blocking.ClientSession`, shared with
+lock.  The sans-IO part is :class:`~trackwire.drivers._session.ClientSession`, shared with
 the blocking driver.
 """
 
@@ -16,16 +16,20 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
-from trackwire.itrack import AuthExchange, AuthFailure, build_auth_request
-from trackwire.ws import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, StackState, WsAddress
+from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
+from trackwire.ws import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    HttpGet,
+    StackState,
+    WsAddress,
+)
 
-from ._blocking import (
+from ._session import (
     DEFAULT_CONNECT_TIMEOUT,
     READ_SIZE,
     ClientSession,
-    CloseRequest,
     HeaderPairs,
-    LoginRefused,
     describe,
 )
 
@@ -461,7 +465,7 @@ class Connection(Generic[CoreT]):
     async def _http_close(self, url: str) -> None:
         """Send the Atmosphere close request on a fresh connection (best effort, bounded)."""
         try:
-            request = CloseRequest(url)
+            request = HttpGet(url)
             await _exchange(
                 request.address,
                 request.bytes_to_send(),

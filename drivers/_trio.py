@@ -20,15 +20,14 @@ import math
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
-import h11
 import trio
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy, RemoteProtocolError
 from trackwire.atmosphere import InactivityTimeout
 from trackwire.fleetfreedom import CloseRequested
-from trackwire.itrack import AuthError, AuthExchange, AuthFailure, build_auth_request
+from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -38,6 +37,7 @@ from trackwire.ws import (
     ConnectionClosed,
     CoreFactory,
     HandshakeFailed,
+    HttpGet,
     HttpHandler,
     Rejected,
     ServerStack,
@@ -71,7 +71,6 @@ DEFAULT_MAX_CONNECTIONS = 1024
 """Connections a server serves at once; more are closed right after ``accept``."""
 
 _RECEIVE_SIZE = 65536
-_USER_AGENT = "trackwire/0.1"
 _ABNORMAL = 1006
 _ABORTED = 1008
 """The close code reported (not sent: the peer is not reading) for a connection aborted
@@ -117,58 +116,23 @@ async def _http_close_request(url: str, ssl_context: ssl.SSLContext | None) -> i
     """``GET url`` on a fresh connection (the Atmosphere close request); the status, or
     ``None`` when it could not be sent or answered.  The caller bounds the time."""
     try:
-        address = split_ws_url(url)
+        request = HttpGet(url)
+        address = request.address
         stream = await _open_stream(address.host, address.port, address.tls, ssl_context)
     except (*_NETWORK_ERRORS, ValueError):
         return None
     try:
-        conn = h11.Connection(h11.CLIENT)
-        headers = [
-            ("Host", address.host_header),
-            ("User-Agent", _USER_AGENT),
-            ("Connection", "close"),
-        ]
-        request = conn.send(h11.Request(method="GET", target=address.target, headers=headers))
-        await stream.send_all((request or b"") + (conn.send(h11.EndOfMessage()) or b""))
-        status: int | None = None
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(bytes(await stream.receive_some(_RECEIVE_SIZE)))
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                return status
-    except (*_NETWORK_ERRORS, h11.ProtocolError):
+        await stream.send_all(request.bytes_to_send())
+        while not request.receive(bytes(await stream.receive_some(_RECEIVE_SIZE))):
+            pass
+        return request.status_code
+    except _NETWORK_ERRORS:
         return None
     finally:
         await trio.aclose_forcefully(stream)
 
 
 # -- client --------------------------------------------------------------------------------
-
-
-class _Session:
-    """What :class:`Reconnector` sees of the core: ``reconnect()`` is skipped after an
-    attempt that never opened (the core was never connected, so there is nothing to reset)."""
-
-    __slots__ = ("core", "untouched")
-
-    def __init__(self, core: ClientCore[Any, Any]) -> None:
-        self.core = core
-        self.untouched = True
-
-    @property
-    def resumable(self) -> bool:
-        return self.core.resumable
-
-    @property
-    def url_to_open(self) -> str:
-        return self.core.url_to_open
-
-    def reconnect(self) -> None:
-        if not self.untouched:
-            self.core.reconnect()
 
 
 class Connection(Generic[ClientCoreT]):
@@ -206,8 +170,7 @@ class Connection(Generic[ClientCoreT]):
         self._connect_timeout = connect_timeout
         self._close_timeout = close_timeout
         self._max_message_size = max_message_size
-        self._session = _Session(core)
-        self._reconnector = Reconnector(cast("ClientCore[Any, Any]", self._session), reconnect, rng)
+        self._reconnector = Reconnector(core, reconnect, rng)
         self._events_in, self._events_out = trio.open_memory_channel[Event](queue_size)
         self._stack: ClientStack[ClientCoreT] | None = None
         self._stream: trio.abc.Stream | None = None
@@ -324,7 +287,7 @@ class Connection(Generic[ClientCoreT]):
         attempt = 0
         url = self.fixed_url or self.core.url_to_open
         while True:
-            self._session.untouched = not await self._attempt(url, attempt)
+            await self._attempt(url, attempt)
             if self._closing:
                 await self._emit(GaveUp(_CLOSED_BY_APP))
                 return
@@ -541,16 +504,6 @@ async def connect(
 
 
 # -- iTrack login over HTTP ------------------------------------------------------------------
-
-
-class LoginRefused(AuthError):
-    """``user/auth`` answered an API error (102 wrong login or password, 103, …)."""
-
-    def __init__(self, failure: AuthFailure) -> None:
-        super().__init__(f"user/auth refused: {failure.code} {failure.description}")
-        self.failure = failure
-        self.code = failure.code
-        self.description = failure.description
 
 
 async def itrack_login(

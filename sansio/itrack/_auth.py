@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import h11
@@ -33,6 +33,7 @@ __all__ = [
     "AuthServerConnection",
     "AuthTruncatedError",
     "HttpResponse",
+    "LoginRefused",
     "api_key_session",
     "auth_url",
     "build_auth_request",
@@ -48,6 +49,16 @@ _USER_AGENT = "trackwire/0.1"
 
 class AuthError(RemoteProtocolError):
     """The ``user/auth`` answer could not be read as an API answer."""
+
+
+class LoginRefused(AuthError):
+    """``user/auth`` answered an API error (102 wrong login or password, 103, 105, …)."""
+
+    def __init__(self, failure: AuthFailure) -> None:
+        super().__init__(f"user/auth refused: {failure.code} {failure.description}")
+        self.failure = failure
+        self.code = failure.code
+        self.description = failure.description
 
 
 class AuthHTTPError(AuthError):
@@ -274,13 +285,15 @@ def parse_auth_response(
 # -- server ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class HttpResponse:
-    """An HTTP response to write: status, headers (with ``Content-Length``) and body."""
+class HttpResponse(NamedTuple):
+    """An HTTP response to write: status, headers (with ``Content-Length``) and body.
+
+    A tuple, so an :class:`AuthResponder` is a ready ``trackwire.ws`` HTTP handler.
+    """
 
     status: int
     headers: list[tuple[str, str]]
-    body: bytes = field(default=b"")
+    body: bytes = b""
 
 
 def is_auth_target(target: str | bytes) -> bool:

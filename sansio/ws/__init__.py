@@ -31,6 +31,7 @@ from ._events import (
     Rejected,
     WsEvent,
 )
+from ._http import USER_AGENT, HttpGet
 from ._server import (
     DEFAULT_MAX_HTTP_BODY,
     DEFAULT_MAX_HTTP_HEADERS,
@@ -60,6 +61,7 @@ __all__ = [
     "DEFAULT_MAX_HTTP_HEADERS",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "MAX_REJECT_BODY",
+    "USER_AGENT",
     "Accept",
     "AtmosphereCloseRequested",
     "BinaryMessage",
@@ -69,6 +71,7 @@ __all__ = [
     "CoreFactory",
     "HandshakeFailed",
     "Headers",
+    "HttpGet",
     "HttpHandler",
     "HttpRequestHandled",
     "HttpResponse",
