@@ -189,6 +189,11 @@ class AtmosphereClient(CoreBase[Event]):
         )
 
     @property
+    def last_received(self) -> float:
+        """When the last frame arrived (or the connection opened): the inactivity clock."""
+        return self._last_received
+
+    @property
     def resumable(self) -> bool:
         """Another connection makes sense: the session was not closed for good (by
         :meth:`close` or the inactivity timeout).  Before any handshake the next connection

@@ -173,6 +173,11 @@ class ITrackClient(CoreBase[ClientEvent]):
         self._logged_out = True
         self._held.clear()
         self.subscriptions.clear()
+        # The hash is dead: close the transport, so the stack ends the WebSocket (1000) and
+        # no driver reconnects.  No close request: the server already ended the session.
+        transport = self.transport
+        if transport.state is not ClientState.CLOSED:
+            transport.close(transport.last_received)
 
     def _flush(self) -> None:
         """The transport (re)opened: write held actions, or re-send the subscriptions."""
