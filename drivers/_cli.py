@@ -254,11 +254,13 @@ async def _start_reference(
     app: ITrackReference | FleetFreedomReference
     factory: Callable[[UpgradeRequest], Any]
     handler: HttpHandler | None
+    # The fleet runs on trio's clock (which starts anywhere): timestamps need its offset.
+    wall = time.time() - trio.current_time()
     if platform == "itrack":
-        itrack = ITrackReference(fleet, heartbeat_interval_ms=args.heartbeat_ms)
+        itrack = ITrackReference(fleet, heartbeat_interval_ms=args.heartbeat_ms, wall_offset=wall)
         app, factory, handler = itrack, itrack.factory, itrack.http_handler
     else:
-        fleetfreedom = FleetFreedomReference(fleet)
+        fleetfreedom = FleetFreedomReference(fleet, wall_offset=wall)
         app, factory, handler = fleetfreedom, fleetfreedom.factory, None
     server: Server[Any] = await nursery.start(
         functools.partial(serve, cast("Any", factory), host, args.port, http_handler=handler)

@@ -12,9 +12,11 @@
                 await conn.send(Command.login("me", "secret", "my-app"))
 """
 
+from trackwire.itrack import LoginRefused
+
 from ._asyncio import DEFAULT_QUEUE_SIZE, Connection, connect, itrack_login
-from ._blocking import DEFAULT_CONNECT_TIMEOUT, LoginRefused
 from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+from ._session import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

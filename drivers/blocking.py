@@ -14,8 +14,11 @@
 ``conn.next_event(timeout)`` polls instead (``None`` when the time ran out).
 """
 
-from ._blocking import DEFAULT_CONNECT_TIMEOUT, Connection, LoginRefused, connect, itrack_login
+from trackwire.itrack import LoginRefused
+
+from ._blocking import Connection, connect, itrack_login
 from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+from ._session import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

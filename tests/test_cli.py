@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import subprocess
@@ -88,3 +89,26 @@ def test_console_script_runs_the_main_job() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("km/h") == 3
+
+
+def test_reference_timestamps_are_wall_clock_time() -> None:
+    out = io.StringIO()
+    argv = ["watch", "fleetfreedom", "--count", "1", "--vehicles", "1", "--duration", "20"]
+    from trackwire.drivers import _cli
+
+    seen: list[str] = []
+    original = _cli._row_of_asset
+
+    def spy(asset: dict[str, object]) -> _cli.Row:
+        position = asset.get("position")
+        if isinstance(position, dict):
+            seen.append(str(position.get("dts")))
+        return original(asset)
+
+    _cli._row_of_asset = spy  # type: ignore[assignment]
+    try:
+        assert main(argv, out) == 0
+    finally:
+        _cli._row_of_asset = original  # type: ignore[assignment]
+    stamp = datetime.datetime.fromisoformat(seen[-1].replace("Z", "+00:00"))
+    assert abs((stamp - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 60
