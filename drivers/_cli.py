@@ -15,13 +15,13 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
 import trio
 
 from trackwire import Event
-from trackwire.atmosphere import AtmosphereClient, Heartbeat, InactivityTimeout
+from trackwire.atmosphere import AtmosphereClient, InactivityTimeout
 from trackwire.conformance import (
     DEMO_FLEETFREEDOM,
     DEMO_ITRACK,
@@ -30,21 +30,28 @@ from trackwire.conformance import (
     demo_fleet,
 )
 from trackwire.fleetfreedom import (
+    Broadcast,
     Command,
     CommandFailed,
     ConnectionResponse,
     Deleted,
     FleetFreedomClient,
-    InvalidMessage,
     Merged,
+    MessageEvent,
     ObjectCache,
-    Response,
     SessionEnded,
 )
+from trackwire.fleetfreedom import InvalidMessage as FFInvalid
+from trackwire.fleetfreedom import Response as FFResponse
 from trackwire.itrack import (
+    AuthError,
     ErrorMessage,
+    IotMonitorEvent,
     ITrackClient,
+    LifecycleEvent,
+    LoginRefused,
     LogoutEvent,
+    ReadingsBatchEvent,
     SourceState,
     StateBatchEvent,
     StateBatchRequest,
@@ -53,8 +60,11 @@ from trackwire.itrack import (
     Subscribe,
     SubscribeResponse,
     Target,
+    UnsubscribeResponse,
     subscription_url,
 )
+from trackwire.itrack import InvalidMessage as ITrackInvalid
+from trackwire.itrack import UnknownMessage as ITrackUnknown
 from trackwire.ws import (
     Connected,
     ConnectionClosed,
@@ -69,7 +79,14 @@ from .trio import GaveUp, ReconnectFailed, Reconnecting, Server, connect, itrack
 __all__ = ["main"]
 
 
-# -- the fleet as the watcher sees it ---------------------------------------------------------
+# -- what the watcher prints ------------------------------------------------------------------
+
+Record = dict[str, Any]
+"""One application event as ``--json`` prints it: ``kind`` plus its fields and ``message``."""
+
+
+class Fatal(Exception):
+    """The watch cannot go on (no connection, login refused): one line on stderr, exit 1."""
 
 
 @dataclass(slots=True)
@@ -85,24 +102,17 @@ class Row:
     status: str = ""
     seen: float = 0.0
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "lat": self.lat,
-            "lng": self.lng,
-            "speed": self.speed,
-            "heading": self.heading,
-            "status": self.status,
-        }
-
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
 class View:
-    """Keeps the rows and prints them: a live table on a terminal, lines elsewhere."""
+    """Prints the watch: JSON records, plain lines, or a live table on a terminal.
+
+    Status changes (connected, reconnecting, …) go to the status line of the live table, and
+    to stderr otherwise, so that stdout holds only data.
+    """
 
     def __init__(
         self,
@@ -111,47 +121,58 @@ class View:
         live: bool,
         as_json: bool,
         clock: Callable[[], float],
-        max_updates: int | None = None,
+        max_events: int | None = None,
+        err: TextIO | None = None,
     ):
         self.out = out
-        self.max_updates = max_updates
+        self.err = err or sys.stderr
         self.live = live
         self.as_json = as_json
         self.clock = clock
+        self.max_events = max_events
         self.rows: dict[str, Row] = {}
         self.status = "connecting"
-        self.updates = 0
+        self.events = 0
         self._rate_window: list[float] = []
         self._drawn_at = 0.0
 
-    def update(self, row: Row) -> None:
-        if self.max_updates is not None and self.updates >= self.max_updates:
-            return  # --count reached inside a batch: the rest is not shown
+    @property
+    def done(self) -> bool:
+        """``--count`` application events have been shown."""
+        return self.max_events is not None and self.events >= self.max_events
+
+    def record(self, record: Record, rows: Sequence[Row] = ()) -> None:
+        """One application event: print it (or its rows) and update the table."""
+        if self.done:
+            return
+        self.events += 1
         now = self.clock()
-        row.seen = now
-        known = self.rows.get(row.id)
-        if known is not None and not row.name:
-            row.name = known.name
-        self.rows[row.id] = row
-        self.updates += 1
         self._rate_window.append(now)
+        for row in rows:
+            row.seen = now
+            known = self.rows.get(row.id)
+            if known is not None and not row.name:
+                row.name = known.name
+            self.rows[row.id] = row
         if self.as_json:
-            print(json.dumps(row.as_json()), file=self.out, flush=True)
+            print(json.dumps(record, ensure_ascii=False), file=self.out, flush=True)
         elif not self.live:
-            print(
-                f"{row.id:>8} {row.name[:24]:<24} {_fmt(row.lat, '.6f'):>11} "
-                f"{_fmt(row.lng, '.6f'):>12} {_fmt(row.speed, '.1f'):>6} km/h "
-                f"{_fmt(row.heading, '.0f'):>4}° {row.status}",
-                file=self.out,
-                flush=True,
-            )
+            for row in rows:
+                print(
+                    f"{row.id:>8} {row.name[:24]:<24} {_fmt(row.lat, '.6f'):>11} "
+                    f"{_fmt(row.lng, '.6f'):>12} {_fmt(row.speed, '.1f'):>6} km/h "
+                    f"{_fmt(row.heading, '.0f'):>4}° {row.status}",
+                    file=self.out,
+                    flush=True,
+                )
+            if not rows:
+                print(f"# {record['kind']}", file=self.out, flush=True)
 
     def say(self, status: str) -> None:
-        """A change of connection status (shown in the status line, or as its own line)."""
+        """A change of connection status."""
         self.status = status
         if not self.live:
-            stream = sys.stderr if self.as_json else self.out
-            print(f"# {status}", file=stream, flush=True)
+            print(f"# {status}", file=self.err, flush=True)
 
     def rate(self) -> float:
         now = self.clock()
@@ -178,29 +199,41 @@ class View:
             )
         lines.append("")
         lines.append(
-            f"[{self.status}] {len(self.rows)} vehicles, {self.updates} updates, "
+            f"[{self.status}] {len(self.rows)} vehicles, {self.events} events, "
             f"{self.rate():.1f} events/s  (Ctrl-C to quit)"
         )
         self.out.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
         self.out.flush()
 
 
-def _row_of_state(state: SourceState) -> Row:
+def _state_fields(state: SourceState) -> Record:
     gps = state.gps
     location = None if gps is None else gps.location
+    return {
+        "source_id": state.source_id,
+        "lat": None if location is None else location.lat,
+        "lng": None if location is None else location.lng,
+        "speed": None if gps is None else gps.speed,
+        "heading": None if gps is None else gps.heading,
+    }
+
+
+def _row_of_state(state: SourceState) -> Row:
+    fields = _state_fields(state)
     return Row(
         id=str(state.source_id),
-        lat=None if location is None else location.lat,
-        lng=None if location is None else location.lng,
-        speed=None if gps is None else gps.speed,
-        heading=None if gps is None else gps.heading,
+        lat=fields["lat"],
+        lng=fields["lng"],
+        speed=fields["speed"],
+        heading=fields["heading"],
         status=state.movement_status or state.connection_status or "",
     )
 
 
 def _row_of_asset(asset: dict[str, Any]) -> Row:
-    position = asset.get("position") if isinstance(asset.get("position"), dict) else {}
-    assert isinstance(position, dict)
+    position = asset.get("position")
+    if not isinstance(position, dict):
+        position = {}
     speed = position.get("speed")
     return Row(
         id=str(asset.get("id")),
@@ -213,37 +246,53 @@ def _row_of_asset(asset: dict[str, Any]) -> Row:
     )
 
 
+_SECRET_FIELDS = frozenset({"ghostId", "password", "hash"})
+
+
+def _redacted(body: dict[str, Any]) -> dict[str, Any]:
+    """A message for printing: session secrets (ghostId, password, hash) masked."""
+    return {k: ("…" if k in _SECRET_FIELDS and v else v) for k, v in body.items()}
+
+
 # -- common driving -------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class Limits:
-    """When a watch stops by itself: after ``count`` updates or ``duration`` seconds."""
+    """When a watch stops by itself: after ``duration`` seconds (``--count``: the view)."""
 
     count: int | None = None
     duration: float | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    def reached(self, view: View) -> bool:
-        return self.count is not None and view.updates >= self.count
 
 
-def _transport_status(event: Event, view: View) -> bool:
-    """Report connection events; returns False when the session is over."""
-    if isinstance(event, Connected):
-        view.say("connected")
-    elif isinstance(event, Reconnecting):
-        view.say(f"reconnecting (attempt {event.attempt}, in {event.delay:.1f}s)")
-    elif isinstance(event, ReconnectFailed):
-        view.say(f"connection failed: {event.error}")
-    elif isinstance(event, (HandshakeFailed, Rejected)):
-        view.say(f"handshake failed: {event}")
-    elif isinstance(event, ConnectionClosed):
-        view.say(f"disconnected ({event.code} {event.reason})".rstrip())
-    elif isinstance(event, GaveUp):
-        view.say(f"stopped: {event.reason}")
-        return False
-    return True
+class Watch:
+    """Connection bookkeeping shared by both platforms: status lines and fatal failures."""
+
+    def __init__(self, view: View, url: str) -> None:
+        self.view = view
+        self.url = url
+        self.connected = False
+
+    def transport(self, event: Event) -> None:
+        """Report a connection event; raises :class:`Fatal` when watching cannot go on."""
+        view = self.view
+        if isinstance(event, Connected):
+            self.connected = True
+            view.say("connected")
+        elif isinstance(event, Reconnecting):
+            view.say(f"reconnecting (attempt {event.attempt}, in {event.delay:.1f}s)")
+        elif isinstance(event, ReconnectFailed):
+            if not self.connected:
+                raise Fatal(f"cannot connect to {self.url}: {event.error}")
+            view.say(f"connection failed: {event.error}")
+        elif isinstance(event, (HandshakeFailed, Rejected)):
+            view.say(f"handshake failed: {event}")
+        elif isinstance(event, ConnectionClosed):
+            view.say(f"disconnected ({event.code} {event.reason})".rstrip())
+        elif isinstance(event, InactivityTimeout):
+            view.say("the server went silent: inactivity timeout")
+        elif isinstance(event, GaveUp):
+            raise Fatal(f"stopped: {event.reason}")
 
 
 async def _start_reference(
@@ -327,50 +376,102 @@ async def _watch_itrack(args: argparse.Namespace, view: View, limits: Limits) ->
             view.say(f"embedded iTrack server at {base} (login demo / demo)")
         session_hash = args.hash
         if session_hash is None:
-            session_hash = await itrack_login(base, args.login or "demo", args.password or "demo")
+            try:
+                session_hash = await itrack_login(
+                    base, args.login or "demo", args.password or "demo"
+                )
+            except LoginRefused as exc:
+                raise Fatal(f"login refused: {exc.code} {exc.description}") from None
+            except (OSError, trio.TooSlowError, trio.BrokenResourceError, AuthError) as exc:
+                raise Fatal(f"cannot log in at {base}: {exc or type(exc).__name__}") from None
+        url = subscription_url(base)
         transport = AtmosphereClient(
-            subscription_url(base),
-            content_type="application/json",
-            track_message_length=args.track_message_length,
+            url, content_type="application/json", track_message_length=args.track_message_length
         )
-        client = ITrackClient(subscription_url(base), session_hash, transport=transport)
-        if args.trackers == "all" or args.batch:
-            target = (
-                Target.all()
-                if args.trackers == "all"
-                else Target.selected([int(t) for t in args.trackers.split(",")])
-            )
-            client.send(Subscribe([StateBatchRequest(target, "1s")]))
+        try:
+            client = ITrackClient(url, session_hash, transport=transport)
+        except ValueError as exc:
+            raise Fatal(str(exc)) from None
+        if args.trackers == "all":
+            client.send(Subscribe([StateBatchRequest(Target.all(), "1s")]))
         else:
-            client.send(Subscribe([StateRequest([int(t) for t in args.trackers.split(",")])]))
-        code = await _run_client(client, view, limits, _itrack_event)
+            ids = [int(t) for t in args.trackers.split(",") if t.strip()]
+            request = (
+                StateBatchRequest(Target.selected(ids), "1s") if args.batch else StateRequest(ids)
+            )
+            client.send(Subscribe([request]))
+        watch = Watch(view, url)
+
+        def on_event(event: Event) -> None:
+            translated = _itrack_record(event)
+            if translated is None:
+                watch.transport(event)
+                return
+            record, rows = translated
+            view.record(record, rows)
+            if record["kind"] == "error" and not view.done:
+                raise Fatal(f"the server refused: {record['code']} {record['description']}")
+            if record["kind"] == "subscribed":
+                counts: dict[str, int] = {}
+                for status in record["trackers"].values():
+                    counts[status] = counts.get(status, 0) + 1
+                view.say(
+                    "subscribed " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "(all)")
+                )
+
+        await _run_client(client, view, limits, on_event)
         nursery.cancel_scope.cancel()
-    return code
+    return 0
 
 
-def _itrack_event(event: Event, view: View) -> bool:
+def _itrack_record(event: Event) -> tuple[Record, list[Row]] | None:
+    """The ``--json`` record and table rows of an iTrack application event (``None``: a
+    transport event)."""
+    record: Record
     if isinstance(event, StateEvent):
-        view.update(_row_of_state(event.state))
-    elif isinstance(event, StateBatchEvent):
-        for state in event.states:
-            view.update(_row_of_state(state))
-    elif isinstance(event, SubscribeResponse):
-        counts: dict[str, int] = {}
-        for result in event.results.values():
-            for status in result.trackers.values():
-                counts[status] = counts.get(status, 0) + 1
-        view.say("subscribed " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "(all)"))
-    elif isinstance(event, ErrorMessage):
-        view.say(f"error {event.code}: {event.description}")
-    elif isinstance(event, LogoutEvent):
-        view.say("logged out by the server")
-    elif isinstance(event, InactivityTimeout):
-        view.say("server silent: inactivity timeout")
-    elif isinstance(event, Heartbeat):
-        pass
-    else:
-        return _transport_status(event, view)
-    return True
+        record = {"kind": "state", **_state_fields(event.state), "message": event.raw}
+        return record, [_row_of_state(event.state)]
+    if isinstance(event, StateBatchEvent):
+        record = {
+            "kind": "state_batch",
+            "states": [_state_fields(s) for s in event.states],
+            "message": event.raw,
+        }
+        return record, [_row_of_state(s) for s in event.states]
+    if isinstance(event, LifecycleEvent):
+        record = {
+            "kind": "lifecycle",
+            "source_id": event.source_id,
+            "lifecycle_event": event.lifecycle_event,
+            "message": event.raw,
+        }
+        return record, []
+    if isinstance(event, LogoutEvent):
+        return {"kind": "logout", "reason": event.reason, "message": event.raw}, []
+    if isinstance(event, SubscribeResponse):
+        trackers = {
+            str(tracker): status
+            for result in event.results.values()
+            for tracker, status in result.trackers.items()
+        }
+        return {"kind": "subscribed", "events": event.events, "trackers": trackers,
+                "message": event.raw}, []  # fmt: skip
+    if isinstance(event, UnsubscribeResponse):
+        return {"kind": "unsubscribed", "trackers": event.trackers, "message": event.raw}, []
+    if isinstance(event, ErrorMessage):
+        record = {
+            "kind": "error",
+            "code": event.code,
+            "description": event.description,
+            "action": event.action,
+            "message": event.raw,
+        }
+        return record, []
+    if isinstance(event, (ReadingsBatchEvent, IotMonitorEvent)):
+        return {"kind": "raw", "message": event.raw}, []
+    if isinstance(event, (ITrackUnknown, ITrackInvalid)):
+        return {"kind": "raw", "message": event.text}, []
+    return None
 
 
 # -- trackwire watch fleetfreedom -----------------------------------------------------------
@@ -384,75 +485,106 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
             view.say(f"embedded FleetFreedom server at {url} (demo@example.com / demo)")
         client = FleetFreedomClient(url, ghost_id=args.ghost_id)
         cache = ObjectCache()
+        login: int | None = None
         if args.ghost_id is None:
-            client.send(
-                Command.login(
-                    args.username or "demo@example.com", args.password or "demo", "trackwire-cli"
-                )
-            )
+            username = args.username or "demo@example.com"
+            password = args.password or "demo"
+            login = client.send(Command.login(username, password, "trackwire-cli"))
         types = [t for t in args.types.split(",") if t]
         client.send(Command.subscribe(args.company, types))
         client.send(Command.get_list("asset", args.company))
+        watch = Watch(view, url)
 
-        def on_event(event: Event, view: View) -> bool:
-            return _fleetfreedom_event(event, view, cache, args.company)
+        def on_event(event: Event) -> None:
+            if isinstance(event, (Merged, Deleted, FFResponse)):
+                cache.apply(event)  # after the record: stale pieces are printed too
+            translated = _fleetfreedom_record(event, login)
+            if translated is None:
+                if isinstance(event, CommandFailed):
+                    view.say(f"{event.request.name} failed: {event.reason.value}")
+                else:
+                    watch.transport(event)
+                return
+            record, _ = translated
+            rows: list[Row] = []
+            if record["kind"] == "merged" and record["company"] == args.company:
+                asset = cache.get("asset", record["id"])
+                if asset is not None:
+                    rows.append(_row_of_asset(asset))
+            elif record["kind"] == "deleted":
+                view.rows.pop(str(record["id"]), None)
+            view.record(record, rows)
+            if record["kind"] == "logged_in" and record["error_code"] != 0:
+                raise Fatal(f"login refused: {record['error_code']} {record['text'] or ''}")
+            if record["kind"] == "connected" and record["error_code"] not in (0, 7, 8, 16):
+                raise Fatal(f"the server refused the session: {record['error_code']}")
+            if record["kind"] == "response" and record["name"].endswith("ListResponse"):
+                for asset in cache.company_objects("asset", args.company):
+                    view.rows.setdefault(str(asset.get("id")), _row_of_asset(asset))
 
-        code = await _run_client(client, view, limits, on_event)
+        await _run_client(client, view, limits, on_event)
         nursery.cancel_scope.cancel()
-    return code
+    return 0
 
 
-def _fleetfreedom_event(event: Event, view: View, cache: ObjectCache, company: int) -> bool:
-    if isinstance(event, (Merged, Deleted, Response)):
-        cache.apply(event)
-    if isinstance(event, Merged) and event.body.get("id") is not None:
-        asset = cache.get("asset", event.body["id"])
-        if asset is not None and asset.get("company") == company:
-            view.update(_row_of_asset(asset))
+def _fleetfreedom_record(event: Event, login: int | None) -> tuple[Record, list[Row]] | None:
+    """The ``--json`` record of a FleetFreedom application event (``None``: not one)."""
+    record: Record
+    if isinstance(event, FFInvalid):
+        return {"kind": "raw", "reason": event.reason, "message": event.raw}, []
+    if not isinstance(event, MessageEvent):
+        return None
+    message = {"name": event.name, "body": _redacted(event.body)}
+    body = event.body
+    if isinstance(event, ConnectionResponse):
+        record = {
+            "kind": "connected",
+            "error_code": event.error_code,
+            "text": event.message,
+        }
+    elif isinstance(event, FFResponse):
+        kind = "logged_in" if login is not None and event.req_id == login else "response"
+        record = {
+            "kind": kind,
+            "name": event.name,
+            "req_id": event.req_id,
+            "error_code": event.error_code,
+            "text": event.message,
+        }
+    elif isinstance(event, Merged):
+        record = {"kind": "merged", "type": event.subscription_type, "id": body.get("id"),
+                  "company": body.get("company"), "v": body.get("v")}  # fmt: skip
     elif isinstance(event, Deleted):
-        view.rows.pop(str(event.body.get("id")), None)
-    elif isinstance(event, ConnectionResponse):
-        view.say(f"session: {event.message or event.error_code}")
-    elif isinstance(event, Response):
-        if not event.ok:
-            view.say(f"{event.request.name if event.request else 'command'} refused: "
-                     f"{event.error_code} {event.message or ''}".rstrip())  # fmt: skip
-        for asset in cache.company_objects("asset", company):
-            if str(asset.get("id")) not in view.rows:
-                view.rows[str(asset.get("id"))] = _row_of_asset(asset)
-    elif isinstance(event, CommandFailed):
-        view.say(f"command {event.req_id} failed: {event.reason.value}")
+        record = {"kind": "deleted", "type": event.object_type, "id": event.key,
+                  "company": event.company, "v": body.get("v")}  # fmt: skip
+    elif isinstance(event, Broadcast):
+        record = {"kind": "broadcast", "text": event.message}
     elif isinstance(event, SessionEnded):
-        view.say("the server ended the session")
-    elif isinstance(event, InvalidMessage):
-        view.say(f"unreadable message: {event.reason}")
+        record = {"kind": "session_ended"}
     else:
-        return _transport_status(event, view)
-    return True
+        record = {"kind": "raw"}
+    record["message"] = message
+    return record, []
 
 
 # -- the shared watch loop ------------------------------------------------------------------
 
 
 async def _run_client(
-    core: Any, view: View, limits: Limits, on_event: Callable[[Event, View], bool]
-) -> int:
+    core: Any, view: View, limits: Limits, on_event: Callable[[Event], None]
+) -> None:
+    """Connect, show events until ``--count`` or ``--duration``; :class:`Fatal` ends it."""
     deadline = math.inf if limits.duration is None else trio.current_time() + limits.duration
-    code = 0
-    with trio.move_on_at(deadline):
-        async with connect(core) as conn:
-            redraw = trio.current_time()
-            async for event in conn:
-                if not on_event(event, view):
-                    code = 1 if view.updates == 0 else 0
-                    break
-                if limits.reached(view):
-                    break
-                if trio.current_time() >= redraw:
+    try:
+        with trio.move_on_at(deadline):
+            async with connect(core) as conn:
+                async for event in conn:
+                    on_event(event)
+                    if view.done:
+                        break
                     view.draw()
-                    redraw = trio.current_time() + 0.25
-    view.draw(force=True)
-    return code
+    finally:
+        view.draw(force=True)
 
 
 # -- argument parsing -----------------------------------------------------------------------
@@ -509,19 +641,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Entry point of the ``trackwire`` console script."""
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Entry point of the ``trackwire`` console script: 0 done, 1 failed, 2 bad usage."""
     args = _parser().parse_args(argv)
     stream = out or sys.stdout
+    errors = err or sys.stderr
     try:
         if args.command == "serve":
             return trio.run(_serve, args, stream)
         live = stream.isatty() and not args.json
         view = View(
-            stream, live=live, as_json=args.json, clock=time.monotonic, max_updates=args.count
+            stream,
+            live=live,
+            as_json=args.json,
+            clock=time.monotonic,
+            max_events=args.count,
+            err=errors,
         )
         limits = Limits(count=args.count, duration=args.duration)
         runner = _watch_itrack if args.platform == "itrack" else _watch_fleetfreedom
         return trio.run(runner, args, view, limits)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # trio wraps what the tasks raised in exception groups
+        reason = _failure_of(exc)
+        if reason is None:
+            raise
+        print(f"trackwire: {reason}", file=errors, flush=True)
+        return 1
+
+
+def _failure_of(exc: BaseException) -> str | None:
+    """The one line to print for an expected failure (inside exception groups too)."""
+    if isinstance(exc, Fatal):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}"
+    for inner in getattr(exc, "exceptions", ()):
+        reason = _failure_of(inner)
+        if reason is not None:
+            return reason
+    return None

@@ -1,76 +1,150 @@
-"""The ``trackwire`` command line against its embedded reference servers (loopback only)."""
+"""The ``trackwire`` command line, end to end through the console script (loopback only)."""
 
 from __future__ import annotations
 
 import datetime
 import io
 import json
+import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
+
+import pytest
 
 from trackwire.drivers._cli import main
 
-
-def _json_lines(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+CLI = [sys.executable, "-m", "trackwire.drivers"]
 
 
-def test_watch_itrack_embedded_shows_only_the_demo_tenant() -> None:
-    out = io.StringIO()
-    code = main(
-        ["watch", "itrack", "--json", "--count", "8", "--vehicles", "4", "--duration", "20"], out
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
-    rows = _json_lines(out.getvalue())
-    assert code == 0
-    assert len(rows) == 8
-    # demo vehicles are 1001..1004 (source ids ×10); the other tenant's 1005.. never show.
-    assert {row["id"] for row in rows} <= {"10010", "10020", "10030", "10040"}
-    assert all(isinstance(row["lat"], float) and 43 < row["lat"] < 44.5 for row in rows)
 
 
-def test_watch_itrack_selected_trackers_with_length_prefixes() -> None:
-    out = io.StringIO()
-    argv = ["watch", "itrack", "--json", "--count", "3", "--trackers", "1002",
-            "--track-message-length", "--duration", "20"]  # fmt: skip
-    assert main(argv, out) == 0
-    assert {row["id"] for row in _json_lines(out.getvalue())} == {"10020"}
+def records(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_watch_fleetfreedom_embedded_with_names_from_the_asset_list() -> None:
-    out = io.StringIO()
-    argv = [
-        "watch",
-        "fleetfreedom",
-        "--json",
-        "--count",
-        "6",
-        "--vehicles",
-        "3",
-        "--duration",
-        "20",
-    ]
-    assert main(argv, out) == 0
-    rows = _json_lines(out.getvalue())
-    assert len(rows) == 6
-    assert {row["id"] for row in rows} <= {"1001", "1002", "1003"}
-    assert all(str(row["name"]).startswith("Demo ") for row in rows)
+@pytest.fixture(params=["itrack", "fleetfreedom"])
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """``trackwire serve`` in its own process; yields (platform, URL to watch)."""
+    platform = request.param
+    proc = subprocess.Popen(
+        [*CLI, "serve", platform, "--vehicles", "3", "--rate", "4", "--duration", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"(https?|wss?)://127\.0\.0\.1:\d+/(v2/)?", line)
+        assert match, line
+        yield platform, match.group(0)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
-def test_watch_fleetfreedom_wrong_password_stops_with_a_clear_status() -> None:
-    out = io.StringIO()
-    argv = ["watch", "fleetfreedom", "--password", "nope", "--count", "1", "--duration", "3"]
-    main(argv, out)
-    assert "login refused: 11" in out.getvalue()
+def test_watch_against_serve_for_both_platforms_and_tenants(served: tuple[str, str]) -> None:
+    platform, url = served
+    if platform == "itrack":
+        demo = run("watch", "itrack", "--url", url, "--json", "--count", "4")
+        other = run("watch", "itrack", "--url", url, "--login", "other", "--password", "other",
+                    "--json", "--count", "4")  # fmt: skip
+        states = "state_batch"
+    else:
+        demo = run("watch", "fleetfreedom", "--url", url, "--json", "--count", "12")
+        other = run("watch", "fleetfreedom", "--url", url, "--username", "other@example.com",
+                    "--password", "other", "--company", "2", "--json", "--count", "12")  # fmt: skip
+        states = "merged"
+    assert demo.returncode == 0, demo.stderr
+    assert other.returncode == 0, other.stderr
+    # demo vehicles are 1001..1003, the other tenant's 1004; ids as each protocol shows them
+    if platform == "itrack":
+        seen_demo = {s["source_id"] for r in records(demo.stdout) if r["kind"] == states
+                     for s in r["states"]}  # type: ignore[attr-defined]  # fmt: skip
+        seen_other = {s["source_id"] for r in records(other.stdout) if r["kind"] == states
+                      for s in r["states"]}  # type: ignore[attr-defined]  # fmt: skip
+        assert seen_demo == {10010, 10020, 10030}
+        assert seen_other == {10040}
+    else:
+        seen_demo = {r["id"] for r in records(demo.stdout) if r["kind"] == states}
+        seen_other = {r["id"] for r in records(other.stdout) if r["kind"] == states}
+        assert seen_demo == {1001, 1002, 1003}
+        assert seen_other == {1004}
+
+
+def test_itrack_json_schema_through_the_console_script() -> None:
+    done = run(
+        "watch", "itrack", "--json", "--count", "3", "--trackers", "1002", "--duration", "30"
+    )
+    assert done.returncode == 0, done.stderr
+    out = records(done.stdout)
+    assert len(out) == 3
+    assert out[0]["kind"] == "subscribed"
+    assert out[0]["trackers"] == {"1002": "normal"}
+    state = out[1]
+    assert state["kind"] == "state"
+    assert state["source_id"] == 10020
+    assert {"lat", "lng", "speed", "heading", "message"} <= set(state)
+    assert state["message"]["event"] == "state"  # type: ignore[index]
+
+
+def test_fleetfreedom_json_schema_carries_types_ids_and_versions() -> None:
+    done = run(
+        "watch", "fleetfreedom", "--json", "--count", "10", "--vehicles", "2", "--duration", "30"
+    )
+    assert done.returncode == 0, done.stderr
+    out = records(done.stdout)
+    kinds = [r["kind"] for r in out]
+    assert kinds[:2] == ["connected", "logged_in"]
+    merged = [r for r in out if r["kind"] == "merged"]
+    assert merged
+    for record in merged:
+        assert record["type"] == "assetAdvanced"
+        assert record["company"] == 1
+        assert isinstance(record["v"], list)
+        assert len(record["v"]) == 1
+        assert record["message"]["name"] == "assetAdvancedMerged"  # type: ignore[index]
+    # the session's ghostId is a secret: masked in what is printed
+    assert "…" in json.dumps(out[1]["message"], ensure_ascii=False)
+
+
+def test_exit_codes() -> None:
+    refused = run("watch", "itrack", "--password", "nope", "--count", "1", "--duration", "30")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "trackwire: login refused: 102 Wrong login or password"
+    )
+    assert "Traceback" not in refused.stderr
+    unreachable = run("watch", "fleetfreedom", "--url", "ws://127.0.0.1:9/", "--count", "1")
+    assert unreachable.returncode == 1
+    assert (
+        unreachable.stderr.strip()
+        .splitlines()[-1]
+        .startswith("trackwire: cannot connect to ws://127.0.0.1:9/")
+    )
+    assert "Traceback" not in unreachable.stderr
+    bad_login = run("watch", "fleetfreedom", "--password", "x", "--count", "5", "--duration", "30")
+    assert bad_login.returncode == 1
+    assert "login refused: 11" in bad_login.stderr
+    assert run("watch", "nowhere").returncode == 2
+    assert run("serve").returncode == 2
 
 
 def test_plain_lines_when_not_a_terminal() -> None:
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     assert (
-        main(["watch", "itrack", "--count", "2", "--vehicles", "2", "--duration", "20"], out) == 0
+        main(["watch", "itrack", "--count", "3", "--vehicles", "2", "--duration", "30"], out, err)
+        == 0
     )
-    lines = [line for line in out.getvalue().splitlines() if not line.startswith("#")]
-    assert len(lines) == 2
-    assert all("km/h" in line for line in lines)
+    lines = out.getvalue().splitlines()
+    assert sum("km/h" in line for line in lines) >= 2
+    assert "# connected" in err.getvalue()  # status goes to stderr, data to stdout
 
 
 def test_serve_prints_url_and_demo_account_then_stops() -> None:
@@ -81,34 +155,43 @@ def test_serve_prints_url_and_demo_account_then_stops() -> None:
     assert "demo@example.com / password demo, company 1" in line
 
 
-def test_console_script_runs_the_main_job() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "trackwire.drivers", "watch", "itrack", "--count", "3",
-         "--duration", "30"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count("km/h") == 3
-
-
 def test_reference_timestamps_are_wall_clock_time() -> None:
-    out = io.StringIO()
-    argv = ["watch", "fleetfreedom", "--count", "1", "--vehicles", "1", "--duration", "20"]
-    from trackwire.drivers import _cli
-
-    seen: list[str] = []
-    original = _cli._row_of_asset
-
-    def spy(asset: dict[str, object]) -> _cli.Row:
-        position = asset.get("position")
-        if isinstance(position, dict):
-            seen.append(str(position.get("dts")))
-        return original(asset)
-
-    _cli._row_of_asset = spy  # type: ignore[assignment]
-    try:
-        assert main(argv, out) == 0
-    finally:
-        _cli._row_of_asset = original  # type: ignore[assignment]
-    stamp = datetime.datetime.fromisoformat(seen[-1].replace("Z", "+00:00"))
+    done = run(
+        "watch", "fleetfreedom", "--json", "--count", "8", "--vehicles", "1", "--duration", "30"
+    )
+    stamps = [r["message"]["body"]["position"]["dts"] for r in records(done.stdout)  # type: ignore[index]
+              if r["kind"] == "merged"]  # fmt: skip
+    assert stamps
+    stamp = datetime.datetime.fromisoformat(str(stamps[-1]).replace("Z", "+00:00"))
     assert abs((stamp - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 60
+
+
+def test_live_table_on_a_terminal() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*CLI, "watch", "itrack", "--vehicles", "2", "--duration", "4"],
+        stdout=follower, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(follower)
+    screen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        proc.wait(timeout=30)
+        os.close(leader)
+    text = screen.decode("utf-8", "replace")
+    assert "\x1b[2J" in text  # redrawn in place
+    last = text.rsplit("\x1b[2J", 1)[-1]
+    assert "km/h" in last.splitlines()[0]
+    assert "10010" in last
+    assert "10020" in last
+    assert "events/s" in last
