@@ -28,3 +28,41 @@ STATE_EVENT = json.dumps(
     separators=(",", ":"),
 )
 assert len(STATE_EVENT) == 357, len(STATE_EVENT)
+
+# A FleetFreedom ``assetAdvancedMerged`` line of about 400 bytes: the advanced piece of a
+# vehicle (position, odometer, engine hours, providers, attributes; spec §6), ``v`` one slot.
+ASSET_ADVANCED: dict[str, object] = {
+    "id": 5021,
+    "company": 1,
+    "position": {
+        "lat": 45.50884,
+        "lng": -73.58781,
+        "accuracy": 5,
+        "altitude": 43,
+        "bearing": 248,
+        "speed": 42.5,
+        "speedLimit": 50,
+        "dts": "2024-03-05T14:22:31.000Z",
+        "origin": 7781,
+    },
+    "odometer": 18234.512,
+    "engineHours": 1234.5,
+    "places": [],
+    "providers": ["7781"],
+    "relationships": {},
+    "tags": ["north"],
+    "attributes": {"fuel": {"name": "Fuel", "simple": "71", "raw": "71.25"}},
+    "v": [1042],
+}
+
+
+def asset_line(asset_id: int = 5021, version: int = 1042) -> str:
+    """One ``assetAdvancedMerged`` frame for ``asset_id`` at piece version ``version``."""
+    body = dict(ASSET_ADVANCED, id=asset_id, v=[version])
+    return "assetAdvancedMerged " + json.dumps(body, separators=(",", ":"))
+
+
+ASSET_LINE = asset_line()
+assert 380 <= len(ASSET_LINE) <= 420, len(ASSET_LINE)
+ASSET_BODY = ASSET_LINE.partition(" ")[2]
+"""The JSON part of :data:`ASSET_LINE` (what a bare decoder is given)."""

@@ -1,62 +1,147 @@
 """Benchmarks of the frame-handling path, each a ratio against a baseline of the same run.
 
-    python benchmarks/run.py [--quick] [--json FILE] [--only SUBSTRING]
+    python benchmarks/run.py [--quick] [--json FILE] [--only SUBSTRING] [--list]
+                             [--profile SUBSTRING]
 
-Every case times "ours" and its baseline alternately, several rounds each, and reports the
-median cost per message.  Only the ratio is judged (the machines are shared and noisy);
-absolute times are printed for orientation.
+Every timed case runs "ours" and each of its baselines alternately, several rounds each, and
+reports the median cost per message; the ratio is the median of the per-round ratios, so a
+slow patch of the (shared, noisy) machine hits both sides.  Only ratios are judged; absolute
+figures are printed for orientation.  The loopback and memory cases (6, 7) report messages
+per second and bytes per connection.  See README.md for what each case measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
+import platform
+import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-from payloads import STATE_EVENT
-
-from trackwire.atmosphere import AtmosphereClient, Message, encode_message
 
 Body = Callable[[], object]
 
 
 @dataclass
+class Target:
+    """What a figure must reach: ``ratio <= value`` (``max-ratio``), ``ratio >= value``
+    (``min-ratio``), or the figure itself (``max-value``, ``min-value``)."""
+
+    kind: str
+    value: float
+
+    def __str__(self) -> str:
+        sign = "<=" if self.kind.startswith("max") else ">="
+        if self.kind.endswith("ratio"):
+            return f"{sign}{self.value:.2f}x"
+        return f"{sign}{self.value:g}"
+
+    def met(self, ours: float, ratio: float | None) -> bool:
+        figure = ratio if self.kind.endswith("ratio") else ours
+        assert figure is not None
+        return figure <= self.value if self.kind.startswith("max") else figure >= self.value
+
+
+def at_most(ratio: float) -> Target:
+    return Target("max-ratio", ratio)
+
+
+@dataclass
+class Baseline:
+    name: str
+    body: Body
+    target: Target | None = None
+
+
+@dataclass
 class Case:
+    """A timed case: ``ours`` and its baselines each handle ``messages`` messages per call."""
+
     name: str
     ours: Body
-    baseline_name: str
-    baseline: Body
+    baselines: list[Baseline]
     messages: int
-    """Messages handled by one call of ``ours`` (and of ``baseline``)."""
-    target: float | None = None
 
 
 @dataclass
 class Result:
-    name: str
+    case: str
     baseline: str
-    ours_us: float
-    baseline_us: float
-    ratio: float
-    target: float | None
+    unit: str
+    ours: float
+    base: float | None
+    ratio: float | None
+    target: str
+    verdict: str
+    ratio_range: tuple[float, float] | None = None
+    """Lowest and highest per-round ratio (a feel for the noise)."""
+    note: str = ""
 
-    @property
-    def verdict(self) -> str:
-        if self.target is None:
-            return "info"
-        return "ok" if self.ratio <= self.target else "MISSED"
+
+def result(
+    case: str,
+    baseline: str,
+    unit: str,
+    ours: float,
+    base: float | None,
+    ratio: float | None,
+    target: Target | None,
+    ratio_range: tuple[float, float] | None = None,
+    note: str = "",
+) -> Result:
+    verdict = "info" if target is None else ("ok" if target.met(ours, ratio) else "MISSED")
+    return Result(
+        case,
+        baseline,
+        unit,
+        ours,
+        base,
+        ratio,
+        "" if target is None else str(target),
+        verdict,
+        ratio_range,
+        note,
+    )
+
+
+@dataclass
+class Settings:
+    quick: bool
+    rounds: int
+    seconds: float
+    """Each sample runs the body for at least this long."""
+    stream_messages: int
+    stream_rounds: int
+    idle_connections: int
+    concurrent_connections: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Settings:
+        if quick:
+            return cls(True, 3, 0.02, 5_000, 2, 200, 2_000)
+        return cls(False, 9, 0.1, 20_000, 5, 1_000, 2_000)
+
+
+@dataclass
+class Item:
+    """Something to run: a lazily built timed case, or a runner of its own (loopback,
+    memory); ``--only`` matches ``name``."""
+
+    name: str
+    run: Callable[[Settings], list[Result]]
+    build: Callable[[], Case] | None = field(default=None, repr=False)
 
 
 def _per_call(body: Body, seconds: float) -> float:
-    """Median-ready sample: seconds per call, over enough calls to last about ``seconds``."""
+    """Seconds per call, over enough calls to last about ``seconds``."""
     calls = 1
     while True:
         start = time.perf_counter()
@@ -68,112 +153,138 @@ def _per_call(body: Body, seconds: float) -> float:
         calls *= 2
 
 
-def measure(case: Case, rounds: int, seconds: float) -> Result:
-    ours: list[float] = []
-    base: list[float] = []
+def measure(case: Case, settings: Settings) -> list[Result]:
+    """Alternate ours and every baseline, ``rounds`` times; one result per baseline."""
     case.ours()
-    case.baseline()
+    for baseline in case.baselines:
+        baseline.body()
+    ours: list[float] = []
+    bases: list[list[float]] = [[] for _ in case.baselines]
+    gc.collect()
     gc.disable()
     try:
-        for _ in range(rounds):
-            ours.append(_per_call(case.ours, seconds))
-            base.append(_per_call(case.baseline, seconds))
+        for _ in range(settings.rounds):
+            ours.append(_per_call(case.ours, settings.seconds))
+            for samples, baseline in zip(bases, case.baselines, strict=True):
+                samples.append(_per_call(baseline.body, settings.seconds))
     finally:
         gc.enable()
-    ours_us = statistics.median(ours) / case.messages * 1e6
-    base_us = statistics.median(base) / case.messages * 1e6
-    return Result(case.name, case.baseline_name, ours_us, base_us, ours_us / base_us, case.target)
-
-
-# -- the Atmosphere client ------------------------------------------------------------------
-
-
-def _open_client(track: bool) -> AtmosphereClient:
-    client = AtmosphereClient(
-        "http://127.0.0.1/event/subscription", track_message_length=track, inactivity_timeout=0
-    )
-    client.connection_made(0.0)
-    handshake = "b623a15d-9623-4fd8-a9d3-697036635c29|30000|X|"
-    client.receive(encode_message(handshake) if track else handshake, 0.0)
-    client.events()
-    return client
-
-
-def _client_body(frames: list[str], track: bool, decode: bool) -> Body:
-    client = _open_client(track)
-    receive = client.receive
-    events = client.events
-    loads = json.loads
-
-    if decode:
-
-        def body() -> None:
-            for frame in frames:
-                receive(frame, 1.0)
-            for event in events():
-                if type(event) is Message:
-                    loads(event.data)
-
-    else:
-
-        def body() -> None:
-            for frame in frames:
-                receive(frame, 1.0)
-            events()
-
-    return body
-
-
-def atmosphere_cases(batch: int = 200) -> list[Case]:
-    payloads = [STATE_EVENT] * batch
-    loads = json.loads
-
-    def json_baseline() -> None:
-        for payload in payloads:
-            loads(payload)
-
-    prefixed = encode_message(STATE_EVENT)
-    per_frame_20 = [prefixed * 20] * (batch // 20)
-    thirds = len(prefixed) // 3
-    split_3 = [prefixed[:thirds], prefixed[thirds : 2 * thirds], prefixed[2 * thirds :]] * batch
-    cases = [
-        ("atmosphere client, 1 msg/frame, TrackMessageSize off", payloads, False),
-        ("atmosphere client, 1 msg/frame, TrackMessageSize on", [prefixed] * batch, True),
-        ("atmosphere client, 20 msgs/frame, TrackMessageSize on", per_frame_20, True),
-        ("atmosphere client, 1 msg over 3 frames, TrackMessageSize on", split_3, True),
-    ]
-    out = [
-        Case(name + " + json.loads", _client_body(frames, track, True), "json.loads",
-             json_baseline, batch, 1.15)
-        for name, frames, track in cases
-    ]  # fmt: skip
-    out.append(
-        Case(
-            "atmosphere client alone, 1 msg/frame, TrackMessageSize on",
-            _client_body([prefixed] * batch, True, False),
-            "json.loads",
-            json_baseline,
-            batch,
+    per = 1e6 / case.messages
+    out = []
+    for samples, baseline in zip(bases, case.baselines, strict=True):
+        ratios = [o / b for o, b in zip(ours, samples, strict=True)]
+        out.append(
+            result(
+                case.name,
+                baseline.name,
+                "us/msg",
+                statistics.median(ours) * per,
+                statistics.median(samples) * per,
+                statistics.median(ratios),
+                baseline.target,
+                (min(ratios), max(ratios)),
+            )
         )
-    )
     return out
 
 
-def all_cases() -> list[Case]:
-    return atmosphere_cases()
+def timed(name: str, build: Callable[[], Case]) -> Item:
+    def run(settings: Settings) -> list[Result]:
+        case = build()
+        assert case.name == name, (case.name, name)
+        return measure(case, settings)
+
+    return Item(name, run, build)
 
 
-def _print(results: list[Result]) -> None:
-    width = max(len(r.name) for r in results)
-    print(
-        f"{'case':<{width}}  {'ours µs':>8}  {'base µs':>8}  {'ratio':>6}  target  verdict  baseline"
-    )
+def profile(item: Item, seconds: float = 1.0, top: int = 15) -> None:
+    """cProfile ``ours`` of a timed case for about ``seconds``; print the top functions."""
+    assert item.build is not None
+    case = item.build()
+    case.ours()
+    calls = max(1, int(seconds / _per_call(case.ours, 0.05)))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        case.ours()
+    profiler.disable()
+    print(f"\n== {case.name}: {calls * case.messages} messages under cProfile")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "us/msg":
+        return f"{value:.3f}"
+    return f"{value:,.0f}"
+
+
+def format_table(results: Sequence[Result]) -> str:
+    rows = [("case", "unit", "ours", "baseline", "base", "ratio", "target", "verdict")]
     for r in results:
-        target = f"{r.target:.2f}" if r.target is not None else "-"
-        print(
-            f"{r.name:<{width}}  {r.ours_us:8.3f}  {r.baseline_us:8.3f}  {r.ratio:6.3f}  "
-            f"{target:>6}  {r.verdict:<7}  {r.baseline}"
+        rows.append(
+            (
+                r.case,
+                r.unit,
+                _figure(r.ours, r.unit),
+                r.baseline,
+                _figure(r.base, r.unit),
+                "-" if r.ratio is None else f"{r.ratio:.3f}",
+                r.target or "-",
+                r.verdict,
+            )
         )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {2, 4, 5}
+    lines = []
+    for row in rows:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, object]:
+    import os
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    libraries = {}
+    for name in ("wsproto", "h11", "trio", "websockets", "orjson"):
+        try:
+            libraries[name] = version(name)
+        except PackageNotFoundError:
+            libraries[name] = None
+    return {
+        "libraries": libraries,
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+    }
+
+
+def all_items() -> list[Item]:
+    import loopback
+    import sansio_cases
+
+    return sansio_cases.items() + loopback.items()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,13 +292,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument("--json", type=Path, help="write the results to this file")
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the case names and stop")
+    parser.add_argument(
+        "--profile", metavar="SUBSTRING", help="cProfile the matching timed cases instead"
+    )
     args = parser.parse_args(argv)
-    rounds, seconds = (3, 0.02) if args.quick else (9, 0.1)
-    results = [measure(c, rounds, seconds) for c in all_cases() if args.only in c.name]
-    _print(results)
+    items = [i for i in all_items() if args.only.lower() in i.name.lower()]
+    if args.list:
+        print("\n".join(i.name for i in items))
+        return 0
+    if args.profile is not None:
+        for item in items:
+            if item.build is not None and args.profile.lower() in item.name.lower():
+                profile(item)
+        return 0
+    settings = Settings.make(args.quick)
+    started = time.perf_counter()
+    results: list[Result] = []
+    for item in items:
+        print(f"... {item.name}", file=sys.stderr, flush=True)
+        results.extend(item.run(settings))
+    elapsed = time.perf_counter() - started
+    print(format_table(results))
+    notes = [f"- {r.case}: {r.note}" for r in results if r.note]
+    if notes:
+        print("\n".join(["", "notes:", *notes]))
+    print(f"\n{len(results)} figures in {elapsed:.0f} s ({'quick' if args.quick else 'full'} run)")
     if args.json:
-        rows = [asdict(r) | {"verdict": r.verdict} for r in results]
-        args.json.write_text(json.dumps({"python": sys.version, "results": rows}, indent=2))
+        payload = {
+            "machine": machine(),
+            "quick": args.quick,
+            "seconds": round(elapsed, 1),
+            "results": [asdict(r) for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 

@@ -1,0 +1,65 @@
+"""Smoke tests of the benchmark runner: it runs, prints its table and writes valid JSON.
+
+No figure is judged here (the machines are noisy); only the shape of the output is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+VERDICTS = {"ok", "MISSED", "info"}
+
+
+def run(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(RUN), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_list_names_every_case_group() -> None:
+    names = run("--list").splitlines()
+    assert {name.split()[0] for name in names} == {"1", "2", "3", "4", "5", "6", "7"}
+    assert len(names) == len(set(names))
+
+
+def test_quick_timed_case_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    table = run("--quick", "--only", "atmosphere client alone", "--json", str(out))
+    assert "atmosphere client alone" in table.splitlines()[1]
+    payload = json.loads(out.read_text())
+    assert payload["quick"] is True
+    assert payload["machine"]["python"]
+    (row,) = payload["results"]
+    assert row["case"].startswith("1 atmosphere client alone")
+    assert row["unit"] == "us/msg"
+    assert row["baseline"] == "json.loads"
+    assert row["ours"] > 0
+    assert row["base"] > 0
+    assert row["ratio"] == sorted([*row["ratio_range"], row["ratio"]])[1]
+    assert row["verdict"] in VERDICTS
+
+
+def test_quick_memory_case_reports_bytes_per_connection(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run("--quick", "--only", "ServerStack + FleetFreedomServer", "--json", str(out))
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["unit"] == "B/conn"
+    assert row["target"] == "<=16384"
+    assert row["verdict"] in {"ok", "MISSED"}
+    assert 0 < row["ours"] < 1 << 20
+    assert row["base"] > 0
+
+
+def test_only_matching_nothing_writes_an_empty_table(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run("--quick", "--only", "no such case", "--json", str(out))
+    assert json.loads(out.read_text())["results"] == []
