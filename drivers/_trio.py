@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -64,10 +65,11 @@ __all__ = [
 ]
 
 DEFAULT_QUEUE_SIZE = 1024
-"""Events a client buffers for the application before it stops reading the socket."""
+"""Batches of events (one batch per read) a client buffers for the application before it
+stops reading the socket."""
 DEFAULT_MAX_BUFFER = 4 << 20
 """Bytes a server connection may have waiting to be written before it is aborted."""
-DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_MAX_CONNECTIONS = 4096
 """Connections a server serves at once; more are closed right after ``accept``."""
 
 _RECEIVE_SIZE = 65536
@@ -171,7 +173,9 @@ class Connection(Generic[ClientCoreT]):
         self._close_timeout = close_timeout
         self._max_message_size = max_message_size
         self._reconnector = Reconnector(core, reconnect, rng)
-        self._events_in, self._events_out = trio.open_memory_channel[Event](queue_size)
+        # Events travel in batches (one per read): one scheduler trip per read, not per event.
+        self._events_in, self._events_out = trio.open_memory_channel[list[Event]](queue_size)
+        self._ready: deque[Event] = deque()
         self._stack: ClientStack[ClientCoreT] | None = None
         self._stream: trio.abc.Stream | None = None
         self._broken = False
@@ -202,10 +206,13 @@ class Connection(Generic[ClientCoreT]):
         return self
 
     async def __anext__(self) -> Event:
-        try:
-            return await self._events_out.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise StopAsyncIteration from None
+        ready = self._ready
+        if not ready:
+            try:
+                ready.extend(await self._events_out.receive())
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                raise StopAsyncIteration from None
+        return ready.popleft()
 
     async def send(self, item: Any) -> object:
         """Give ``item`` to the core (a command, an action, a message) and write what it
@@ -386,6 +393,7 @@ class Connection(Generic[ClientCoreT]):
                 stack.receive(bytes(data), now)
             else:
                 stack.receive_eof(now)  # also legal once an aclose() abandoned the attempt
+            batch: list[Event] = []
             for event in stack.events():
                 if isinstance(event, Connected):
                     failure = None
@@ -397,12 +405,16 @@ class Connection(Generic[ClientCoreT]):
                 elif isinstance(event, CloseRequested):
                     stack.close(event.code, event.reason, now)
                 elif isinstance(event, InactivityTimeout) and event.close_url is not None:
-                    await self._emit(event)
+                    batch.append(event)
+                    await self._emit_batch(batch)
+                    batch = []
                     async with self._write_lock:
                         with trio.move_on_after(self._connect_timeout):
                             await _http_close_request(event.close_url, self._ssl_context)
                     continue
-                await self._emit(event)
+                batch.append(event)
+            if batch:
+                await self._emit_batch(batch)
 
     async def _write_pending(self) -> None:
         """Write what the stack has queued, in order (one writer at a time)."""
@@ -441,20 +453,27 @@ class Connection(Generic[ClientCoreT]):
                 scope.deadline = deadline
 
     async def _emit(self, event: Event) -> None:
-        """Hand one event to the application; once closing, events that do not fit the
+        await self._emit_batch([event])
+
+    async def _emit_batch(self, batch: list[Event]) -> None:
+        """Hand events to the application; once closing, batches that do not fit the
         channel are dropped instead of holding the close up."""
-        if not self._closing:
-            with trio.CancelScope() as scope:
-                self._emit_scope = scope
-                try:
-                    await self._events_in.send(event)
-                    return
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
-                finally:
-                    self._emit_scope = None
-        with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            self._events_in.send_nowait(event)
+        try:
+            self._events_in.send_nowait(batch)
+            return
+        except trio.WouldBlock:
+            if self._closing:
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        with trio.CancelScope() as scope:
+            self._emit_scope = scope
+            try:
+                await self._events_in.send(batch)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            finally:
+                self._emit_scope = None
 
 
 @asynccontextmanager

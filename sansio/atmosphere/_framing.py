@@ -189,8 +189,10 @@ class TrackMessageSizeDecoder:
             body = pos + step
             end = body + length
             chunk = data[body:end]
-            if len(chunk) == length and chunk.isascii():
+            if chunk.isascii():
                 # The usual case: ASCII text, where units and characters agree.
+                if len(chunk) < length:
+                    break  # incomplete: wait for the next frame
                 messages.append(chunk)
                 start = end
             else:

@@ -63,9 +63,8 @@ JsonLoads = Callable[[str], Any]
 JsonDumps = Callable[[Any], str]
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON, non-ASCII kept as is (what the server writes)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+dumps: JsonDumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""Compact JSON, non-ASCII kept as is (what the server writes); one encoder, built once."""
 
 
 # -- server → client: parsing --------------------------------------------------------------
