@@ -5,6 +5,8 @@
   :func:`get` find cases, :func:`verdict_for` and :func:`exit_code` judge them.
 - ``trackwire.conformance.strategies``: hypothesis strategies for valid and invalid frames,
   messages and whole sessions (needs the ``conformance`` extra).
+- :func:`run_server_cases` / :func:`run_client_cases`: the kit acts as the client (or the
+  server), probes, and judges; a :class:`Report` renders as text, JSON or JUnit.
 - The reference servers and their simulated fleet (``_reference``, ``_fleet``), which the
   ``trackwire`` command line serves.
 """
@@ -21,7 +23,11 @@ from ._catalogue import (
     select,
     verdict_for,
 )
+from ._cli import add_subcommands
+from ._cli import run as run_cli
 from ._fleet import Fleet, Vehicle, VehicleUpdate
+from ._probes import ProbeOptions
+from ._probes_client import CLOSE_SIGNAL
 from ._reference import (
     DEMO_FLEETFREEDOM,
     DEMO_ITRACK,
@@ -29,24 +35,49 @@ from ._reference import (
     ITrackReference,
     demo_fleet,
 )
+from ._report import CaseResult, Report, WireRecord, render_json, render_junit, render_text
+from ._runner import (
+    DEFAULT_TIMEOUT,
+    probed_cases,
+    run_client_cases,
+    run_client_cases_async,
+    run_server_cases,
+    run_server_cases_async,
+)
 
 __all__ = [
     "CATALOGUE",
+    "CLOSE_SIGNAL",
+    "DEFAULT_TIMEOUT",
     "DEMO_FLEETFREEDOM",
     "DEMO_ITRACK",
     "Case",
+    "CaseResult",
     "Fleet",
     "FleetFreedomReference",
     "ITrackReference",
     "Level",
+    "ProbeOptions",
     "ProtocolName",
+    "Report",
     "Role",
     "Vehicle",
     "VehicleUpdate",
     "Verdict",
+    "WireRecord",
+    "add_subcommands",
     "demo_fleet",
     "exit_code",
     "get",
+    "probed_cases",
+    "render_json",
+    "render_junit",
+    "render_text",
+    "run_cli",
+    "run_client_cases",
+    "run_client_cases_async",
+    "run_server_cases",
+    "run_server_cases_async",
     "select",
     "verdict_for",
 ]

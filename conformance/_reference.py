@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trackwire.fleetfreedom import (
     Account,
+    ErrorCode,
     FleetFreedomHub,
     FleetFreedomServer,
     ghost_id_from_request,
 )
 from trackwire.itrack import (
+    AuthFailure,
     AuthResponder,
+    AuthSuccess,
     Directory,
     GpsState,
     ITrackServer,
@@ -34,12 +38,25 @@ from trackwire.ws import Accept, Headers, HttpResponse, Refuse, UpgradeRequest
 from ._fleet import Fleet, VehicleUpdate
 
 __all__ = [
+    "DEFAULT_ANONYMOUS_TIMEOUT",
+    "DEFAULT_LOGIN_FAILURES",
+    "DEFAULT_LOGIN_WINDOW",
     "DEMO_FLEETFREEDOM",
     "DEMO_ITRACK",
     "FleetFreedomReference",
     "ITrackReference",
+    "LoginThrottle",
     "demo_fleet",
 ]
+
+DEFAULT_LOGIN_FAILURES = 5
+"""Failed logins of one login name allowed within :data:`DEFAULT_LOGIN_WINDOW`."""
+DEFAULT_LOGIN_WINDOW = 60.0
+"""The sliding window of the login rate limit, in seconds."""
+DEFAULT_ANONYMOUS_TIMEOUT = 60.0
+"""Seconds a FleetFreedom connection may stay without a login before the server closes it."""
+ITRACK_LOGIN_LIMIT = (105, "Login attempts limit exceeded")
+"""The iTrack API error a throttled ``user/auth`` gets (spec itrack §1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +65,7 @@ class DemoAccount:
 
     tenant: str
     login: str
-    password: str
+    password: str = field(repr=False)
     company: int | None = None
 
 
@@ -70,6 +87,93 @@ def demo_fleet(vehicles: int = 10, *, seed: int = 1, rate: float = 1.0) -> Fleet
     return Fleet({"demo": vehicles, "other": max(1, vehicles // 2)}, seed=seed, rate=rate)
 
 
+class LoginThrottle:
+    """Per-login rate limit of failed logins over a sliding window; time is passed in.
+
+    A login name that failed ``max_failures`` times within the last ``window`` seconds is
+    refused without its password being checked until the oldest of those failures leaves the
+    window.  Refused attempts are not counted (a throttled client cannot extend its own
+    lock-out); a success forgets the login's failures.  At most ``max_logins`` names are
+    tracked (the stalest is dropped first), so guessing many names costs bounded memory.
+    """
+
+    __slots__ = ("_failures", "max_failures", "max_logins", "window")
+
+    def __init__(
+        self,
+        max_failures: int = DEFAULT_LOGIN_FAILURES,
+        window: float = DEFAULT_LOGIN_WINDOW,
+        *,
+        max_logins: int = 100_000,
+    ) -> None:
+        if max_failures < 1 or window <= 0 or max_logins < 1:
+            raise ValueError("max_failures, window and max_logins must be positive")
+        self.max_failures = max_failures
+        self.window = window
+        self.max_logins = max_logins
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, login: str, now: float) -> deque[float] | None:
+        times = self._failures.get(login)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[login]
+            return None
+        return times
+
+    def allowed(self, login: str, now: float) -> bool:
+        """Whether ``login`` may try a password at ``now``."""
+        times = self._recent(login, now)
+        return times is None or len(times) < self.max_failures
+
+    def failed(self, login: str, now: float) -> None:
+        """Record a failed attempt of ``login`` at ``now``."""
+        times = self._recent(login, now)
+        if times is None:
+            times = self._failures[login] = deque(maxlen=self.max_failures)
+            while len(self._failures) > self.max_logins:
+                self._failures.popitem(last=False)
+        else:
+            self._failures.move_to_end(login)
+        times.append(now)
+
+    def succeeded(self, login: str) -> None:
+        """``login`` got in: its failures are forgotten."""
+        self._failures.pop(login, None)
+
+    @property
+    def tracked(self) -> int:
+        """How many login names have failures on record."""
+        return len(self._failures)
+
+
+class _ThrottledDirectory(Directory):
+    """A directory whose ``authenticate`` goes through a :class:`LoginThrottle`."""
+
+    __slots__ = ("_clock", "throttle")
+
+    def __init__(self, throttle: LoginThrottle, clock: Callable[[], float], **options: Any) -> None:
+        super().__init__(**options)
+        self.throttle = throttle
+        self._clock = clock
+
+    def authenticate(
+        self, login: str, password: str, dealer_id: int | None = None
+    ) -> AuthSuccess | AuthFailure:
+        now = self._clock()
+        if not self.throttle.allowed(login, now):
+            return AuthFailure(*ITRACK_LOGIN_LIMIT)
+        result = super().authenticate(login, password, dealer_id)
+        if isinstance(result, AuthFailure):
+            self.throttle.failed(login, now)
+        else:
+            self.throttle.succeeded(login)
+        return result
+
+
 def _wall(now: float, offset: float) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(now + offset, tz=_dt.timezone.utc)
 
@@ -78,7 +182,9 @@ class ITrackReference:
     """The iTrack reference server: ``user/auth``, the event subscription socket, the fleet.
 
     ``wall_offset`` turns the monotonic ``now`` into wall-clock time for the timestamps
-    (``YYYY-MM-DD HH:MM:SS``, UTC as the demo users' time zone).
+    (``YYYY-MM-DD HH:MM:SS``, UTC as the demo users' time zone).  ``user/auth`` is
+    rate-limited per login by ``login_throttle`` (5 failures per 60 s by default; error 105
+    beyond), reading the time from ``clock``.
     """
 
     def __init__(
@@ -88,13 +194,15 @@ class ITrackReference:
         heartbeat_interval_ms: int = 30000,
         wall_offset: float | None = None,
         hash_factory: Callable[[], str] | None = None,
+        login_throttle: LoginThrottle | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.fleet = fleet
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.wall_offset = time.time() - time.monotonic() if wall_offset is None else wall_offset
-        self.directory = (
-            Directory() if hash_factory is None else Directory(hash_factory=hash_factory)
-        )
+        self.login_throttle = LoginThrottle() if login_throttle is None else login_throttle
+        options: dict[str, Any] = {} if hash_factory is None else {"hash_factory": hash_factory}
+        self.directory: Directory = _ThrottledDirectory(self.login_throttle, clock, **options)
         for account in DEMO_ITRACK:
             self.directory.add_user(account.login, account.password)
         for vehicle in fleet.vehicles.values():
@@ -158,7 +266,12 @@ class ITrackReference:
 
 
 class FleetFreedomReference:
-    """The FleetFreedom reference server: sessions, assets from the fleet, their pushes."""
+    """The FleetFreedom reference server: sessions, assets from the fleet, their pushes.
+
+    Logins are rate-limited per username by ``login_throttle`` (5 failures per 60 s by
+    default; errorCode 73 ``sessionThrottled`` beyond), reading the time from ``clock``;
+    a connection that has not logged in after ``anonymous_timeout`` seconds is closed.
+    """
 
     def __init__(
         self,
@@ -166,8 +279,13 @@ class FleetFreedomReference:
         *,
         wall_offset: float | None = None,
         ghost_ids: Callable[[], str] | None = None,
+        login_throttle: LoginThrottle | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        anonymous_timeout: float | None = DEFAULT_ANONYMOUS_TIMEOUT,
     ) -> None:
         self.fleet = fleet
+        self.login_throttle = LoginThrottle() if login_throttle is None else login_throttle
+        self._clock = clock
         self.wall_offset = time.time() - time.monotonic() if wall_offset is None else wall_offset
         self.accounts = {
             a.login: Account(a.login, a.company or 0, user={"login": a.login, "company": a.company})
@@ -175,7 +293,10 @@ class FleetFreedomReference:
         }
         self._passwords = {a.login: a.password for a in DEMO_FLEETFREEDOM}
         self._company = {a.tenant: a.company or 0 for a in DEMO_FLEETFREEDOM}
-        options: dict[str, Any] = {"wall_offset": self.wall_offset}
+        options: dict[str, Any] = {
+            "wall_offset": self.wall_offset,
+            "anonymous_timeout": anonymous_timeout,
+        }
         if ghost_ids is not None:
             options["ghost_ids"] = ghost_ids
         self.hub = FleetFreedomHub(self._authenticate, **options)
@@ -183,9 +304,15 @@ class FleetFreedomReference:
             update = fleet.latest(vehicle.id)
             self.hub.put("asset", self._asset(vehicle.id, update, general=True))
 
-    def _authenticate(self, username: str, password: str) -> Account | None:
+    def _authenticate(self, username: str, password: str) -> Account | ErrorCode | None:
+        now = self._clock()
+        throttle = self.login_throttle
+        if not throttle.allowed(username, now):
+            return ErrorCode.SESSION_THROTTLED
         if self._passwords.get(username) != password:
+            throttle.failed(username, now)
             return None
+        throttle.succeeded(username)
         return self.accounts[username]
 
     def _asset(self, vehicle_id: int, update: VehicleUpdate, *, general: bool) -> dict[str, Any]:

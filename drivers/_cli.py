@@ -29,6 +29,8 @@ from trackwire.conformance import (
     ITrackReference,
     demo_fleet,
 )
+from trackwire.conformance import add_subcommands as add_conformance
+from trackwire.conformance import run_cli as run_conformance
 from trackwire.fleetfreedom import (
     Broadcast,
     Command,
@@ -630,6 +632,8 @@ def _parser() -> argparse.ArgumentParser:
     itrack.add_argument("--track-message-length", action="store_true")
     watch_options(itrack)
 
+    add_conformance(commands)
+
     ff = platforms.add_parser("fleetfreedom", help="FleetFreedom / Trak-iT")
     ff.add_argument("--url", help="WebSocket URL, e.g. wss://socket.trakit.ca/")
     ff.add_argument("--username")
@@ -651,6 +655,8 @@ def main(
     try:
         if args.command == "serve":
             return trio.run(_serve, args, stream)
+        if args.command == "conformance":
+            return run_conformance(args, stream)
         live = stream.isatty() and not args.json
         view = View(
             stream,

@@ -1,0 +1,690 @@
+"""What every probe stands on: raw WebSocket connections the kit drives frame by frame, the
+wire log, the per-case context, and the registry of probes.
+
+The kit never judges a subject through one of our protocol cores: it speaks through a
+:class:`RawCore` (text frames in and out, nothing interpreted) carried by the sans-IO
+WebSocket stack (:class:`~trackwire.ws.ClientStack` when the subject is a server,
+:class:`~trackwire.ws.ServerStack` when it is a client), so it can send what a correct peer
+never would and see every frame, in order, with its time.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+import ssl
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+import trio
+
+from trackwire import Event, LocalProtocolError
+from trackwire.ws import (
+    BinaryMessage,
+    ClientStack,
+    Connected,
+    ConnectionClosed,
+    HandshakeFailed,
+    Rejected,
+    StackBase,
+    StackState,
+    TextCore,
+    UpgradeRequest,
+    split_ws_url,
+)
+
+from ._catalogue import get
+from ._report import Direction, WireRecord, clip
+
+__all__ = [
+    "SERVER_PROBES",
+    "Ctx",
+    "Findings",
+    "Outcome",
+    "Peer",
+    "Probe",
+    "ProbeError",
+    "ProbeOptions",
+    "RawCore",
+    "TextFrame",
+    "Unsupported",
+    "WireLog",
+    "server_probe",
+]
+
+_RECEIVE_SIZE = 65536
+_NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+KIT_MAX_MESSAGE = 64 << 20
+"""Largest message the kit accepts from a subject (generous: it judges, it does not guard)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOptions:
+    """How long the kit watches for things; the defaults suit real deployments, tests shrink
+    them against fast loopback subjects."""
+
+    reply_wait: float = 5.0
+    """Seconds to wait for a frame the subject must send (an answer, the handshake)."""
+    settle: float = 1.0
+    """Seconds to watch for frames the subject must not send (or may still send)."""
+    push_wait: float = 5.0
+    """Seconds to wait for the subject's own pushes (a moving fleet, batches)."""
+    idle_wait: float = 65.0
+    """Seconds to wait for a server's idle heartbeat (Atmosphere: 60 s by default)."""
+    heartbeat_ms: int = 1000
+    """Client cases: the client heartbeat interval the kit announces in its handshakes."""
+    client_wait: float = 60.0
+    """Client cases: seconds to wait for a (new) client to connect for the next scenario."""
+    reconnect_wait: float = 10.0
+    """Client cases: seconds to wait for a client to come back after the kit dropped it."""
+
+
+class Unsupported(Exception):
+    """The case cannot be judged for this subject (raise it from a probe, with the reason)."""
+
+
+class ProbeError(Exception):
+    """The probe itself could not run (connection refused, upgrade refused, no login)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A probe's finding on one case: ``passed`` (``None``: could not be judged) and why."""
+
+    passed: bool | None
+    details: str = ""
+
+
+class Findings:
+    """Collects what a probe checked; :meth:`outcome` passes when nothing went wrong."""
+
+    __slots__ = ("notes", "problems")
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+
+    def expect(self, condition: object, problem: str) -> bool:
+        """Record ``problem`` unless ``condition`` holds; returns whether it held."""
+        if not condition:
+            self.problems.append(problem)
+        return bool(condition)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def outcome(self) -> Outcome:
+        if self.problems:
+            return Outcome(False, "; ".join(self.problems))
+        return Outcome(True, "; ".join(self.notes))
+
+
+def unsupported(reason: str) -> Outcome:
+    return Outcome(None, reason)
+
+
+# -- the wire log ------------------------------------------------------------------------------
+
+
+_SECRETS = (
+    (re.compile(r'("password"\s*:\s*")(?:[^"\\]|\\.)*(")'), r"\1***\2"),
+    (re.compile(r"((?:^|[?&\s])password=)[^&\s]*"), r"\1***"),
+)
+"""Where passwords travel (a JSON ``password`` field, a form or query ``password=``): they are
+masked in the wire log, so that reports can be shared."""
+
+
+def redact(text: str) -> str:
+    """``text`` with every password value replaced by ``***``."""
+    if "password" not in text:
+        return text
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class WireLog:
+    """Every frame of one case, both ways, timed from the case's start (passwords masked)."""
+
+    __slots__ = ("connections", "records", "t0")
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.records: list[WireRecord] = []
+        self.connections = 0
+
+    def new_connection(self) -> int:
+        self.connections += 1
+        return self.connections
+
+    def add(self, connection: int, direction: Direction, kind: str, data: str) -> None:
+        self.records.append(
+            WireRecord(
+                trio.current_time() - self.t0, connection, direction, kind, clip(redact(data))
+            )
+        )
+
+    def note(self, text: str, connection: int = 0) -> None:
+        self.add(connection, "info", "note", text)
+
+
+# -- a raw text core ---------------------------------------------------------------------------
+
+
+class RawState(enum.Enum):
+    IDLE = "idle"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class TextFrame(Event):
+    """One text frame from the subject, as it came."""
+
+    data: str
+
+
+class RawCore:
+    """A text core that interprets nothing: received frames become :class:`TextFrame`
+    events, and :meth:`send` queues any string as one frame.  Both are logged."""
+
+    __slots__ = ("_events", "_out", "connection", "log", "state")
+
+    def __init__(self, log: WireLog, connection: int) -> None:
+        self.log = log
+        self.connection = connection
+        self.state = RawState.IDLE
+        self._events: list[Event] = []
+        self._out: list[str] = []
+
+    def connection_made(self, now: float) -> None:
+        self.state = RawState.OPEN
+
+    def receive(self, data: str, now: float) -> None:
+        self.log.add(self.connection, "received", "text", data)
+        self._events.append(TextFrame(data))
+
+    def receive_eof(self, now: float) -> None:
+        self.state = RawState.CLOSED
+
+    def next_event(self) -> Event | None:
+        return self._events.pop(0) if self._events else None
+
+    def events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def send(self, item: str, now: float | None = None) -> None:
+        self.log.add(self.connection, "sent", "text", item)
+        self._out.append(item)
+
+    def data_to_send(self) -> list[str]:
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+
+def as_text_core(core: RawCore) -> TextCore:
+    return core
+
+
+# -- one connection ----------------------------------------------------------------------------
+
+Item = str | bytes
+"""What :meth:`Peer.recv` returns: a text frame, or the payload of a binary frame."""
+
+
+class Peer:
+    """One WebSocket connection between the kit and the subject, either role.
+
+    A background task reads and feeds the stack; frames the subject sends queue up for
+    :meth:`recv`.  Every wait is bounded by the caller; once the connection ends,
+    :attr:`closed` says how (and :meth:`recv` returns ``None``).
+    """
+
+    def __init__(self, log: WireLog, stream: trio.abc.Stream, number: int) -> None:
+        self.log = log
+        self.number = number
+        self.stream = stream
+        self.core = RawCore(log, number)
+        self.stack: StackBase[TextCore] | None = None
+        self.opened = trio.Event()
+        self.ended = trio.Event()
+        self.connected: Connected | None = None
+        self.closed: ConnectionClosed | None = None
+        self.failure: str | None = None
+        """Why the WebSocket never opened (refusal, bad handshake), if it did not."""
+        self.rejected_status: int | None = None
+        self.binary_frames = 0
+        self.request: UpgradeRequest | None = None
+        """Client cases: the subject's upgrade request."""
+        self.identity: str | None = None
+        """Client cases: the session the connection presented (tracking id, ghostId)."""
+        self.on_other: Callable[[Event], None] | None = None
+        """Called with stack events the peer does not handle itself (plain HTTP requests)."""
+        self._send_in, self._receive_out = trio.open_memory_channel[Item](math.inf)
+        self._write_lock = trio.Lock()
+        self._broken = False
+        self._read_scope: trio.CancelScope | None = None
+
+    # -- what probes use ---------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.stack is not None and self.stack.state is StackState.OPEN
+
+    async def send(self, text: str) -> None:
+        """Send one text frame (silently nothing once the connection is closing)."""
+        stack = self.stack
+        if stack is None or stack.state is not StackState.OPEN:
+            self.log.note(f"not sent (connection not open): {text[:80]!r}", self.number)
+            return
+        stack.send(text, trio.current_time())
+        await self._flush()
+
+    async def send_binary(self, payload: bytes) -> None:
+        """Send one binary frame (server role: unmasked, at most 125 bytes)."""
+        if len(payload) > 125 or not self.is_open:
+            raise ValueError("send_binary takes an open connection and at most 125 bytes")
+        await self._flush()
+        self.log.add(self.number, "sent", "binary", payload.hex())
+        async with self._write_lock:
+            try:
+                await self.stream.send_all(bytes((0x82, len(payload))) + payload)
+            except _NETWORK_ERRORS:
+                self._broken = True
+
+    def rebind(self, log: WireLog) -> None:
+        """Move the connection (and what it logged so far) into another case's log."""
+        number = log.new_connection()
+        for record in [r for r in self.log.records if r.connection == self.number]:
+            log.records.append(
+                WireRecord(
+                    record.time + self.log.t0 - log.t0,
+                    number,
+                    record.direction,
+                    record.kind,
+                    record.data,
+                )
+            )
+        self.log = self.core.log = log
+        self.number = self.core.connection = number
+
+    async def recv(self, timeout: float) -> Item | None:
+        """The next frame from the subject, or ``None`` after ``timeout`` or at the end."""
+        with trio.move_on_after(timeout):
+            try:
+                return await self._receive_out.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return None
+        return None
+
+    async def collect(
+        self, duration: float, until: Callable[[Item], bool] | None = None
+    ) -> list[Item]:
+        """Frames received within ``duration`` (stops early after one ``until`` accepts, or at
+        the end of the connection)."""
+        frames: list[Item] = []
+        deadline = trio.current_time() + duration
+        while True:
+            left = deadline - trio.current_time()
+            if left <= 0:
+                return frames
+            item = await self.recv(left)
+            if item is None:
+                return frames
+            frames.append(item)
+            if until is not None and until(item):
+                return frames
+
+    def pending(self) -> list[Item]:
+        """Frames already received and not yet taken (no waiting)."""
+        frames: list[Item] = []
+        while True:
+            try:
+                frames.append(self._receive_out.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return frames
+
+    async def close(self, code: int = 1000, reason: str = "", wait: float = 1.0) -> None:
+        """Start the close handshake and wait (at most ``wait`` s) for the end."""
+        stack = self.stack
+        if stack is not None and stack.state is StackState.OPEN:
+            self.log.add(self.number, "sent", "close", f"{code} {reason}".rstrip())
+            stack.close(code, reason, trio.current_time())
+            await self._flush()
+        elif stack is not None and stack.state is not StackState.CLOSED:
+            stack.close()
+        with trio.move_on_after(wait):
+            await self.ended.wait()
+        if not self.ended.is_set():
+            await self.abort()
+
+    async def abort(self) -> None:
+        """Drop the TCP connection now, without a close handshake."""
+        if not self.ended.is_set():
+            self.log.add(self.number, "info", "close", "TCP connection dropped by the kit")
+        self._broken = True
+        await trio.aclose_forcefully(self.stream)
+        scope = self._read_scope
+        if scope is not None:
+            scope.cancel()
+
+    async def wait_ended(self, timeout: float) -> bool:
+        """Whether the connection ended within ``timeout``."""
+        with trio.move_on_after(timeout):
+            await self.ended.wait()
+        return self.ended.is_set()
+
+    # -- inside --------------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        async with self._write_lock:
+            stack = self.stack
+            if stack is None or self._broken:
+                return
+            data = stack.data_to_send()
+            if not data:
+                return
+            try:
+                await self.stream.send_all(data)
+            except _NETWORK_ERRORS:
+                self._broken = True
+                scope = self._read_scope
+                if scope is not None:
+                    scope.cancel()
+
+    async def run(self, stack: StackBase[TextCore]) -> None:
+        """Pump the connection until the stack is closed (run in the case's nursery)."""
+        self.stack = stack
+        try:
+            stack.connection_made(trio.current_time())
+            while True:
+                await self._flush()
+                if stack.state is StackState.CLOSED:
+                    return
+                deadline = stack.next_deadline()
+                data: bytes | bytearray = b""
+                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                    self._read_scope = scope
+                    if not self._broken:
+                        try:
+                            data = await self.stream.receive_some(_RECEIVE_SIZE)
+                        except _NETWORK_ERRORS:
+                            self._broken = True
+                self._read_scope = None
+                now = trio.current_time()
+                try:
+                    if scope.cancelled_caught and not self._broken:
+                        stack.handle_timer(now)
+                    elif data:
+                        stack.receive(bytes(data), now)
+                    else:
+                        stack.receive_eof(now)
+                except LocalProtocolError as exc:
+                    self.log.note(f"the connection cannot go on: {exc}", self.number)
+                    return
+                for event in stack.events():
+                    self._dispatch(event)
+        finally:
+            if self.closed is None and self.connected is not None:
+                self.closed = ConnectionClosed(1006, "connection lost", by_peer=True)
+            if self.failure is None and self.connected is None:
+                self.failure = "the connection ended before the WebSocket opened"
+            self._send_in.close()
+            self.opened.set()
+            self.ended.set()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, TextFrame):
+            self._send_in.send_nowait(event.data)
+        elif isinstance(event, BinaryMessage):
+            self.binary_frames += 1
+            self.log.add(self.number, "received", "binary", event.data[:256].hex())
+            self._send_in.send_nowait(event.data)
+        elif isinstance(event, Connected):
+            self.connected = event
+            self.opened.set()
+        elif isinstance(event, ConnectionClosed):
+            self.closed = event
+            who = "subject" if event.by_peer else "kit"
+            error = f" ({event.error})" if event.error is not None else ""
+            self.log.add(
+                self.number,
+                "info",
+                "close",
+                f"closed by the {who}: {event.code} {event.reason}{error}".rstrip(),
+            )
+        elif isinstance(event, Rejected):
+            self.rejected_status = event.status_code
+            self.failure = f"the upgrade was refused with HTTP {event.status_code}"
+            self.log.add(self.number, "received", "http", f"HTTP {event.status_code}")
+            self.opened.set()
+        elif isinstance(event, HandshakeFailed):
+            self.failure = f"the WebSocket handshake failed: {event.error}"
+            self.log.note(self.failure, self.number)
+            self.opened.set()
+        elif self.on_other is not None:
+            self.on_other(event)
+
+
+# -- opening connections to a server -----------------------------------------------------------
+
+
+async def open_stream(
+    host: str, port: int, tls: bool, ssl_context: ssl.SSLContext | None = None
+) -> trio.abc.Stream:
+    """TCP (and TLS for ``wss``/``https``) to the subject."""
+    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    if tls:
+        context = ssl_context or ssl.create_default_context()
+        tls_stream = trio.SSLStream(stream, context, server_hostname=host, https_compatible=True)
+        try:
+            await tls_stream.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(tls_stream)
+            raise
+        stream = tls_stream
+    return stream
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """A plain HTTP response the kit received."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON (``None`` when it is not JSON)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class Ctx:
+    """What one probe run gets: the subject's address and credentials, the options, the
+    wire log, and ways to open connections and make HTTP requests."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        protocol: str,
+        options: ProbeOptions,
+        nursery: trio.Nursery,
+        log: WireLog,
+        credentials: Mapping[str, str | None],
+        shared: dict[str, Any],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url = url
+        self.protocol = protocol
+        self.options = options
+        self.nursery = nursery
+        self.log = log
+        self.credentials = credentials
+        self.shared = shared
+        """State kept across the cases of one run (a login hash, a list of trackers)."""
+        self.ssl_context = ssl_context
+
+    async def open(
+        self,
+        url: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        allow_refusal: bool = False,
+    ) -> Peer:
+        """Open a WebSocket to ``url`` (the kit is the client) and wait for the upgrade.
+
+        A refused or failed upgrade raises :class:`ProbeError` unless ``allow_refusal`` (then
+        the returned peer has :attr:`Peer.failure` set).
+        """
+        address = split_ws_url(url)
+        number = self.log.new_connection()
+        extra = f" (subprotocols {', '.join(subprotocols)})" if subprotocols else ""
+        self.log.add(number, "sent", "http", f"GET {address.target}{extra}")
+        try:
+            stream = await open_stream(address.host, address.port, address.tls, self.ssl_context)
+        except _NETWORK_ERRORS as exc:
+            self.log.note(f"cannot connect: {exc}", number)
+            raise ProbeError(f"cannot connect to {address.host}:{address.port}: {exc}") from None
+        peer = Peer(self.log, stream, number)
+        stack = ClientStack.from_url(
+            as_text_core(peer.core),
+            url,
+            subprotocols=subprotocols,
+            accept_binary=True,
+            max_message_size=KIT_MAX_MESSAGE,
+            handshake_timeout=None,
+        )
+        self.nursery.start_soon(peer.run, stack)
+        await peer.opened.wait()
+        if peer.connected is None:
+            if not allow_refusal:
+                raise ProbeError(f"{url}: {peer.failure}")
+        else:
+            self.log.add(number, "received", "http", "101 Switching Protocols")
+        return peer
+
+    async def http(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes = b"",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> HttpAnswer:
+        """One plain HTTP request on its own connection (``Connection: close``)."""
+        address = split_ws_url(url)
+        number = self.log.new_connection()
+        shown = body.decode("utf-8", "replace")
+        self.log.add(number, "sent", "http", f"{method} {address.target} {shown}".rstrip())
+        try:
+            stream = await open_stream(address.host, address.port, address.tls, self.ssl_context)
+        except _NETWORK_ERRORS as exc:
+            self.log.note(f"cannot connect: {exc}", number)
+            raise ProbeError(f"cannot connect to {address.host}:{address.port}: {exc}") from None
+        try:
+            conn = h11.Connection(h11.CLIENT)
+            all_headers = [
+                ("Host", address.host_header),
+                ("User-Agent", "trackwire-conformance"),
+                ("Connection", "close"),
+                *headers,
+            ]
+            if body or method == "POST":
+                all_headers.append(("Content-Length", str(len(body))))
+            out = conn.send(h11.Request(method=method, target=address.target, headers=all_headers))
+            out = (out or b"") + (conn.send(h11.Data(data=body)) or b"" if body else b"")
+            await stream.send_all(out + (conn.send(h11.EndOfMessage()) or b""))
+            status = 0
+            response_headers: list[tuple[str, str]] = []
+            chunks: list[bytes] = []
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(bytes(await stream.receive_some(_RECEIVE_SIZE)))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    response_headers = [
+                        (n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers
+                    ]
+                elif isinstance(event, h11.Data):
+                    chunks.append(bytes(event.data))
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    break
+        except (*_NETWORK_ERRORS, h11.ProtocolError) as exc:
+            self.log.note(f"HTTP request failed: {exc}", number)
+            raise ProbeError(f"HTTP {method} {url} failed: {exc}") from None
+        finally:
+            await trio.aclose_forcefully(stream)
+        answer = HttpAnswer(status, response_headers, b"".join(chunks))
+        text = answer.body.decode("utf-8", "replace")
+        self.log.add(number, "received", "http", f"HTTP {status} {text}".rstrip())
+        return answer
+
+    def credential(self, name: str) -> str:
+        """A credential given to the run, or :class:`Unsupported` when it was not."""
+        value = self.credentials.get(name)
+        if value is None:
+            raise Unsupported(f"needs --{name} (and the other credentials) to be judged")
+        return value
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+ProbeResult = Outcome | Mapping[str, Outcome]
+ProbeFunction = Callable[[Ctx], Awaitable[ProbeResult]]
+
+
+def _no_extra(options: ProbeOptions) -> float:
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A scripted check that judges one or more cases in one run (one wire log)."""
+
+    cases: tuple[str, ...]
+    run: ProbeFunction
+    extra_time: Callable[[ProbeOptions], float] = _no_extra
+    """Time the probe needs on top of the per-case timeout (long deliberate waits)."""
+
+    @property
+    def name(self) -> str:
+        return getattr(self.run, "__name__", self.cases[0])
+
+
+SERVER_PROBES: list[Probe] = []
+"""Every server probe, registered by :func:`server_probe` as the probe modules load."""
+
+
+def server_probe(
+    *case_ids: str, extra_time: Callable[[ProbeOptions], float] = _no_extra
+) -> Callable[[ProbeFunction], ProbeFunction]:
+    """Register a function as the probe of ``case_ids`` (ids are checked against the
+    catalogue at import, so a typo fails loudly)."""
+    for case_id in case_ids:
+        case = get(case_id)
+        if case.role == "client":
+            raise ValueError(f"{case_id} judges clients, not servers")
+
+    def register(function: ProbeFunction) -> ProbeFunction:
+        SERVER_PROBES.append(Probe(case_ids, function, extra_time))
+        return function
+
+    return register

@@ -1,0 +1,999 @@
+"""Judging clients: the kit serves scripted scenarios and watches what connecting clients send.
+
+How a client under test meets the kit (what ``trackwire conformance client`` prints):
+
+- The kit serves on ``127.0.0.1:PORT``: the Atmosphere endpoint ``http://127.0.0.1:PORT/atmosphere``
+  (any path works), the iTrack base URL ``http://127.0.0.1:PORT/v2/`` (``user/auth`` accepts
+  any login and answers a fresh hash) or the FleetFreedom endpoint ``ws://127.0.0.1:PORT/``
+  (``login`` accepts any credentials).
+- Scenarios run one at a time, in catalogue order.  Each starts with a **fresh client
+  session** (Atmosphere tracking id ``0``, no FleetFreedom ghostId): the next fresh connection
+  is given to the scenario waiting for one.  Reconnects that present a session the running
+  scenario issued (its tracking UUID or ghostId) stay with it; the kit drops connections on
+  purpose to see the client come back.
+- When a scenario is over the kit closes its connections and refuses that session from then
+  on (HTTP 410 on the upgrade): start a **new client** whenever yours has stopped or was
+  refused, until the kit prints its report.  Run the client with reconnects on (short delays
+  make the run faster).
+- A few cases need the client to close itself: when it receives the text
+  :data:`CLOSE_SIGNAL` (Atmosphere: as a message; iTrack: an event ``trackwire-conformance``
+  whose data is it; FleetFreedom: ``broadcast`` with it as ``message``), it should end its
+  session the way its application normally does (FleetFreedom: ``logout``, then close).  A
+  client that ignores the signal gets UNSUPPORTED for those cases, never FAILED.
+
+What happens inside a client (what it delivers to its application) cannot be seen from the
+wire; those cases are reported UNSUPPORTED.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import trio
+
+from trackwire import Event
+from trackwire.atmosphere import RECONNECT_PADDING, framework_number, parse_open_request, utf16_len
+from trackwire.fleetfreedom import ghost_id_from_request
+from trackwire.itrack import is_auth_target
+from trackwire.ws import (
+    AtmosphereCloseRequested,
+    HttpRequestHandled,
+    HttpResponse,
+    Refuse,
+    ServerStack,
+    TextCore,
+    UpgradeRequest,
+)
+
+from ._catalogue import get
+from ._probes import (
+    KIT_MAX_MESSAGE,
+    Findings,
+    Item,
+    Outcome,
+    Peer,
+    ProbeError,
+    ProbeOptions,
+    ProbeResult,
+    WireLog,
+    as_text_core,
+    unsupported,
+)
+
+__all__ = ["CLIENT_SCENARIOS", "CLOSE_SIGNAL", "KitServer", "Scenario", "subject_url"]
+
+CLOSE_SIGNAL = "trackwire-conformance:close"
+"""The text that asks a client under test to end its session (see the module docstring)."""
+
+_PREFIX = re.compile(r"\d+\|")
+_TIMESPAN = re.compile(r"\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*")
+_GONE = b"this conformance scenario is over: start a fresh client\n"
+
+
+def subject_url(protocol: str, host: str, port: int) -> str:
+    """What the client under test should be pointed at."""
+    where = f"{host}:{port}"
+    if protocol == "itrack":
+        return f"http://{where}/v2/"
+    if protocol == "fleetfreedom":
+        return f"ws://{where}/"
+    return f"http://{where}/atmosphere"
+
+
+# -- the server side of the kit ----------------------------------------------------------------
+
+
+class KitServer:
+    """Accepts client connections and hands them to the running scenario (see the module
+    docstring for the matching rules)."""
+
+    def __init__(self, protocol: str, options: ProbeOptions) -> None:
+        self.protocol = protocol
+        self.options = options
+        self.active: ClientCtx | None = None
+        self.finished: set[str] = set()
+        self.issued: set[str] = set()
+        """Every session identity handed out (tracking UUIDs, ghostIds)."""
+        self.hashes: set[str] = set()
+        self._queue_in, self._queue_out = trio.open_memory_channel[Peer](math.inf)
+
+    def _identity(self, request: UpgradeRequest) -> str | None:
+        if self.protocol == "fleetfreedom":
+            ghost = ghost_id_from_request(request.target, request.subprotocols)
+            return ghost if ghost in self.issued else None
+        tracking = parse_open_request(request.target).tracking_id
+        return tracking if tracking in self.issued else None
+
+    def _route(self, peer: Peer, request: UpgradeRequest) -> TextCore | Refuse:
+        shown = f" (subprotocols {', '.join(request.subprotocols)})" if request.subprotocols else ""
+        peer.log.add(peer.number, "received", "http", f"GET {request.target}{shown}")
+        identity = self._identity(request)
+        if identity is not None and identity in self.finished:
+            peer.log.add(peer.number, "sent", "http", "HTTP 410 (scenario over)")
+            return Refuse(410, [("content-type", "text/plain")], _GONE)
+        if self.active is None:
+            peer.log.add(peer.number, "sent", "http", "HTTP 503 (no scenario waiting)")
+            return Refuse(503, [("content-type", "text/plain")], b"no scenario is waiting\n")
+        peer.request = request
+        peer.identity = identity
+        self._queue_in.send_nowait(peer)
+        return as_text_core(peer.core)
+
+    def _http(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> HttpResponse | None:
+        if not is_auth_target(target):
+            return None
+        value = secrets.token_hex(16)
+        self.hashes.add(value)
+        answer = json.dumps({"success": True, "hash": value}).encode()
+        return 200, [("content-type", "application/json")], answer
+
+    def _other(self, event: Event) -> None:
+        active = self.active
+        if active is None:
+            return
+        if isinstance(event, AtmosphereCloseRequested):
+            active.close_requests.append((trio.current_time(), event.tracking_id, event.target))
+            active.log.add(0, "received", "http", f"close request {event.target}")
+        elif isinstance(event, HttpRequestHandled):
+            text = event.body.decode("utf-8", "replace")
+            active.log.add(0, "received", "http", f"{event.method} {event.target} {text}".rstrip())
+            active.log.add(0, "sent", "http", f"HTTP {event.status_code}")
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        """One accepted TCP connection (run by ``trio.serve_listeners``)."""
+        peer = Peer(WireLog(trio.current_time()), stream, 1)
+        peer.on_other = self._other
+        stack: ServerStack[TextCore] = ServerStack(
+            lambda request: self._route(peer, request),
+            http_handler=self._http,
+            accept_binary=True,
+            max_message_size=KIT_MAX_MESSAGE,
+            handshake_timeout=max(self.options.reply_wait, 1.0),
+            close_timeout=1.0,
+        )
+        await peer.run(stack)
+
+    async def take(self, timeout: float) -> Peer | None:
+        """The next live connection for the running scenario (``None`` after ``timeout``)."""
+        with trio.move_on_after(timeout):
+            while True:
+                peer = await self._queue_out.receive()
+                if not peer.ended.is_set():
+                    return peer
+        return None
+
+    def give_back(self, peer: Peer) -> None:
+        """Return a connection the running scenario does not want (a new client that came
+        early) so that the next scenario gets it."""
+        self._queue_in.send_nowait(peer)
+
+    def purge(self, identities: Iterable[str]) -> list[Peer]:
+        """Take the queued connections of a finished scenario's sessions out of the queue
+        (returned, to be closed)."""
+        gone = set(identities)
+        kept: list[Peer] = []
+        dropped: list[Peer] = []
+        while True:
+            try:
+                peer = self._queue_out.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if peer.identity is not None and peer.identity in gone:
+                dropped.append(peer)
+            elif not peer.ended.is_set():
+                kept.append(peer)
+        for peer in kept:
+            self._queue_in.send_nowait(peer)
+        return dropped
+
+
+class ClientCtx:
+    """What a scenario gets: connections from the client, session identities to hand out,
+    the close requests that came, and the wire log."""
+
+    def __init__(self, server: KitServer, log: WireLog, options: ProbeOptions) -> None:
+        self.server = server
+        self.log = log
+        self.options = options
+        self.identities: set[str] = set()
+        self.peers: list[Peer] = []
+        self.close_requests: list[tuple[float, str, str]] = []
+
+    async def connection(self, timeout: float | None = None, *, first: bool = False) -> Peer:
+        """The next connection; :class:`ProbeError` when none comes in time."""
+        peer = await self.maybe_connection(timeout, first=first)
+        if peer is None:
+            wait = self.options.client_wait if timeout is None else timeout
+            raise ProbeError(f"no client connected within {wait:g} s")
+        return peer
+
+    async def maybe_connection(
+        self, timeout: float | None = None, *, first: bool = False
+    ) -> Peer | None:
+        wait = self.options.client_wait if timeout is None else timeout
+        peer = await self.server.take(wait)
+        if peer is None:
+            return None
+        peer.rebind(self.log)
+        self.peers.append(peer)
+        if first and peer.identity is not None:
+            self.log.note(f"connection presents session {peer.identity}", peer.number)
+        return peer
+
+    def issue(self, identity: str) -> str:
+        """Hand out a session identity (its reconnects then come to this scenario)."""
+        self.identities.add(identity)
+        self.server.issued.add(identity)
+        return identity
+
+    async def finish(self) -> None:
+        """Close every connection and refuse the scenario's sessions from now on."""
+        self.server.finished |= self.identities
+        dropped = self.server.purge(self.identities)
+        with trio.CancelScope(shield=True):
+            for peer in self.peers + dropped:
+                if not peer.ended.is_set():
+                    await peer.close(1000, "conformance scenario over", wait=0.5)
+
+
+# -- scenarios -----------------------------------------------------------------------------------
+
+ScenarioFunction = Callable[[ClientCtx], Awaitable[ProbeResult]]
+
+
+def _client_wait(options: ProbeOptions) -> float:
+    return (
+        options.client_wait
+        + options.reconnect_wait
+        + 8 * options.settle
+        + 2 * options.reply_wait
+        + 4 * options.heartbeat_ms / 1000.0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A scripted server session that judges the cases of one client session."""
+
+    protocol: str
+    cases: tuple[str, ...]
+    run: ScenarioFunction
+    extra_time: Callable[[ProbeOptions], float] = _client_wait
+
+    @property
+    def name(self) -> str:
+        return getattr(self.run, "__name__", self.cases[0])
+
+
+CLIENT_SCENARIOS: list[Scenario] = []
+
+
+def scenario(
+    *case_ids: str, extra_time: Callable[[ProbeOptions], float] = _client_wait
+) -> Callable[[ScenarioFunction], ScenarioFunction]:
+    """Register a scenario judging ``case_ids`` (checked against the catalogue)."""
+    protocols = {get(case_id).protocol for case_id in case_ids}
+    if len(protocols) != 1 or any(get(c).role == "server" for c in case_ids):
+        raise ValueError(f"a scenario judges client cases of one protocol: {case_ids}")
+
+    def register(function: ScenarioFunction) -> ScenarioFunction:
+        CLIENT_SCENARIOS.append(Scenario(protocols.pop(), case_ids, function, extra_time))
+        return function
+
+    return register
+
+
+def _query(peer: Peer) -> list[tuple[str, str]]:
+    target = peer.request.target if peer.request is not None else ""
+    return parse_qsl(urlsplit(target).query, keep_blank_values=True)
+
+
+def _param(query: list[tuple[str, str]], name: str) -> str | None:
+    for key, value in query:
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _tms(peer: Peer) -> bool:
+    return _param(_query(peer), "X-Atmosphere-TrackMessageSize") == "true"
+
+
+def _frame(peer: Peer, message: str) -> str:
+    """A server write as the client asked for it (length-prefixed with TrackMessageSize)."""
+    if _tms(peer) and message.strip():
+        return f"{utf16_len(message)}|{message}"
+    return message
+
+
+async def _handshake(ctx: ClientCtx, peer: Peer, interval_ms: int, padding: str) -> str:
+    tracking = ctx.issue(str(uuid.uuid4()))
+    await peer.send(_frame(peer, f"{tracking}|{interval_ms}|{padding}|"))
+    return tracking
+
+
+def _text(frames: Iterable[Item]) -> list[str]:
+    return [f for f in frames if isinstance(f, str)]
+
+
+def _times(frames: list[tuple[float, Item]], padding: str) -> list[float]:
+    return [t for t, f in frames if f == padding]
+
+
+async def _timed(peer: Peer, duration: float) -> list[tuple[float, Item]]:
+    got: list[tuple[float, Item]] = []
+    deadline = trio.current_time() + duration
+    while True:
+        item = await peer.recv(max(0.0, deadline - trio.current_time()))
+        if item is None:
+            return got
+        got.append((trio.current_time(), item))
+
+
+# -- Atmosphere ----------------------------------------------------------------------------------
+
+_PADDING = " hb "
+"""The heartbeat padding the kit announces: spaces around it, to see the client keep it."""
+
+_OPEN_CASES = (
+    "atmosphere.open.tracking-id-zero-first",
+    "atmosphere.open.transport-and-framework",
+    "atmosphere.open.framework-version",
+    "atmosphere.open.atmo-protocol",
+)
+
+
+def _judge_query(query: list[tuple[str, str]]) -> dict[str, Outcome]:
+    tracking = _param(query, "X-Atmosphere-tracking-id")
+    transport = _param(query, "X-Atmosphere-Transport")
+    framework = _param(query, "X-Atmosphere-Framework")
+    number = framework_number(framework) if framework else None
+    protocol = _param(query, "X-atmo-protocol")
+    return {
+        "atmosphere.open.tracking-id-zero-first": Outcome(
+            tracking == "0", f"X-Atmosphere-tracking-id={tracking}"
+        ),
+        "atmosphere.open.transport-and-framework": Outcome(
+            transport == "websocket" and bool(framework),
+            f"X-Atmosphere-Transport={transport}, X-Atmosphere-Framework={framework}",
+        ),
+        "atmosphere.open.framework-version": Outcome(
+            number is not None and number >= 221, f"X-Atmosphere-Framework={framework} ({number})"
+        ),
+        "atmosphere.open.atmo-protocol": Outcome(protocol == "true", f"X-atmo-protocol={protocol}"),
+    }
+
+
+@scenario(
+    *_OPEN_CASES,
+    "atmosphere.handshake.client-waits",
+    "atmosphere.handshake.client-short-frame",
+    "atmosphere.heartbeat.client-padding-exact",
+    "atmosphere.heartbeat.client-cadence",
+    "atmosphere.tms.client-frames-unprefixed",
+    "atmosphere.handshake.client-second-is-data",
+    "atmosphere.frames.client-ignores-blank",
+    "atmosphere.reconnect.client-reconnects",
+    "atmosphere.reconnect.tracking-id-reuse",
+    "atmosphere.reconnect.client-reopens-on-first-frame",
+)
+async def atmosphere_session(ctx: ClientCtx) -> dict[str, Outcome]:
+    options = ctx.options
+    interval = options.heartbeat_ms / 1000.0
+    peer = await ctx.connection(first=True)
+    query = _query(peer)
+    results = _judge_query(query)
+    early = await peer.collect(options.settle)
+    results["atmosphere.handshake.client-waits"] = Outcome(
+        not early, f"sent before the handshake: {early[:2]!r}" if early else "nothing before"
+    )
+    await peer.send(_frame(peer, "hello"))
+    await trio.sleep(options.settle / 2)
+    tracking = await _handshake(ctx, peer, options.heartbeat_ms, _PADDING)
+    opened = trio.current_time()
+    frames = await _timed(peer, 3.6 * interval)
+    beats = _times(frames, _PADDING)
+    others = [f for _, f in frames if f != _PADDING]
+    near = [f for f in _text(others) if f.strip() == _PADDING.strip()]
+    if near:
+        results["atmosphere.heartbeat.client-padding-exact"] = Outcome(
+            False, f"heartbeat sent as {near[0]!r}, not {_PADDING!r}"
+        )
+    elif beats:
+        results["atmosphere.heartbeat.client-padding-exact"] = Outcome(
+            True, f"{len(beats)} heartbeat(s) exactly {_PADDING!r}"
+        )
+    else:
+        results["atmosphere.heartbeat.client-padding-exact"] = unsupported(
+            "no heartbeat to judge (see atmosphere.heartbeat.client-cadence)"
+        )
+    cadence = Findings()
+    if cadence.expect(len(beats) >= 2, f"{len(beats)} heartbeat(s) in {3.6 * interval:.1f} s"):
+        gaps = [b - a for a, b in zip([opened, *beats], beats, strict=False)]
+        cadence.expect(
+            all(0.5 * interval <= gap <= 1.6 * interval for gap in gaps),
+            f"heartbeat gaps {', '.join(f'{g:.2f}' for g in gaps)} s for {interval:g} s",
+        )
+        cadence.note(f"{len(beats)} heartbeats, gaps {', '.join(f'{g:.2f}' for g in gaps)} s")
+    results["atmosphere.heartbeat.client-cadence"] = cadence.outcome()
+    prefixed = [f for f in _text(f for _, f in frames) if _PREFIX.match(f)]
+    results["atmosphere.tms.client-frames-unprefixed"] = Outcome(
+        not prefixed,
+        f"length-prefixed client frame {prefixed[0]!r}"
+        if prefixed
+        else f"{len(frames)} client frame(s), none prefixed (TrackMessageSize {_tms(peer)})",
+    )
+    other = str(uuid.uuid4())
+    await peer.send(_frame(peer, f"{other}|30000|X|"))
+    for blank in ("", "   ", RECONNECT_PADDING):
+        await peer.send(blank)
+    await peer.collect(options.settle)
+    results["atmosphere.frames.client-ignores-blank"] = Outcome(
+        peer.is_open,
+        "still open after blank frames"
+        if peer.is_open
+        else f"the client closed after blank frames: {peer.closed}",
+    )
+    await peer.abort()
+    again = await ctx.maybe_connection(options.reconnect_wait)
+    if again is None:
+        none = f"no reconnect within {options.reconnect_wait:g} s of dropping the connection"
+        results["atmosphere.reconnect.client-reconnects"] = Outcome(False, none)
+        for case in (
+            "atmosphere.reconnect.tracking-id-reuse",
+            "atmosphere.handshake.client-short-frame",
+            "atmosphere.handshake.client-second-is-data",
+            "atmosphere.reconnect.client-reopens-on-first-frame",
+        ):
+            results[case] = unsupported("the client did not reconnect")
+        return results
+    results["atmosphere.reconnect.client-reconnects"] = Outcome(True, "reconnected")
+    second = _query(again)
+    used = _param(second, "X-Atmosphere-tracking-id")
+    reuse = Findings()
+    reuse.expect(used == tracking, f"reconnected with tracking id {used}, not {tracking}")
+    rest = sorted((k, v) for k, v in second if k.lower() != "x-atmosphere-tracking-id")
+    before = sorted((k, v) for k, v in query if k.lower() != "x-atmosphere-tracking-id")
+    reuse.expect(rest == before, f"query changed: {before} then {rest}")
+    results["atmosphere.reconnect.tracking-id-reuse"] = reuse.outcome()
+    results["atmosphere.handshake.client-short-frame"] = Outcome(
+        used == tracking, f"after 'hello' then the handshake, reconnected with {used}"
+    )
+    results["atmosphere.handshake.client-second-is-data"] = Outcome(
+        used != other,
+        f"a second handshake-like frame took over: {used}"
+        if used == other
+        else f"reconnected with the first UUID {used}",
+    )
+    quiet = [f for f in await again.collect(options.settle) if f != _PADDING]
+    results["atmosphere.reconnect.client-reopens-on-first-frame"] = Outcome(
+        not quiet, f"sent before the server's first frame: {quiet[:2]!r}" if quiet else ""
+    )
+    await again.send(RECONNECT_PADDING)
+    await again.collect(options.settle)
+    return results
+
+
+@scenario("atmosphere.heartbeat.client-none-when-zero")
+async def atmosphere_no_heartbeat(ctx: ClientCtx) -> Outcome:
+    peer = await ctx.connection(first=True)
+    await _handshake(ctx, peer, 0, "X")
+    frames = await peer.collect(max(3 * ctx.options.heartbeat_ms / 1000.0, ctx.options.settle))
+    beats = [f for f in frames if f == "X"]
+    return Outcome(not beats, f"{len(beats)} heartbeat(s) after an interval of 0")
+
+
+async def _await_close(ctx: ClientCtx, peer: Peer) -> bool:
+    await peer.send(_frame(peer, CLOSE_SIGNAL))
+    return await peer.wait_ended(ctx.options.reply_wait)
+
+
+@scenario("atmosphere.close.http-request")
+async def atmosphere_close(ctx: ClientCtx) -> Outcome:
+    peer = await ctx.connection(first=True)
+    tracking = await _handshake(ctx, peer, 0, "X")
+    await peer.collect(ctx.options.settle / 2)
+    ended = await _await_close(ctx, peer)
+    closed_at = trio.current_time()
+    if not ended:
+        return unsupported(f"the client did not close on the signal {CLOSE_SIGNAL!r}")
+    await trio.sleep(ctx.options.settle)
+    findings = Findings()
+    mine = [r for r in ctx.close_requests if r[1] == tracking]
+    if findings.expect(mine, "the socket closed without a close request"):
+        at, _, target = mine[0]
+        query = dict(parse_qsl(urlsplit(target).query))
+        findings.expect(at <= closed_at + 0.05, "the close request came after the socket closed")
+        findings.expect("_" in query, f"close request without the _ timestamp: {target}")
+    again = await ctx.maybe_connection(ctx.options.settle)
+    findings.expect(again is None or again.identity != tracking, "the client reconnected")
+    return findings.outcome()
+
+
+# -- iTrack --------------------------------------------------------------------------------------
+
+
+def _action(frame: str) -> Any:
+    try:
+        return json.loads(frame)
+    except ValueError:
+        return frame
+
+
+def _valid_target(target: Any) -> bool:
+    if not isinstance(target, dict):
+        return False
+    if target.get("type") == "all":
+        return True
+    ids = target.get("tracker_ids")
+    return (
+        target.get("type") == "selected"
+        and isinstance(ids, list)
+        and all(type(i) is int for i in ids)
+    )
+
+
+def _request_problem(request: Any) -> str | None:
+    if not isinstance(request, dict):
+        return f"request {request!r:.80} is not an object"
+    kind = request.get("type")
+    if kind == "state":
+        trackers = request.get("trackers")
+        if not (isinstance(trackers, list) and all(type(t) is int for t in trackers)):
+            return f"state request trackers {trackers!r:.80}"
+        return None
+    if kind in ("state_batch", "readings_batch", "iot_monitor"):
+        if not _valid_target(request.get("target")):
+            return f"{kind} target {request.get('target')!r:.80}"
+        rate = request.get("rate_limit")
+        if rate is not None and not (isinstance(rate, str) and _TIMESPAN.fullmatch(rate)):
+            return f"{kind} rate_limit {rate!r}"
+        return None
+    return f"unknown request type {kind!r}"
+
+
+def _requests_of(action: dict[str, Any]) -> list[str]:
+    requests = action.get("requests")
+    if isinstance(requests, list):
+        return sorted(json.dumps(r, sort_keys=True) for r in requests)
+    return [json.dumps({"legacy": action.get("events"), "trackers": action.get("trackers")})]
+
+
+def _itrack_answer(action: dict[str, Any]) -> list[str]:
+    """The kit's answers to a subscribe: the normal response, then the shapes a client must
+    also accept (no ``success``; the deprecated format)."""
+    ids: list[int] = []
+    names: list[str] = []
+    for request in action.get("requests") or []:
+        if isinstance(request, dict):
+            names.append(str(request.get("type")))
+            trackers = request.get("trackers")
+            if isinstance(trackers, list):
+                ids += [t for t in trackers if type(t) is int]
+    statuses = {str(i): "normal" for i in ids}
+    data = {name: {"value": statuses, "success": True} for name in names or ["state"]}
+    normal = {"type": "response", "action": "subscription/subscribe", "events": names, "data": data}
+    bare = dict(normal, data={name: {"value": statuses} for name in names or ["state"]})
+    legacy = dict(normal, data={"state": statuses})
+    return [json.dumps(m, separators=(",", ":")) for m in (normal, bare, legacy)]
+
+
+@scenario(
+    "itrack.session.subscribe-after-handshake",
+    "itrack.actions.action-and-hash",
+    "itrack.actions.client-valid-requests",
+    "itrack.responses.client-tolerates-variants",
+    "itrack.errors.client-null-action",
+    "itrack.errors.client-bad-json",
+    "itrack.session.resubscribe-after-reconnect",
+)
+async def itrack_session(ctx: ClientCtx) -> dict[str, Outcome]:
+    options = ctx.options
+    peer = await ctx.connection(first=True)
+    early = [f for f in await peer.collect(options.settle) if f != "X"]
+    tracking = await _handshake(ctx, peer, options.heartbeat_ms, "X")
+    actions: list[Any] = []
+
+    async def serve_actions(peer: Peer, duration: float) -> list[Any]:
+        got: list[Any] = []
+        deadline = trio.current_time() + duration
+        while (item := await peer.recv(max(0.0, deadline - trio.current_time()))) is not None:
+            if item == "X" or not isinstance(item, str):
+                continue
+            action = _action(item)
+            got.append(action)
+            if isinstance(action, dict) and action.get("action") == "subscribe":
+                for answer in _itrack_answer(action):
+                    await peer.send(_frame(peer, answer))
+        return got
+
+    actions += await serve_actions(peer, options.settle)
+    results: dict[str, Outcome] = {}
+    results["itrack.session.subscribe-after-handshake"] = Outcome(
+        not early, f"sent before the handshake: {early[:1]!r}" if early else "waited"
+    )
+    subscribes = [a for a in actions if isinstance(a, dict) and a.get("action") == "subscribe"]
+    if not actions:
+        reason = "the client sent no action (it must subscribe to something to be judged)"
+        for case in ("itrack.actions.action-and-hash", "itrack.actions.client-valid-requests"):
+            results[case] = unsupported(reason)
+    else:
+        shape = Findings()
+        for action in actions:
+            if not shape.expect(isinstance(action, dict), f"not a JSON object: {action!r:.80}"):
+                continue
+            shape.expect(
+                action.get("action") in ("subscribe", "unsubscribe"),
+                f"action {action.get('action')!r}",
+            )
+            value = action.get("hash")
+            shape.expect(
+                isinstance(value, str) and len(value) == 32, f"hash {value!r} is not 32 characters"
+            )
+            if ctx.server.hashes and isinstance(value, str):
+                shape.expect(
+                    value in ctx.server.hashes, f"hash {value} was not issued by user/auth"
+                )
+        results["itrack.actions.action-and-hash"] = shape.outcome()
+        valid = Findings()
+        for action in subscribes:
+            requests = action.get("requests")
+            if requests is None:
+                trackers = action.get("trackers")
+                valid.expect(
+                    isinstance(trackers, list) and all(type(t) is int for t in trackers),
+                    f"legacy trackers {trackers!r:.80}",
+                )
+                continue
+            if valid.expect(isinstance(requests, list), f"requests {requests!r:.80}"):
+                for request in requests:
+                    problem = _request_problem(request)
+                    valid.expect(problem is None, problem or "")
+        results["itrack.actions.client-valid-requests"] = valid.outcome()
+    for message in (
+        {"type": "error", "action": "null", "status": {"code": 1, "description": "Test error"}},
+        "this is not json",
+        {"no": "type"},
+    ):
+        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
+        await peer.send(_frame(peer, text))
+    actions += await serve_actions(peer, options.settle)
+    alive = peer.is_open
+    stays = "the connection stays open" if alive else f"the client closed: {peer.closed}"
+    if subscribes:
+        results["itrack.responses.client-tolerates-variants"] = Outcome(
+            alive, f"after responses without success and in the deprecated format, {stays}"
+        )
+    else:
+        results["itrack.responses.client-tolerates-variants"] = unsupported(
+            "the client subscribed nothing, so no response variant was sent"
+        )
+    results["itrack.errors.client-null-action"] = Outcome(alive, stays)
+    results["itrack.errors.client-bad-json"] = Outcome(alive, stays)
+    if not subscribes:
+        results["itrack.session.resubscribe-after-reconnect"] = unsupported(
+            "the client subscribed nothing"
+        )
+        return results
+    await peer.abort()
+    again = await ctx.maybe_connection(options.reconnect_wait)
+    if again is None or _param(_query(again), "X-Atmosphere-tracking-id") != tracking:
+        results["itrack.session.resubscribe-after-reconnect"] = unsupported(
+            "the client did not reconnect with its tracking id"
+        )
+        return results
+    await again.send(RECONNECT_PADDING)
+    resent = await serve_actions(again, options.settle + options.heartbeat_ms / 1000.0)
+    wanted = sorted({r for a in subscribes for r in _requests_of(a)})
+    got = sorted({r for a in resent if isinstance(a, dict) for r in _requests_of(a)})
+    missing = [r for r in wanted if r not in got]
+    results["itrack.session.resubscribe-after-reconnect"] = Outcome(
+        not missing,
+        f"not subscribed again: {missing[:2]}"
+        if missing
+        else f"{len(wanted)} request(s) subscribed again",
+    )
+    return results
+
+
+# -- FleetFreedom --------------------------------------------------------------------------------
+
+
+def _ff(name: str, body: dict[str, Any]) -> str:
+    return f"{name} {json.dumps(body, separators=(',', ':'))}"
+
+
+def _now_iso() -> str:
+    return "2024-01-01T00:00:00.000Z"
+
+
+class _FleetFreedomPeer:
+    """Serves one FleetFreedom client connection the way a permissive server would: any
+    login succeeds, every command is answered, subscriptions are recorded."""
+
+    def __init__(self, ctx: ClientCtx, peer: Peer) -> None:
+        self.ctx = ctx
+        self.peer = peer
+        self.frames: list[str] = []
+        self.subscribed: set[tuple[str, str]] = set()
+        self.logged_out_at: float | None = None
+        self.ghost: str | None = None
+        """The last ghostId this connection handed the client."""
+
+    async def greet(self, code: int, ghost: str, logged_in: bool = False) -> None:
+        body: dict[str, Any] = {
+            "errorCode": code,
+            "message": "Please login" if code == 8 else "OK",
+            "serverTime": _now_iso(),
+            "ghostId": ghost,
+            "expiry": _now_iso(),
+        }
+        self.ghost = ghost
+        if logged_in:
+            body.update(_session_fields())
+        await self.peer.send(_ff("connectionResponse", body))
+
+    async def serve(self, duration: float) -> None:
+        deadline = trio.current_time() + duration
+        while (item := await self.peer.recv(max(0.0, deadline - trio.current_time()))) is not None:
+            if isinstance(item, str):
+                self.frames.append(item)
+                await self.answer(item)
+
+    async def answer(self, frame: str) -> None:
+        name, _, rest = frame.partition(" ")
+        try:
+            body = json.loads(rest) if rest else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            await self.peer.send(_ff(name + "Response", {"errorCode": 3, "message": "invalidData"}))
+            return
+        reply: dict[str, Any] = {"errorCode": 0, "message": "OK"}
+        if "reqId" in body:
+            reply = {"reqId": body["reqId"], **reply}
+        if name == "login":
+            ghost = self.ghost = self.ctx.issue(str(uuid.uuid4()))
+            reply.update(serverTime=_now_iso(), ghostId=ghost, expiry=_now_iso())
+            reply.update(_session_fields())
+        elif name == "logout":
+            self.logged_out_at = trio.current_time()
+            reply.update(ghostId="", expiry=_now_iso())
+        elif name in ("subscribe", "unsubscribe"):
+            company = body.get("company")
+            key = json.dumps(company, sort_keys=True)
+            types = body.get("subscriptionTypes")
+            types = [t for t in types if isinstance(t, str)] if isinstance(types, list) else []
+            if name == "subscribe":
+                self.subscribed |= {(key, t) for t in types}
+            reply.update(company=company, merged=types, denied=[], invalid=[])
+        elif name.startswith("get") and name.endswith("List"):
+            plural = name[3:-4]
+            reply.update(company=body.get("company"), **{plural[:1].lower() + plural[1:]: []})
+        await self.peer.send(_ff(name + "Response", reply))
+
+
+def _session_fields() -> dict[str, Any]:
+    return {
+        "user": {"login": "conformance@example.com", "company": 1},
+        "sessionPolicy": {},
+        "passwordPolicy": {},
+    }
+
+
+def _line_problems(frames: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Frames that are not ``name {object}``, bare names, and loose (non-compact) JSON."""
+    shape: list[str] = []
+    bare: list[str] = []
+    loose: list[str] = []
+    for frame in frames:
+        name, space, rest = frame.partition(" ")
+        if not space:
+            bare.append(frame)
+            continue
+        try:
+            body = json.loads(rest)
+        except ValueError:
+            body = None
+        if not re.fullmatch(r"[a-z][A-Za-z0-9]*", name) or not isinstance(body, dict):
+            shape.append(frame)
+        elif json.dumps(body, separators=(",", ":"), ensure_ascii=False) != rest and any(
+            c in rest for c in " \n\t"
+        ):
+            loose.append(frame)
+    return shape, bare, loose
+
+
+@scenario(
+    "fleetfreedom.session.no-command-before-connection-response",
+    "fleetfreedom.framing.client-always-body",
+    "fleetfreedom.framing.line-format",
+    "fleetfreedom.framing.compact-json",
+    "fleetfreedom.session.client-accepted-codes",
+    "fleetfreedom.client.reconnect-same-ghost-id",
+    "fleetfreedom.subscriptions.client-resubscribe",
+    "fleetfreedom.framing.client-binary-is-error",
+)
+async def fleetfreedom_session(ctx: ClientCtx) -> dict[str, Outcome]:
+    options = ctx.options
+    peer = await ctx.connection(first=True)
+    early = _text(await peer.collect(options.settle))
+    results: dict[str, Outcome] = {
+        "fleetfreedom.session.no-command-before-connection-response": Outcome(
+            not early, f"sent before connectionResponse: {early[:2]!r}" if early else "waited"
+        )
+    }
+    served = _FleetFreedomPeer(ctx, peer)
+    served.frames += early
+    ghost = ctx.issue(str(uuid.uuid4()))
+    await served.greet(8, ghost)
+    for frame in early:
+        await served.answer(frame)
+    await served.serve(options.settle)
+    accepted = Findings()
+    accepted.expect(peer.is_open, f"closed after connectionResponse 8: {peer.closed}")
+    expected = served.ghost or ghost
+    await peer.abort()
+    again = await ctx.maybe_connection(options.reconnect_wait)
+    if again is None:
+        results["fleetfreedom.client.reconnect-same-ghost-id"] = unsupported(
+            "the client did not reconnect after the connection dropped"
+        )
+        results["fleetfreedom.subscriptions.client-resubscribe"] = unsupported("no reconnect")
+        results["fleetfreedom.framing.client-binary-is-error"] = unsupported("no reconnect")
+    else:
+        request = again.request
+        presented = ghost_id_from_request(request.target, request.subprotocols) if request else None
+        results["fleetfreedom.client.reconnect-same-ghost-id"] = Outcome(
+            presented == expected, f"reconnected presenting {presented!r} (session {expected})"
+        )
+        resumed = _FleetFreedomPeer(ctx, again)
+        await resumed.greet(0, expected, logged_in=True)
+        await resumed.serve(options.settle)
+        accepted.expect(again.is_open, f"closed after connectionResponse 0: {again.closed}")
+        if served.subscribed:
+            missing = served.subscribed - resumed.subscribed
+            results["fleetfreedom.subscriptions.client-resubscribe"] = Outcome(
+                not missing,
+                f"not subscribed again: {sorted(missing)[:3]}"
+                if missing
+                else f"{len(served.subscribed)} subscription(s) renewed",
+            )
+        else:
+            results["fleetfreedom.subscriptions.client-resubscribe"] = unsupported(
+                "the client subscribed nothing before the reconnect"
+            )
+        served.frames += resumed.frames
+        await again.send_binary(b"\x00binary")
+        ended = await again.wait_ended(options.reply_wait)
+        results["fleetfreedom.framing.client-binary-is-error"] = Outcome(
+            ended,
+            f"closed on a binary frame: {again.closed}"
+            if ended
+            else "the connection stayed open after a binary frame",
+        )
+    accepted.note("went on after codes 8 and 0 (7 and 16 are not tried)")
+    results["fleetfreedom.session.client-accepted-codes"] = accepted.outcome()
+    shape, bare, loose = _line_problems(served.frames)
+    results["fleetfreedom.framing.client-always-body"] = Outcome(
+        not bare, f"bare name {bare[0]!r}" if bare else f"{len(served.frames)} frame(s) with a body"
+    )
+    results["fleetfreedom.framing.line-format"] = Outcome(
+        not shape, f"not <name> <JSON object>: {shape[0]!r:.100}" if shape else ""
+    )
+    results["fleetfreedom.framing.compact-json"] = Outcome(
+        not loose, f"loose JSON: {loose[0]!r:.100}" if loose else ""
+    )
+    return results
+
+
+async def _ended_session(ctx: ClientCtx, frame: str) -> tuple[bool, Peer | None, set[str]]:
+    """Serve a session, send ``frame``; whether the client closed, and a reconnect (if any)."""
+    peer = await ctx.connection(first=True)
+    served = _FleetFreedomPeer(ctx, peer)
+    await served.greet(8, ctx.issue(str(uuid.uuid4())))
+    await served.serve(ctx.options.settle)
+    await peer.send(frame)
+    ended = await peer.wait_ended(ctx.options.reply_wait)
+    again = None
+    if ended:
+        again = await ctx.maybe_connection(ctx.options.settle * 2)
+        if again is not None and again.identity not in ctx.identities:
+            ctx.peers.remove(again)
+            ctx.server.give_back(again)
+            again = None
+    return ended, again, set(ctx.identities)
+
+
+@scenario("fleetfreedom.session.client-session-ended", "fleetfreedom.client.no-reconnect-after-end")
+async def fleetfreedom_session_ended(ctx: ClientCtx) -> dict[str, Outcome]:
+    ended, again, _ = await _ended_session(ctx, "sessionEnded {}")
+    return {
+        "fleetfreedom.session.client-session-ended": Outcome(
+            ended and again is None,
+            "closed for good"
+            if ended and again is None
+            else ("reconnected after sessionEnded" if ended else "stayed open after sessionEnded"),
+        ),
+        "fleetfreedom.client.no-reconnect-after-end": (
+            Outcome(again is None, "reconnected after sessionEnded" if again else "")
+            if ended
+            else unsupported("the client did not close after sessionEnded")
+        ),
+    }
+
+
+@scenario("fleetfreedom.framing.client-reads-bare-name")
+async def fleetfreedom_bare_name(ctx: ClientCtx) -> Outcome:
+    ended, again, _ = await _ended_session(ctx, "sessionEnded")
+    return Outcome(
+        ended and again is None,
+        "a bare sessionEnded ended the session"
+        if ended
+        else "a bare sessionEnded was not read as sessionEnded",
+    )
+
+
+@scenario("fleetfreedom.session.client-refused-closes")
+async def fleetfreedom_refused(ctx: ClientCtx) -> Outcome:
+    peer = await ctx.connection(first=True)
+    served = _FleetFreedomPeer(ctx, peer)
+    await served.greet(9, ctx.issue(str(uuid.uuid4())))
+    ended = await peer.wait_ended(ctx.options.reply_wait)
+    closed = peer.closed
+    if not ended:
+        return Outcome(False, "stayed open after connectionResponse errorCode 9")
+    return Outcome(
+        closed is not None and closed.by_peer and closed.code == 1008,
+        f"closed with {closed.code if closed is not None else None} after errorCode 9",
+    )
+
+
+@scenario("fleetfreedom.session.client-closes-after-logout", "fleetfreedom.client.close-code")
+async def fleetfreedom_close(ctx: ClientCtx) -> dict[str, Outcome]:
+    peer = await ctx.connection(first=True)
+    served = _FleetFreedomPeer(ctx, peer)
+    await served.greet(8, ctx.issue(str(uuid.uuid4())))
+    await served.serve(ctx.options.settle)
+    await peer.send(_ff("broadcast", {"kind": "maintenance", "message": CLOSE_SIGNAL}))
+    deadline = trio.current_time() + ctx.options.reply_wait
+    while not peer.ended.is_set() and trio.current_time() < deadline:
+        await served.serve(min(0.1, max(0.0, deadline - trio.current_time())))
+    if not peer.ended.is_set():
+        reason = f"the client did not close on the signal {CLOSE_SIGNAL!r}"
+        return {
+            "fleetfreedom.session.client-closes-after-logout": unsupported(reason),
+            "fleetfreedom.client.close-code": unsupported(reason),
+        }
+    closed = peer.closed
+    code = closed.code if closed is not None else None
+    reason_bytes = len(closed.reason.encode()) if closed is not None else 0
+    results = {
+        "fleetfreedom.client.close-code": Outcome(
+            closed is not None and closed.by_peer and code == 1000 and reason_bytes <= 123,
+            f"closed with code {code} and a {reason_bytes}-byte reason",
+        )
+    }
+    if served.logged_out_at is None:
+        results["fleetfreedom.session.client-closes-after-logout"] = unsupported(
+            "the client closed without logging out"
+        )
+    else:
+        results["fleetfreedom.session.client-closes-after-logout"] = Outcome(
+            True, "closed after logoutResponse"
+        )
+    return results
+
+
+def scenario_cases(protocol: str) -> frozenset[str]:
+    return frozenset(c for s in CLIENT_SCENARIOS if s.protocol == protocol for c in s.cases)

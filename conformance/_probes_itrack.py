@@ -1,0 +1,547 @@
+"""Server probes of the iTrack application protocol (spec ``itrack.md``).
+
+The subject URL is the API base URL (``https://api.example/v2/``): the kit logs in with
+``--login``/``--password`` at ``<base>user/auth`` and opens ``<base>event/subscription``
+with the Atmosphere query.  It learns the account's trackers by subscribing a
+``state_batch`` for ``all`` once, and uses them in the other probes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import trio
+
+from trackwire.itrack import auth_url, subscription_url
+
+from ._probes import Ctx, Findings, Item, Outcome, Peer, ProbeError, Unsupported, server_probe
+from ._probes_atmosphere import Handshake, blank, handshake_of, looks_like_handshake, open_url
+
+__all__ = ["ITrackSession"]
+
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_LOCAL_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+_BOGUS_TRACKER = 2_147_480_001
+_SUBSCRIBE = "subscription/subscribe"
+_UNSUBSCRIBE = "subscription/unsubscribe"
+_TYPES = ("event", "response", "error")
+_FORM = [("Content-Type", "application/x-www-form-urlencoded")]
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class ITrackSession:
+    """One subscription socket: sends JSON actions, reads JSON messages (heartbeats, blank
+    frames and handshakes skipped), and keeps every application message it saw."""
+
+    def __init__(self, peer: Peer, handshake: Handshake) -> None:
+        self.peer = peer
+        self.handshake = handshake
+        self.seen: list[Any] = []
+        """Every application message, parsed (or the raw text when it is not JSON)."""
+
+    def _application(self, item: Item) -> bool:
+        padding = self.handshake.padding
+        return not (blank(item) or item == padding or looks_like_handshake(item))
+
+    async def send(self, message: Any) -> None:
+        await self.peer.send(message if isinstance(message, str) else _compact(message))
+
+    async def wait(self, accept: Callable[[Any], bool], timeout: float) -> Any | None:
+        """The first message ``accept`` takes within ``timeout`` (others are only kept)."""
+        deadline = trio.current_time() + timeout
+        while True:
+            item = await self.peer.recv(max(0.0, deadline - trio.current_time()))
+            if item is None:
+                return None
+            if not self._application(item):
+                continue
+            message = _parse(item)
+            self.seen.append(message)
+            if accept(message):
+                return message
+
+    async def gather(self, duration: float) -> list[Any]:
+        """Every application message within ``duration``."""
+        got: list[Any] = []
+
+        def keep(message: Any) -> bool:
+            got.append(message)
+            return False
+
+        await self.wait(keep, duration)
+        return got
+
+    async def close(self) -> None:
+        await self.peer.close()
+
+
+def _parse(item: Item) -> Any:
+    if isinstance(item, bytes):
+        return item
+    try:
+        return json.loads(item)
+    except ValueError:
+        return item
+
+
+def _is(kind: str, action: str | None = None) -> Callable[[Any], bool]:
+    def accept(message: Any) -> bool:
+        return (
+            isinstance(message, dict)
+            and message.get("type") == kind
+            and (action is None or message.get("action") == action)
+        )
+
+    return accept
+
+
+def _is_reply(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("type") in ("response", "error")
+
+
+def _error_code(message: Any) -> object:
+    status = message.get("status") if isinstance(message, dict) else None
+    return status.get("code") if isinstance(status, dict) else None
+
+
+def _events(messages: list[Any], name: str) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in messages
+        if isinstance(m, dict) and m.get("type") == "event" and m.get("event") == name
+    ]
+
+
+async def _auth(ctx: Ctx, login: str, password: str) -> tuple[int, Any]:
+    body = urlencode([("login", login), ("password", password)]).encode()
+    answer = await ctx.http("POST", auth_url(ctx.url), body=body, headers=_FORM)
+    return answer.status, answer.json()
+
+
+async def session_hash(ctx: Ctx) -> str:
+    """The run's session hash (one ``user/auth`` per run)."""
+    cached = ctx.shared.get("itrack.hash")
+    if isinstance(cached, str):
+        return cached
+    status, data = await _auth(ctx, ctx.credential("login"), ctx.credential("password"))
+    if not (isinstance(data, dict) and data.get("success") is True):
+        raise ProbeError(f"user/auth refused the given login (HTTP {status}): {data!r:.200}")
+    value = data.get("hash")
+    if not isinstance(value, str):
+        raise ProbeError(f"user/auth answered no hash: {data!r:.200}")
+    ctx.shared["itrack.hash"] = value
+    return value
+
+
+async def open_session(ctx: Ctx) -> ITrackSession:
+    peer, handshake = await handshake_of(ctx)
+    return ITrackSession(peer, handshake)
+
+
+async def trackers(ctx: Ctx) -> list[int]:
+    """The account's trackers with status ``normal`` (learnt once per run)."""
+    cached = ctx.shared.get("itrack.trackers")
+    if isinstance(cached, list):
+        return cached
+    value = await session_hash(ctx)
+    session = await open_session(ctx)
+    request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1h"}
+    await session.send({"action": "subscribe", "hash": value, "requests": [request]})
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    await session.close()
+    data = reply.get("data") if isinstance(reply, dict) else None
+    statuses = data.get("state_batch") if isinstance(data, dict) else None
+    if isinstance(statuses, dict) and isinstance(statuses.get("value"), dict):
+        statuses = statuses["value"]
+    if not isinstance(statuses, dict):
+        raise Unsupported(f"could not learn the account's trackers (got {reply!r:.200})")
+    found = sorted(int(k) for k, v in statuses.items() if v == "normal" and k.isdigit())
+    if not found:
+        raise Unsupported("the account has no tracker in status normal")
+    ctx.shared["itrack.trackers"] = found
+    return found
+
+
+def _subscribe_state(value: str, ids: list[int]) -> dict[str, Any]:
+    return {"action": "subscribe", "hash": value, "requests": [{"type": "state", "trackers": ids}]}
+
+
+# -- §1: user/auth and the socket --------------------------------------------------------------
+
+
+@server_probe("itrack.auth.success")
+async def auth_success(ctx: Ctx) -> Outcome:
+    status, data = await _auth(ctx, ctx.credential("login"), ctx.credential("password"))
+    findings = Findings()
+    findings.expect(isinstance(data, dict), f"HTTP {status}: the body is not a JSON object")
+    if isinstance(data, dict):
+        findings.expect(data.get("success") is True, f"success is {data.get('success')!r}")
+        value = data.get("hash")
+        findings.expect(
+            isinstance(value, str) and _HEX32.fullmatch(value),
+            f"hash {value!r} is not 32 hex characters",
+        )
+        if isinstance(value, str):
+            ctx.shared.setdefault("itrack.hash", value)
+    return findings.outcome()
+
+
+@server_probe("itrack.auth.failure")
+async def auth_failure(ctx: Ctx) -> Outcome:
+    wrong = ctx.credential("password") + "-wrong-" + secrets.token_hex(4)
+    status, data = await _auth(ctx, ctx.credential("login"), wrong)
+    findings = Findings()
+    if findings.expect(isinstance(data, dict), f"HTTP {status}: the body is not a JSON object"):
+        findings.expect(data.get("success") is False, f"success is {data.get('success')!r}")
+        findings.expect(_error_code(data) == 102, f"status code {_error_code(data)!r}, not 102")
+        findings.expect("hash" not in data, "a hash came with the refusal")
+    return findings.outcome()
+
+
+@server_probe("itrack.open.path-spellings")
+async def path_spellings(ctx: Ctx) -> Outcome:
+    findings = Findings()
+    base = subscription_url(ctx.url)
+    for path in (base, base + "/"):
+        peer = await ctx.open(open_url(ctx, base=path), allow_refusal=True)
+        if findings.expect(peer.connected is not None, f"{path}: {peer.failure}"):
+            frames = await peer.collect(ctx.options.reply_wait, until=looks_like_handshake)
+            findings.expect(any(looks_like_handshake(f) for f in frames), f"{path}: no handshake")
+        await peer.close()
+    return findings.outcome()
+
+
+@server_probe("itrack.errors.bad-params")
+async def bad_params(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    session = await open_session(ctx)
+    findings = Findings()
+    for requests in (
+        [{"type": "state", "trackers": ["a"]}],
+        [{"type": "no_such_type", "trackers": [1]}],
+        [{"type": "state_batch", "target": {"type": "nobody"}}],
+        [{"type": "state_batch", "target": {"type": "all"}, "rate_limit": "soon"}],
+    ):
+        await session.send({"action": "subscribe", "hash": value, "requests": requests})
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        findings.expect(
+            _is("error")(reply) and _error_code(reply) == 7,
+            f"{requests!r} drew {reply!r:.160}, not an error with code 7",
+        )
+    await session.close()
+    return findings.outcome()
+
+
+# -- §2 and §3: subscribing and what follows --------------------------------------------------
+
+
+@server_probe(
+    "itrack.actions.subscribe-state",
+    "itrack.responses.subscribe",
+    "itrack.events.state-after-subscribe",
+    "itrack.events.source-state-shape",
+    "itrack.messages.type-field",
+)
+async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
+    value = await session_hash(ctx)
+    ids = (await trackers(ctx))[:3]
+    session = await open_session(ctx)
+    await session.send(_subscribe_state(value, ids))
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    after = await session.gather(ctx.options.settle)
+    await session.close()
+    results: dict[str, Outcome] = {}
+    accepted = _is("response", _SUBSCRIBE)(reply)
+    results["itrack.actions.subscribe-state"] = Outcome(
+        accepted, f"subscribe of {ids} answered {reply!r:.200}"
+    )
+    shape = Findings()
+    if accepted:
+        assert isinstance(reply, dict)
+        shape.expect(isinstance(reply.get("events"), list), "no events list")
+        data = reply.get("data")
+        entry = data.get("state") if isinstance(data, dict) else None
+        statuses = entry.get("value") if isinstance(entry, dict) else None
+        if shape.expect(isinstance(statuses, dict), f"no data.state.value in {reply!r:.200}"):
+            assert isinstance(statuses, dict)
+            assert isinstance(entry, dict)
+            shape.expect(
+                sorted(statuses) == sorted(str(i) for i in ids),
+                f"statuses for {sorted(statuses)}, asked {ids}",
+            )
+            shape.expect(entry.get("success", True) is True, f"success {entry.get('success')!r}")
+        results["itrack.responses.subscribe"] = shape.outcome()
+    else:
+        results["itrack.responses.subscribe"] = Outcome(
+            False, f"no subscribe response: {reply!r:.200}"
+        )
+    states = _events(after, "state")
+    sources = {e["data"].get("source_id") for e in states if isinstance(e.get("data"), dict)}
+    results["itrack.events.state-after-subscribe"] = Outcome(
+        bool(states) and len(sources) <= len(ids),
+        f"{len(states)} state event(s) for {len(sources)} source(s) after subscribing {len(ids)}",
+    )
+    form = Findings()
+    for event in states:
+        data = event.get("data")
+        if not form.expect(isinstance(data, dict), f"state data {data!r:.80} is not an object"):
+            continue
+        assert isinstance(data, dict)
+        form.expect(
+            type(data.get("source_id")) is int, f"source_id {data.get('source_id')!r} not an int"
+        )
+        gps = data.get("gps") if isinstance(data.get("gps"), dict) else {}
+        assert isinstance(gps, dict)
+        for name, stamp in (
+            ("gps.updated", gps.get("updated")),
+            ("last_update", data.get("last_update")),
+            ("user_time", event.get("user_time", data.get("user_time"))),
+        ):
+            if stamp is not None:
+                form.expect(
+                    isinstance(stamp, str) and _LOCAL_TIME.fullmatch(stamp),
+                    f"{name} {stamp!r} is not YYYY-MM-DD HH:MM:SS",
+                )
+    results["itrack.events.source-state-shape"] = (
+        form.outcome() if states else Outcome(None, "no state event to judge")
+    )
+    typed = Findings()
+    for message in session.seen:
+        typed.expect(
+            isinstance(message, dict) and message.get("type") in _TYPES,
+            f"message without type event/response/error: {message!r:.120}",
+        )
+    typed.note(f"{len(session.seen)} message(s) typed")
+    results["itrack.messages.type-field"] = typed.outcome()
+    return results
+
+
+@server_probe("itrack.actions.subscribe-state-batch", "itrack.events.state-batch")
+async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
+    value = await session_hash(ctx)
+    ids = await trackers(ctx)
+    session = await open_session(ctx)
+    rate = 1.0
+    request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1s"}
+    await session.send({"action": "subscribe", "hash": value, "requests": [request]})
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    times: list[float] = []
+    batches: list[Any] = []
+
+    def batch(message: Any) -> bool:
+        if isinstance(message, dict) and message.get("event") == "state_batch":
+            times.append(trio.current_time())
+            batches.append(message.get("data"))
+        return False
+
+    await session.wait(batch, max(ctx.options.push_wait, 2.2 * rate))
+    await session.close()
+    results: dict[str, Outcome] = {}
+    data = reply.get("data") if isinstance(reply, dict) else None
+    entry = data.get("state_batch") if isinstance(data, dict) else None
+    covered = entry.get("value") if isinstance(entry, dict) else None
+    results["itrack.actions.subscribe-state-batch"] = Outcome(
+        _is("response", _SUBSCRIBE)(reply) and isinstance(covered, dict) and bool(covered),
+        f"state_batch for all answered {reply!r:.200}",
+    )
+    findings = Findings()
+    if findings.expect(batches, "no state_batch event (not even the current states)"):
+        findings.expect(
+            all(isinstance(b, list) for b in batches), "a state_batch whose data is not a list"
+        )
+        findings.expect(
+            all(b for b in batches[1:] if isinstance(b, list)), "an empty state_batch was sent"
+        )
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times[1:])]
+        findings.expect(
+            all(gap >= 0.8 * rate for gap in gaps),
+            f"batches {min(gaps, default=0):.2f} s apart with rate_limit 1s",
+        )
+        findings.note(f"{len(batches)} batch(es) for {len(ids)} tracker(s)")
+    results["itrack.events.state-batch"] = findings.outcome()
+    return results
+
+
+@server_probe("itrack.actions.legacy-format")
+async def legacy_format(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    ids = (await trackers(ctx))[:2]
+    session = await open_session(ctx)
+    await session.send({"action": "subscribe", "hash": value, "events": ["state"], "trackers": ids})
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    await session.close()
+    data = reply.get("data") if isinstance(reply, dict) else None
+    state = data.get("state") if isinstance(data, dict) else None
+    ok = (
+        _is("response", _SUBSCRIBE)(reply)
+        and isinstance(state, dict)
+        and sorted(state) == sorted(str(i) for i in ids)
+        and all(isinstance(v, str) for v in state.values())
+    )
+    return Outcome(ok, f"legacy subscribe answered {reply!r:.200}")
+
+
+@server_probe("itrack.actions.iot-monitor-limit")
+async def iot_monitor_limit(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    own = await trackers(ctx)
+    ids = (own + [_BOGUS_TRACKER + i for i in range(11)])[:11]
+    session = await open_session(ctx)
+    request = {"type": "iot_monitor", "target": {"type": "selected", "tracker_ids": ids}}
+    await session.send({"action": "subscribe", "hash": value, "requests": [request]})
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    await session.close()
+    return Outcome(
+        _is("error")(reply) and _error_code(reply) == 7,
+        f"iot_monitor of 11 trackers answered {reply!r:.200}",
+    )
+
+
+@server_probe("itrack.actions.hash-required")
+async def hash_required(ctx: Ctx) -> Outcome:
+    session = await open_session(ctx)
+    findings = Findings()
+    requests = [{"type": "state", "trackers": [1]}]
+    for label, action in (
+        ("no hash", {"action": "subscribe", "requests": requests}),
+        ("a 5-character hash", {"action": "subscribe", "hash": "abcde", "requests": requests}),
+    ):
+        await session.send(action)
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        findings.expect(
+            _is("error", _SUBSCRIBE)(reply) and _error_code(reply) == 3,
+            f"{label} drew {reply!r:.160}, not an error with code 3",
+        )
+    await session.close()
+    return findings.outcome()
+
+
+@server_probe("itrack.errors.wrong-hash")
+async def wrong_hash(ctx: Ctx) -> Outcome:
+    session = await open_session(ctx)
+    await session.send(_subscribe_state(secrets.token_hex(16), [1]))
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    follow = await session.gather(ctx.options.settle)
+    await session.close()
+    findings = Findings()
+    findings.expect(
+        _is("error", _SUBSCRIBE)(reply) and _error_code(reply) in (3, 4),
+        f"an unknown hash drew {reply!r:.160}, not an error with code 3 or 4",
+    )
+    findings.expect(not _events(follow, "state"), "state events followed for an unknown hash")
+    return findings.outcome()
+
+
+@server_probe("itrack.errors.bad-json")
+async def bad_json(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    ids = (await trackers(ctx))[:1]
+    session = await open_session(ctx)
+    findings = Findings()
+    for frame in ("this is not json", "[1,2,3]", _compact({"action": "dance", "hash": value})):
+        await session.send(frame)
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        findings.expect(
+            _is("error", "null")(reply) and _error_code(reply) == 5,
+            f"{frame!r} drew {reply!r:.160}, not an error with action null and code 5",
+        )
+    await session.send(_subscribe_state(value, ids))
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    findings.expect(
+        _is("response", _SUBSCRIBE)(reply), f"a valid subscribe then drew {reply!r:.160}"
+    )
+    await session.close()
+    return findings.outcome()
+
+
+@server_probe("itrack.responses.tracker-statuses")
+async def tracker_statuses(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    own = (await trackers(ctx))[0]
+    session = await open_session(ctx)
+    await session.send(_subscribe_state(value, [own, _BOGUS_TRACKER]))
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    await session.close()
+    data = reply.get("data") if isinstance(reply, dict) else None
+    entry = data.get("state") if isinstance(data, dict) else None
+    statuses = entry.get("value") if isinstance(entry, dict) else None
+    if not isinstance(statuses, dict):
+        return Outcome(False, f"no statuses in {reply!r:.200}")
+    findings = Findings()
+    findings.expect(
+        statuses.get(str(own)) in ("normal", "blocked", "disallowed"),
+        f"own tracker {own} is {statuses.get(str(own))!r}",
+    )
+    findings.expect(
+        statuses.get(str(_BOGUS_TRACKER)) == "unknown",
+        f"non-existent tracker {_BOGUS_TRACKER} is {statuses.get(str(_BOGUS_TRACKER))!r}",
+    )
+    return findings.outcome()
+
+
+async def _one_tracker(ctx: Ctx) -> tuple[ITrackSession, str, int, int | None]:
+    """A session subscribed to the state of one tracker, and that tracker's source id (from
+    the state event that follows the response, when one came)."""
+    value = await session_hash(ctx)
+    own = (await trackers(ctx))[0]
+    session = await open_session(ctx)
+    await session.send(_subscribe_state(value, [own]))
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    if not _is("response", _SUBSCRIBE)(reply):
+        await session.close()
+        raise Unsupported(f"subscribe failed: {reply!r:.200}")
+    first = await session.wait(_is("event"), ctx.options.reply_wait)
+    data = first.get("data") if isinstance(first, dict) else None
+    source = data.get("source_id") if isinstance(data, dict) else None
+    return session, value, own, source if type(source) is int else None
+
+
+@server_probe("itrack.responses.unsubscribe")
+async def unsubscribe(ctx: Ctx) -> Outcome:
+    session, value, own, source = await _one_tracker(ctx)
+    request = {"type": "state", "trackers": [own]}
+    await session.send({"action": "unsubscribe", "hash": value, "requests": [request]})
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    after = await session.gather(ctx.options.push_wait)
+    await session.close()
+    findings = Findings()
+    findings.expect(
+        isinstance(reply, dict)
+        and _is("response", _UNSUBSCRIBE)(reply)
+        and isinstance(reply.get("data"), list)
+        and own in reply["data"],
+        f"unsubscribe of {own} answered {reply!r:.200}",
+    )
+    leaked = [
+        e
+        for e in _events(after, "state")
+        if isinstance(e.get("data"), dict)
+        and (source is None or e["data"].get("source_id") == source)
+    ]
+    findings.expect(not leaked, f"{len(leaked)} state event(s) after unsubscribing")
+    return findings.outcome()
+
+
+@server_probe("itrack.events.state-on-change")
+async def state_on_change(ctx: Ctx) -> Outcome:
+    session, _, own, source = await _one_tracker(ctx)
+    after = await session.gather(ctx.options.push_wait)
+    await session.close()
+    states = [e for e in _events(after, "state") if isinstance(e.get("data"), dict)]
+    others = [e for e in states if e["data"].get("source_id") != source]
+    if source is None:
+        return Outcome(None, "no initial state event tells the tracker's source id")
+    if others:
+        return Outcome(False, f"state events about other sources: {others[0]!r:.160}")
+    if not states:
+        return Outcome(None, f"tracker {own} did not change within {ctx.options.push_wait} s")
+    return Outcome(True, f"{len(states)} change(s) of tracker {own} pushed")

@@ -1,0 +1,244 @@
+"""What a conformance run produced: per-case results with their wire logs, and the renderers.
+
+A :class:`Report` holds one :class:`CaseResult` per selected case, in catalogue order.
+:func:`render_text` is the terminal summary, :func:`render_json` the machine-readable report
+(``--json``) and :func:`render_junit` a JUnit XML document (``--junit``) that CI servers read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._catalogue import Case, Verdict, exit_code, get
+
+__all__ = [
+    "MAX_RECORD_CHARS",
+    "CaseResult",
+    "Report",
+    "WireRecord",
+    "render_json",
+    "render_junit",
+    "render_text",
+]
+
+MAX_RECORD_CHARS = 2000
+"""Characters of one frame kept in a wire log (the rest is summarised), so that an oversize
+probe line or a large list does not blow the report up."""
+
+Direction = Literal["sent", "received", "info"]
+"""``sent``: from the kit to the subject; ``received``: from the subject; ``info``: what the
+kit observed or decided (a connection opened, closed, refused, a timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireRecord:
+    """One line of a wire log: a frame (or HTTP exchange, close, note) with its time."""
+
+    time: float
+    """Seconds since the case started."""
+    connection: int
+    """Which connection of the case (1, 2, ...; 0 for notes about no connection)."""
+    direction: Direction
+    kind: str
+    """``text``, ``binary``, ``http``, ``close`` or ``note``."""
+    data: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "time": round(self.time, 6),
+            "connection": self.connection,
+            "direction": self.direction,
+            "kind": self.kind,
+            "data": self.data,
+        }
+
+
+def clip(text: str) -> str:
+    """``text`` cut to :data:`MAX_RECORD_CHARS` with a note of how long it was."""
+    if len(text) <= MAX_RECORD_CHARS:
+        return text
+    return f"{text[:MAX_RECORD_CHARS]}... ({len(text)} characters in all)"
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """The verdict on one case, why, how long it took, and every frame both ways."""
+
+    case: Case
+    verdict: Verdict
+    details: str = ""
+    duration: float = 0.0
+    """Seconds the probe that judged the case took (cases judged together share it)."""
+    wire: list[WireRecord] = field(default_factory=list)
+    """The probe's wire log (cases judged together share it)."""
+
+    @property
+    def id(self) -> str:
+        return self.case.id
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.case.id,
+            "level": self.case.level.value,
+            "section": self.case.section,
+            "description": self.case.description,
+            "verdict": self.verdict.value,
+            "duration": round(self.duration, 6),
+            "details": self.details,
+            "wire": [record.as_json() for record in self.wire],
+        }
+
+
+@dataclass(slots=True)
+class Report:
+    """A whole run: the subject, the role it played, and one result per selected case."""
+
+    protocol: str
+    role: Literal["server", "client"]
+    subject: str
+    """The server URL, or the address the kit served clients on."""
+    results: list[CaseResult] = field(default_factory=list)
+    strict: bool = False
+
+    def counts(self) -> dict[Verdict, int]:
+        """How many cases got each verdict (every verdict present, zeros included)."""
+        found = Counter(result.verdict for result in self.results)
+        return {verdict: found.get(verdict, 0) for verdict in Verdict}
+
+    def result(self, case_id: str) -> CaseResult:
+        """The result of one case; ``KeyError`` when it was not run."""
+        for result in self.results:
+            if result.case.id == case_id:
+                return result
+        get(case_id)  # an unknown id raises its own KeyError
+        raise KeyError(f"case {case_id!r} was not selected in this run")
+
+    def verdicts(self) -> dict[str, Verdict]:
+        return {result.case.id: result.verdict for result in self.results}
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no MUST case failed or erred (with ``strict``, no SHOULD case either)."""
+        return exit_code(self.verdicts(), strict=self.strict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "role": self.role,
+            "subject": self.subject,
+            "strict": self.strict,
+            "summary": {verdict.value: n for verdict, n in self.counts().items()},
+            "exit_code": self.exit_code,
+            "cases": [result.as_json() for result in self.results],
+        }
+
+
+_MARK = {
+    Verdict.OK: "ok",
+    Verdict.NON_STRICT: "non-strict",
+    Verdict.FAILED: "FAILED",
+    Verdict.UNSUPPORTED: "unsupported",
+    Verdict.ERROR: "ERROR",
+}
+
+
+def render_text(report: Report, *, verbose: bool = False) -> str:
+    """The terminal summary: one line per case, the reasons of every case that did not pass,
+    and the totals.  ``verbose`` adds the reasons of passing and unsupported cases too."""
+    lines = [f"trackwire conformance: {report.protocol} {report.role} {report.subject}"]
+    width = max((len(r.case.id) for r in report.results), default=0)
+    for result in report.results:
+        case = result.case
+        lines.append(
+            f"  {_MARK[result.verdict]:<11} {case.id:<{width}}  {case.level.value:<6} "
+            f"{result.duration:6.2f}s"
+        )
+        shown = result.verdict not in (Verdict.OK, Verdict.UNSUPPORTED) or verbose
+        if shown and result.details:
+            for detail in result.details.splitlines():
+                lines.append(f"      {detail}")
+    counts = report.counts()
+    summary = ", ".join(f"{n} {verdict.value}" for verdict, n in counts.items() if n)
+    lines.append(f"{len(report.results)} cases: {summary or 'none'}")
+    lines.append(
+        "result: "
+        + ("PASS" if report.exit_code == 0 else "FAIL")
+        + (" (strict: SHOULD failures count)" if report.strict else "")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: Report) -> str:
+    """The JSON report: summary, then per case id, verdict, duration, details and wire log."""
+    return json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n"
+
+
+def _wire_text(records: Iterable[WireRecord]) -> str:
+    arrows = {"sent": "->", "received": "<-", "info": "**"}
+    return "\n".join(
+        f"{r.time:9.4f} #{r.connection} {arrows[r.direction]} {r.kind}: {r.data}" for r in records
+    )
+
+
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """Characters XML 1.0 cannot hold (control characters, lone surrogates) as ``\\uXXXX``."""
+    return _XML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def render_junit(report: Report) -> str:
+    """A JUnit XML document: one ``testsuite`` per run, one ``testcase`` per case.
+
+    FAILED cases (and NON-STRICT ones in a strict run) are ``failure``, ERROR is ``error``,
+    UNSUPPORTED is ``skipped``; the wire log goes to ``system-out``.
+    """
+    counts = report.counts()
+    failures = counts[Verdict.FAILED] + (counts[Verdict.NON_STRICT] if report.strict else 0)
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"trackwire.conformance.{report.protocol}.{report.role}",
+            "tests": str(len(report.results)),
+            "failures": str(failures),
+            "errors": str(counts[Verdict.ERROR]),
+            "skipped": str(counts[Verdict.UNSUPPORTED]),
+            "time": f"{sum(r.duration for r in report.results):.6f}",
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", {"name": "subject", "value": _xml_safe(report.subject)})
+    for result in report.results:
+        case = result.case
+        element = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": case.id.rsplit(".", 1)[0],
+                "name": case.id,
+                "time": f"{result.duration:.6f}",
+            },
+        )
+        message = _xml_safe(f"{result.verdict.value}: {result.details}".strip())
+        verdict = result.verdict
+        if verdict is Verdict.FAILED or (verdict is Verdict.NON_STRICT and report.strict):
+            failure = ET.SubElement(element, "failure", {"message": message, "type": verdict.value})
+            failure.text = f"{case.level.value} {case.section}: {case.expectation}"
+        elif verdict is Verdict.ERROR:
+            ET.SubElement(element, "error", {"message": message, "type": "ERROR"})
+        elif verdict is Verdict.UNSUPPORTED:
+            ET.SubElement(element, "skipped", {"message": message})
+        elif verdict is Verdict.NON_STRICT:
+            properties = ET.SubElement(element, "properties")
+            ET.SubElement(properties, "property", {"name": "verdict", "value": message})
+        if result.wire:
+            ET.SubElement(element, "system-out").text = _xml_safe(_wire_text(result.wire))
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

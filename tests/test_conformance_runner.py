@@ -1,0 +1,538 @@
+"""The conformance kit against servers: our reference servers pass, broken ones are caught.
+
+Every subject is served on 127.0.0.1 by the trio driver; the probe options are shrunk so that
+the whole file runs in seconds (the kit's waits are its own, not assertions on time).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from trackwire.atmosphere import AtmosphereServer
+from trackwire.conformance import (
+    CATALOGUE,
+    FleetFreedomReference,
+    ITrackReference,
+    Level,
+    Verdict,
+    demo_fleet,
+    get,
+)
+from trackwire.conformance._cli import add_subcommands, run
+from trackwire.conformance._probes import ProbeOptions
+from trackwire.conformance._report import (
+    CaseResult,
+    Report,
+    render_json,
+    render_junit,
+    render_text,
+)
+from trackwire.conformance._runner import probed_cases, run_server_cases_async
+from trackwire.drivers.trio import Server, serve
+from trackwire.fleetfreedom import FleetFreedomServer, ghost_id_from_request
+from trackwire.itrack import ITrackServer
+from trackwire.ws import Accept, Refuse, UpgradeRequest
+
+FAST = ProbeOptions(reply_wait=0.8, settle=0.2, push_wait=0.6, idle_wait=1.0)
+TIMEOUT = 4.0
+ITRACK_LOGIN = {"login": "demo", "password": "demo"}
+FF_LOGIN = {"username": "demo@example.com", "password": "demo"}
+
+
+# -- subjects ----------------------------------------------------------------------------------
+
+
+async def _tick(app: ITrackReference | FleetFreedomReference, server: Server[Any]) -> None:
+    """Move the fleet and write its pushes (what ``trackwire serve`` does)."""
+    while True:
+        deadline = app.next_deadline()
+        await trio.sleep_until(trio.current_time() + 0.05 if deadline is None else deadline)
+        server.flush(app.tick(trio.current_time()))
+
+
+@asynccontextmanager
+async def serving(
+    app: ITrackReference | FleetFreedomReference,
+    factory: Callable[[UpgradeRequest], Any],
+    *,
+    http: bool = False,
+    extra: Callable[[Server[Any]], Any] | None = None,
+) -> AsyncIterator[int]:
+    """Serve ``factory`` (and the app's HTTP, for iTrack) with a moving fleet; the port."""
+    handler = app.http_handler if http and isinstance(app, ITrackReference) else None
+    async with trio.open_nursery() as nursery:
+        server: Server[Any] = await nursery.start(
+            functools.partial(serve, factory, "127.0.0.1", 0, http_handler=handler)
+        )
+        nursery.start_soon(_tick, app, server)
+        if extra is not None:
+            nursery.start_soon(extra, server)
+        yield server.port
+        nursery.cancel_scope.cancel()
+
+
+def itrack_factory(
+    app: ITrackReference, transport: type[AtmosphereServer] = AtmosphereServer
+) -> Callable[[UpgradeRequest], ITrackServer | Refuse]:
+    """The reference iTrack factory, with a quick server heartbeat (0.5 s) and a chosen
+    Atmosphere transport class (the mutants)."""
+
+    def factory(request: UpgradeRequest) -> ITrackServer | Refuse:
+        path = request.target.split("?", 1)[0].rstrip("/")
+        if path != "/v2/event/subscription":
+            return Refuse(404)
+        link = transport(request.target, heartbeat_interval_ms=30000, server_heartbeat=0.5)
+        core = ITrackServer(request.target, app.directory, transport=link)
+        app.connections[core] = None
+        return core
+
+    return factory
+
+
+def fleetfreedom_factory(
+    app: FleetFreedomReference, core: type[FleetFreedomServer] = FleetFreedomServer
+) -> Callable[[UpgradeRequest], FleetFreedomServer | Accept[FleetFreedomServer]]:
+    """The reference FleetFreedom factory with a chosen server core class (the mutants)."""
+
+    def factory(request: UpgradeRequest) -> FleetFreedomServer | Accept[FleetFreedomServer]:
+        ghost = ghost_id_from_request(request.target, request.subprotocols)
+        made = core(app.hub, ghost)
+        if ghost is not None and ghost in request.subprotocols:
+            return Accept(made, subprotocol=ghost)
+        return made
+
+    return factory
+
+
+def verdicts(report: Report) -> dict[str, Verdict]:
+    return report.verdicts()
+
+
+def assert_probed_musts_pass(report: Report) -> None:
+    """Every MUST case the kit has a probe for is OK; nothing FAILED or erred."""
+    probed = probed_cases("server")
+    bad = {r.id: (r.verdict, r.details) for r in report.results if r.verdict is not Verdict.OK
+           and r.verdict is not Verdict.UNSUPPORTED}  # fmt: skip
+    assert bad == {}
+    musts = [r for r in report.results if r.case.level is Level.MUST and r.id in probed]
+    assert musts
+    assert [r.id for r in musts if r.verdict is not Verdict.OK] == []
+    assert report.exit_code == 0
+
+
+# -- the reference servers pass ----------------------------------------------------------------
+
+
+async def test_reference_itrack_passes_every_probed_atmosphere_case() -> None:
+    app = ITrackReference(demo_fleet(3, rate=10))
+    async with serving(app, itrack_factory(app)) as port:
+        url = f"http://127.0.0.1:{port}/v2/event/subscription"
+        report = await run_server_cases_async(url, "atmosphere", timeout=TIMEOUT, options=FAST)
+    assert_probed_musts_pass(report)
+    assert {r.id for r in report.results} == {c.id for c in CATALOGUE if c.protocol ==
+                                              "atmosphere" and c.role != "client"}  # fmt: skip
+
+
+async def test_reference_itrack_passes_every_probed_itrack_case() -> None:
+    app = ITrackReference(demo_fleet(3, rate=10))
+    async with serving(app, app.factory, http=True) as port:
+        url = f"http://127.0.0.1:{port}/v2/"
+        report = await run_server_cases_async(
+            url, "itrack", timeout=TIMEOUT, options=FAST, **ITRACK_LOGIN
+        )
+    assert_probed_musts_pass(report)
+    logged = [w.data for r in report.results for w in r.wire]
+    assert any("user/auth login=demo&password=***" in data for data in logged)
+    assert not any("password=demo" in data for data in logged)  # reports can be shared
+    # Cases without a probe are reported UNSUPPORTED, never OK.
+    unprobed = [r for r in report.results if r.id not in probed_cases("server")]
+    assert unprobed
+    assert {r.verdict for r in unprobed} == {Verdict.UNSUPPORTED}
+
+
+async def test_reference_fleetfreedom_passes_every_probed_case() -> None:
+    app = FleetFreedomReference(demo_fleet(3, rate=10))
+    async with serving(app, app.factory) as port:
+        report = await run_server_cases_async(
+            f"ws://127.0.0.1:{port}/", "fleetfreedom", timeout=TIMEOUT, options=FAST, **FF_LOGIN
+        )
+    assert_probed_musts_pass(report)
+    ok = [r for r in report.results if r.verdict is Verdict.OK]
+    assert all(r.wire for r in ok)  # every judged case carries its wire log
+    logins = [w.data for r in ok for w in r.wire if w.data.startswith("login ")]
+    assert logins
+    assert all(re.search(r'"password": ?"\*\*\*"', data) for data in logins)
+
+
+async def test_without_credentials_login_cases_are_unsupported() -> None:
+    app = FleetFreedomReference(demo_fleet(2))
+    async with serving(app, app.factory) as port:
+        report = await run_server_cases_async(
+            f"ws://127.0.0.1:{port}/",
+            "fleetfreedom",
+            cases="fleetfreedom.session.*",
+            timeout=TIMEOUT,
+            options=FAST,
+        )
+    found = verdicts(report)
+    assert found["fleetfreedom.session.login"] is Verdict.UNSUPPORTED
+    assert "--username" in report.result("fleetfreedom.session.login").details
+    assert found["fleetfreedom.session.noop"] is Verdict.OK
+    assert found["fleetfreedom.session.connection-response-first"] is Verdict.OK
+
+
+# -- broken servers are caught -----------------------------------------------------------------
+
+
+class HandshakeOnReconnect(AtmosphereServer):
+    """Sends the handshake again when a client comes back with its tracking id."""
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        if self.request.is_reconnect:
+            self._out = [self.handshake_frame]
+
+
+class ByteLengths(AtmosphereServer):
+    """Counts TrackMessageSize lengths in UTF-8 bytes instead of UTF-16 code units."""
+
+    def _frame(self, message: str) -> str:
+        if self.track_message_length and message.strip():
+            return f"{len(message.encode('utf-8'))}|{message}"
+        return message
+
+
+@pytest.mark.parametrize(
+    ("mutant", "failing", "unharmed"),
+    [
+        (
+            HandshakeOnReconnect,
+            "atmosphere.reconnect.no-handshake",
+            ["atmosphere.reconnect.first-frame", "atmosphere.tms.utf16-length"],
+        ),
+        (
+            ByteLengths,
+            "atmosphere.tms.utf16-length",
+            ["atmosphere.tms.every-write-prefixed", "atmosphere.reconnect.no-handshake"],
+        ),
+    ],
+)
+async def test_broken_atmosphere_servers_fail_the_right_case(
+    mutant: type[AtmosphereServer], failing: str, unharmed: list[str]
+) -> None:
+    app = ITrackReference(demo_fleet(2))
+    async with serving(app, itrack_factory(app, mutant)) as port:
+        url = f"http://127.0.0.1:{port}/v2/event/subscription"
+        report = await run_server_cases_async(
+            url, "atmosphere", cases="atmosphere.[rt]*", timeout=TIMEOUT, options=FAST
+        )
+    found = verdicts(report)
+    assert found[failing] is Verdict.FAILED
+    assert report.result(failing).details
+    for case in unharmed:
+        assert found[case] is Verdict.OK, report.result(case).details
+    assert report.exit_code == 1
+
+
+def test_byte_lengths_are_named_in_the_details() -> None:
+    # The UTF-16 case explains which count the server used (bytes here).
+    from trackwire.conformance._probes_atmosphere import split_prefixed
+
+    message = "é😀"
+    _, problem = split_prefixed(f"{len(message.encode())}|{message}")
+    assert problem is not None
+    assert "3 UTF-16 code units (6 UTF-8 bytes, 2 code points)" in problem
+    assert split_prefixed("3|é😀2|ab") == (["é😀", "ab"], None)
+
+
+class ForgetsReqId(FleetFreedomServer):
+    """Answers every command without its reqId."""
+
+    def _reply(
+        self,
+        name: str,
+        req_id: object,
+        code: int,
+        payload: Any = None,
+        message: str | None = None,
+    ) -> None:
+        super()._reply(name, None, code, payload, message)
+
+
+class LateHello(FleetFreedomServer):
+    """Keeps connectionResponse back until the client's first command has been answered."""
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        self.held_hello = self.data_to_send()
+
+    def receive(self, data: str, now: float) -> None:
+        super().receive(data, now)
+        if self.held_hello:
+            self._out = self.data_to_send() + self.held_hello
+            self.held_hello = []
+
+
+@pytest.mark.parametrize(
+    ("mutant", "cases", "failing", "unharmed"),
+    [
+        (
+            ForgetsReqId,
+            "fleetfreedom.commands.*",
+            "fleetfreedom.commands.req-id-echo",
+            ["fleetfreedom.commands.no-req-id-when-absent", "fleetfreedom.commands.response-shape"],
+        ),
+        (
+            LateHello,
+            "fleetfreedom.session.[cn]o*",
+            "fleetfreedom.session.connection-response-first",
+            ["fleetfreedom.session.noop"],
+        ),
+    ],
+)
+async def test_broken_fleetfreedom_servers_fail_the_right_case(
+    mutant: type[FleetFreedomServer], cases: str, failing: str, unharmed: list[str]
+) -> None:
+    app = FleetFreedomReference(demo_fleet(2))
+    async with serving(app, fleetfreedom_factory(app, mutant)) as port:
+        report = await run_server_cases_async(
+            f"ws://127.0.0.1:{port}/", "fleetfreedom", cases=cases, timeout=TIMEOUT, options=FAST
+        )
+    found = verdicts(report)
+    assert found[failing] is Verdict.FAILED, report.result(failing).details
+    for case in unharmed:
+        assert found[case] is Verdict.OK, report.result(case).details
+
+
+async def test_a_server_pushing_to_an_unsubscribed_company_fails() -> None:
+    app = FleetFreedomReference(demo_fleet(2))
+    foreign = [v.id for v in app.fleet.vehicles.values() if v.tenant == "other"]
+
+    async def leak(server: Server[Any]) -> None:
+        # Every connection also gets company 2's positions, subscribed or not.
+        while True:
+            await trio.sleep(0.1)
+            for conn in list(app.hub.connections):
+                if conn.state.name in ("ANONYMOUS", "LOGGED_IN"):
+                    body = {"id": foreign[0], "company": 2, "v": [99], "odometer": 1.0}
+                    conn.send(("assetAdvancedMerged", body))
+            server.flush()
+
+    async with serving(app, app.factory, extra=leak) as port:
+        report = await run_server_cases_async(
+            f"ws://127.0.0.1:{port}/",
+            "fleetfreedom",
+            cases="fleetfreedom.[cs]*",
+            timeout=TIMEOUT,
+            options=FAST,
+            **FF_LOGIN,
+        )
+    found = verdicts(report)
+    assert found["fleetfreedom.subscriptions.only-subscribed"] is Verdict.FAILED
+    assert "company 2" in report.result("fleetfreedom.subscriptions.only-subscribed").details
+    assert found["fleetfreedom.subscriptions.foreign-company-denied"] is Verdict.FAILED
+    for case in ("fleetfreedom.subscriptions.subscribe", "fleetfreedom.commands.req-id-echo",
+                 "fleetfreedom.session.resume"):  # fmt: skip
+        assert found[case] is Verdict.OK, report.result(case).details
+
+
+# -- subjects that do not answer ---------------------------------------------------------------
+
+
+async def test_a_hanging_server_costs_its_timeout_and_the_run_finishes() -> None:
+    held: list[trio.SocketStream] = []
+
+    async def hang(stream: trio.SocketStream) -> None:
+        held.append(stream)  # accept, never answer
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, hang, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        with trio.fail_after(30):  # a guard against a hanging kit, not a timing assertion
+            report = await run_server_cases_async(
+                f"ws://127.0.0.1:{port}/a",
+                "atmosphere",
+                cases="atmosphere.*.f*",
+                timeout=0.3,
+                options=FAST,
+            )
+        nursery.cancel_scope.cancel()
+    assert held
+    assert {r.verdict for r in report.results} == {Verdict.ERROR}
+    assert all("timed out" in r.details for r in report.results)
+    assert all(any("timed out" in w.data for w in r.wire) for r in report.results)
+    assert report.exit_code == 1
+
+
+async def test_connection_refused_is_an_error_not_a_failure() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    await listeners[0].aclose()  # nobody listens there any more
+    report = await run_server_cases_async(
+        f"ws://127.0.0.1:{port}/",
+        "fleetfreedom",
+        cases="fleetfreedom.commands.[nru]*",  # none needs a login
+        options=FAST,
+    )
+    assert len(report.results) == 4
+    assert {r.verdict for r in report.results} == {Verdict.ERROR}
+    assert "cannot connect" in report.results[0].details
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+async def _mixed_report() -> Report:
+    app = FleetFreedomReference(demo_fleet(2))
+    async with serving(app, fleetfreedom_factory(app, ForgetsReqId)) as port:
+        return await run_server_cases_async(
+            f"ws://127.0.0.1:{port}/",
+            "fleetfreedom",
+            cases="fleetfreedom.commands.*",
+            timeout=TIMEOUT,
+            options=FAST,
+        )
+
+
+async def test_json_and_junit_reports_hold_every_case() -> None:
+    report = await _mixed_report()
+    counts = report.counts()
+    assert counts[Verdict.FAILED] >= 1
+    assert counts[Verdict.OK] >= 1
+
+    document = json.loads(render_json(report))
+    assert document["protocol"] == "fleetfreedom"
+    assert document["role"] == "server"
+    assert document["exit_code"] == 1
+    assert len(document["cases"]) == len(report.results)
+    for case in document["cases"]:
+        assert set(case) >= {"id", "verdict", "duration", "details", "wire", "level"}
+        assert case["verdict"] in {v.value for v in Verdict}
+        for record in case["wire"]:
+            assert set(record) == {"time", "connection", "direction", "kind", "data"}
+            assert record["direction"] in ("sent", "received", "info")
+    echo = next(c for c in document["cases"] if c["id"] == "fleetfreedom.commands.req-id-echo")
+    assert echo["verdict"] == "FAILED"
+    sent = [w["data"] for w in echo["wire"] if w["direction"] == "sent" and w["kind"] == "text"]
+    assert 'noop {"reqId":7}' in sent
+
+    suite = ET.fromstring(render_junit(report))
+    assert suite.tag == "testsuite"
+    assert int(suite.get("tests", "")) == len(report.results)
+    failures = suite.findall("testcase/failure")
+    assert int(suite.get("failures", "")) == len(failures) == counts[Verdict.FAILED]
+    assert int(suite.get("skipped", "")) == len(suite.findall("testcase/skipped"))
+    names = [case.get("name") for case in suite.findall("testcase")]
+    assert names == [r.id for r in report.results]
+
+    text = render_text(report)
+    assert "FAILED      fleetfreedom.commands.req-id-echo" in text
+    assert text.rstrip().endswith("result: FAIL")
+
+
+def _result(case_id: str, verdict: Verdict, details: str = "") -> CaseResult:
+    return CaseResult(get(case_id), verdict, details)
+
+
+def test_strict_counts_should_failures_and_junit_follows() -> None:
+    should = "fleetfreedom.commands.lists"
+    assert get(should).level is Level.SHOULD
+    results = [
+        _result("fleetfreedom.session.noop", Verdict.OK),
+        _result(should, Verdict.NON_STRICT, "no company in the answer \x00"),
+        _result("fleetfreedom.subscriptions.deleted", Verdict.UNSUPPORTED, "no probe"),
+    ]
+    relaxed = Report("fleetfreedom", "server", "ws://x/", results)
+    strict = Report("fleetfreedom", "server", "ws://x/", results, strict=True)
+    assert relaxed.exit_code == 0
+    assert strict.exit_code == 1
+    assert ET.fromstring(render_junit(relaxed)).get("failures") == "0"
+    suite = ET.fromstring(render_junit(strict))  # the NUL is escaped, the XML still parses
+    assert suite.get("failures") == "1"
+    assert suite.get("skipped") == "1"
+    assert "\\u0000" in (suite.find("testcase/failure").get("message") or "")  # type: ignore[union-attr]
+
+
+def test_an_error_on_a_must_case_fails_the_run() -> None:
+    report = Report("itrack", "server", "u", [_result("itrack.auth.success", Verdict.ERROR, "x")])
+    assert report.exit_code == 1
+    assert ET.fromstring(render_junit(report)).get("errors") == "1"
+    with pytest.raises(KeyError):
+        report.result("itrack.auth.failure")
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def _parse(argv: list[str]) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="trackwire")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_cli_lists_the_cases_of_a_protocol() -> None:
+    import io
+
+    out = io.StringIO()
+    assert run(_parse(["conformance", "list", "--protocol", "itrack"]), out) == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len([c for c in CATALOGUE if c.protocol == "itrack"])
+    auth = next(line for line in lines if line.startswith("itrack.auth.success "))
+    assert "probe:server" in auth
+    blocked = next(line for line in lines if line.startswith("itrack.events.blocked "))
+    assert "probe:-" in blocked
+
+
+def _serve_in_thread(started: threading.Event, port: list[int], stop: threading.Event) -> None:
+    async def main() -> None:
+        app = FleetFreedomReference(demo_fleet(2))
+        async with serving(app, app.factory) as bound:
+            port.append(bound)
+            started.set()
+            while not stop.is_set():
+                await trio.sleep(0.05)
+
+    trio.run(main)
+
+
+def test_cli_judges_a_server_and_writes_reports(tmp_path: Path) -> None:
+    import io
+
+    started, stop, port = threading.Event(), threading.Event(), []
+    thread = threading.Thread(target=_serve_in_thread, args=(started, port, stop), daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10)
+        argv = [
+            "conformance", "server", f"ws://127.0.0.1:{port[0]}/", "--protocol", "fleetfreedom",
+            "--username", "demo@example.com", "--password", "demo", "--cases",
+            "fleetfreedom.session.*", "--json", str(tmp_path / "r.json"), "--junit",
+            str(tmp_path / "r.xml"), "--timeout", "4", "--reply-wait", "1", "--settle", "0.2",
+        ]  # fmt: skip
+        out = io.StringIO()
+        code = run(_parse(argv), out)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert code == 0, out.getvalue()
+    assert "result: PASS" in out.getvalue()
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert all(c["id"].startswith("fleetfreedom.session.") for c in document["cases"])
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert suite.get("failures") == "0"

@@ -1,0 +1,212 @@
+"""The conformance kit against clients: our trio clients pass, broken clients are caught.
+
+The subject runs as a real user would run it: a fresh client (over the trio driver, with
+quick reconnects) whenever the previous one stopped or was refused, ending its session when
+the kit sends the close signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from trackwire import Event, ReconnectPolicy
+from trackwire.atmosphere import AtmosphereClient
+from trackwire.conformance import Level, Verdict
+from trackwire.conformance._probes import ProbeOptions
+from trackwire.conformance._probes_client import CLOSE_SIGNAL
+from trackwire.conformance._report import Report
+from trackwire.conformance._runner import probed_cases, run_client_cases_async
+from trackwire.drivers.trio import GaveUp, ReconnectFailed, connect, itrack_login
+from trackwire.fleetfreedom import Command, FleetFreedomClient, Response
+from trackwire.itrack import ITrackClient, StateRequest, Subscribe, subscription_url
+
+FAST = ProbeOptions(
+    reply_wait=1.0,
+    settle=0.2,
+    heartbeat_ms=150,
+    client_wait=3.0,
+    reconnect_wait=2.0,
+)
+QUICK = ReconnectPolicy(initial=0.05, factor=1.0, cap=0.05, jitter=0.0, max_attempts=2)
+
+
+async def _atmosphere(url: str) -> AtmosphereClient:
+    return AtmosphereClient(url)
+
+
+async def _itrack(url: str) -> ITrackClient:
+    client = ITrackClient(subscription_url(url), await itrack_login(url, "someone", "secret"))
+    client.send(Subscribe([StateRequest([1, 2])]))
+    return client
+
+
+async def _fleetfreedom(url: str) -> FleetFreedomClient:
+    client = FleetFreedomClient(url)
+    client.send(Command.login("someone@example.com", "secret", "conformance-test"))
+    client.send(Command.subscribe(1, ["assetGeneral", "assetAdvanced"]))
+    return client
+
+
+def _signalled(event: Event) -> bool:
+    return CLOSE_SIGNAL in repr(event)
+
+
+async def run_subject(url: str, make: Callable[[str], Any]) -> None:
+    """Fresh clients, one after the other, until cancelled."""
+    while True:
+        core = await make(url)
+        async with connect(core, reconnect=QUICK) as conn:
+            async for event in conn:
+                if isinstance(event, (ReconnectFailed, GaveUp)):
+                    break  # refused (the scenario is over) or given up: start afresh
+                if _signalled(event):
+                    if isinstance(core, FleetFreedomClient):
+                        await conn.send(Command.logout())
+                        continue
+                    break  # leaving the block closes the session (close request included)
+                request = event.request if isinstance(event, Response) else None
+                if request is not None and request.name == "logout":
+                    break
+        await trio.sleep(0.02)
+
+
+async def judge(protocol: str, make: Callable[[str], Any], cases: str | None = None) -> Report:
+    url: list[str] = []
+    ready = trio.Event()
+
+    def announce(where: str) -> None:
+        url.append(where)
+        ready.set()
+
+    async def subject() -> None:
+        await ready.wait()
+        await run_subject(url[0], make)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(subject)
+        with trio.fail_after(60):  # a guard against a hanging kit, not a timing assertion
+            report = await run_client_cases_async(
+                protocol, cases=cases, timeout=4.0, options=FAST, ready=announce, time_limit=40
+            )
+        nursery.cancel_scope.cancel()
+    return report
+
+
+def assert_probed_musts_pass(report: Report) -> None:
+    probed = probed_cases("client")
+    bad = {r.id: (r.verdict, r.details) for r in report.results
+           if r.verdict not in (Verdict.OK, Verdict.UNSUPPORTED)}  # fmt: skip
+    assert bad == {}
+    musts = [r for r in report.results if r.case.level is Level.MUST and r.id in probed]
+    assert musts
+    assert [(r.id, r.details) for r in musts if r.verdict is not Verdict.OK] == []
+    assert report.exit_code == 0
+    unprobed = [r for r in report.results if r.id not in probed]
+    assert {r.verdict for r in unprobed} <= {Verdict.UNSUPPORTED}
+
+
+# -- our clients pass --------------------------------------------------------------------------
+
+
+async def test_our_atmosphere_client_passes() -> None:
+    report = await judge("atmosphere", _atmosphere)
+    assert_probed_musts_pass(report)
+    assert report.subject.startswith("http://127.0.0.1:")
+    cadence = report.result("atmosphere.heartbeat.client-cadence")
+    beats = [w for w in cadence.wire if w.direction == "received" and w.data == " hb "]
+    assert len(beats) >= 2  # the heartbeats are in the wire log, with their times
+    assert beats == sorted(beats, key=lambda w: w.time)
+    close = report.result("atmosphere.close.http-request")
+    assert close.verdict is Verdict.OK
+    assert any("X-Atmosphere-Transport=close" in w.data for w in close.wire)
+
+
+async def test_our_itrack_client_passes() -> None:
+    assert_probed_musts_pass(await judge("itrack", _itrack))
+
+
+async def test_our_fleetfreedom_client_passes() -> None:
+    report = await judge("fleetfreedom", _fleetfreedom)
+    assert_probed_musts_pass(report)
+    assert report.result("fleetfreedom.client.close-code").verdict is Verdict.OK
+
+
+# -- broken clients are caught -----------------------------------------------------------------
+
+
+class Eager(FleetFreedomClient):
+    """Sends its commands as soon as the socket opens, before connectionResponse."""
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        self._out.extend(self._held)
+        self._held = []
+
+
+async def test_a_client_sending_before_connection_response_fails() -> None:
+    async def make(url: str) -> FleetFreedomClient:
+        client = Eager(url)
+        client.send(Command.login("someone@example.com", "secret", "conformance-test"))
+        return client
+
+    report = await judge("fleetfreedom", make, cases="fleetfreedom.[sc]*")
+    found = report.verdicts()
+    failing = "fleetfreedom.session.no-command-before-connection-response"
+    assert found[failing] is Verdict.FAILED
+    assert "login" in report.result(failing).details
+    assert found["fleetfreedom.client.reconnect-same-ghost-id"] is Verdict.OK
+    assert found["fleetfreedom.session.client-session-ended"] is Verdict.OK
+    assert report.exit_code == 1
+
+
+class Silent(AtmosphereClient):
+    """Never sends a heartbeat."""
+
+    def _start_heartbeat(self, now: float) -> None:
+        pass
+
+
+class Forgetful(AtmosphereClient):
+    """Reconnects with tracking id 0 instead of its UUID."""
+
+    def reconnect(self) -> None:
+        super().reconnect()
+        self.tracking_id = "0"
+
+
+async def test_a_client_without_heartbeats_fails_the_cadence_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return Silent(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.[hr]*")
+    found = report.verdicts()
+    assert found["atmosphere.heartbeat.client-cadence"] is Verdict.FAILED
+    assert found["atmosphere.heartbeat.client-padding-exact"] is Verdict.UNSUPPORTED
+    assert found["atmosphere.heartbeat.client-none-when-zero"] is Verdict.OK
+    assert found["atmosphere.reconnect.tracking-id-reuse"] is Verdict.OK
+
+
+async def test_a_client_forgetting_its_tracking_id_fails_the_reuse_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return Forgetful(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.reconnect.*")
+    found = report.verdicts()
+    assert found["atmosphere.reconnect.tracking-id-reuse"] is Verdict.FAILED
+    assert "tracking id 0" in report.result("atmosphere.reconnect.tracking-id-reuse").details
+    assert found["atmosphere.reconnect.client-reconnects"] is Verdict.OK
+
+
+async def test_no_client_means_error_and_the_run_finishes() -> None:
+    with trio.fail_after(30):
+        report = await run_client_cases_async(
+            "fleetfreedom",
+            cases="fleetfreedom.session.client-refused-closes",
+            timeout=0.5,
+            options=ProbeOptions(client_wait=0.3, reply_wait=0.3),
+        )
+    assert report.verdicts() == {"fleetfreedom.session.client-refused-closes": Verdict.ERROR}
+    assert "no client connected" in report.results[0].details
