@@ -12,6 +12,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -671,6 +672,10 @@ def main(
         return trio.run(runner, args, view, limits)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``trackwire … | head``): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # trio wraps what the tasks raised in exception groups
         reason = _failure_of(exc)
         if reason is None:
