@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import cast
 
 from .._core import CoreBase
@@ -83,7 +82,7 @@ class ITrackClient(CoreBase[ClientEvent]):
         # Messages become iTrack events inside the transport, in one step, and both cores
         # share one event queue: the hot path touches no second queue.
         self.transport.message_factory = self._parse
-        self._events = cast("deque[ClientEvent]", self.transport._events)
+        self._events = cast("list[ClientEvent]", self.transport._events)
         self.subscriptions = Subscriptions()
         """What the server has been asked for, net of unsubscribes; re-sent after reconnects."""
         self.max_held = max_held

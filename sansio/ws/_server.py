@@ -14,6 +14,7 @@ from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as WsprotoRemoteError
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._redact import redact_headers, redact_target
 from ..atmosphere import parse_open_request
 from ._events import (
     AtmosphereCloseRequested,
@@ -65,6 +66,14 @@ class UpgradeRequest:
     subprotocols: list[str] = field(default_factory=list)
     headers: Headers = field(default_factory=list)
     """Every request header, names lower-cased."""
+
+    def __repr__(self) -> str:
+        # A FleetFreedom ghostId may be in the target or among the subprotocols: hidden.
+        return (
+            f"UpgradeRequest(target={redact_target(self.target)!r}, host={self.host!r}, "
+            f"subprotocols={[redact_target(p) for p in self.subprotocols]!r}, "
+            f"headers={redact_headers(self.headers)!r})"
+        )
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), or ``None``."""
@@ -123,6 +132,10 @@ def _is_websocket_upgrade(request: h11.Request) -> bool:
         if name == b"upgrade" and b"websocket" in value.lower():
             return True
     return False
+
+
+_SPENT = h11.Connection(h11.SERVER)
+"""The parser every upgraded connection keeps in place of its own (a few KiB each)."""
 
 
 class ServerStack(StackBase[CoreT]):
@@ -372,6 +385,9 @@ class ServerStack(StackBase[CoreT]):
         connection = handshake.connection
         assert connection is not None
         trailing = self._h11.trailing_data[0]
-        self._h11 = h11.Connection(h11.SERVER)  # drop the buffered request
+        # Drop the request's buffers: past the upgrade HTTP is over for this connection, so
+        # one idle parser shared by all of them stands in (never fed: the state is OPEN).
+        self._h11 = _SPENT
+        self._request = None
         connected = Connected(upgrade.target, accept.subprotocol, upgrade.headers)
         self._open(connection, connected, now, trailing)
