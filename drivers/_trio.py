@@ -836,6 +836,10 @@ class Server(Generic[ServerCoreT]):
             try:
                 await conn._run()
             finally:
+                if conn.stack.state is not StackState.CLOSED:
+                    # Cancelled (the server is stopping): the core must learn that its
+                    # connection is gone, or the application keeps pushing to it.
+                    conn._drop(_ABNORMAL, "the server stopped", None)
                 del self.connections[conn]
                 core = conn.core
                 if core is not None and self._by_core.get(id(core)) is conn:
