@@ -11,12 +11,20 @@ from __future__ import annotations
 
 __all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError", "excerpt"]
 
+from ._redact import redact
+
 _EXCERPT = 80
+_WINDOW = 512
+"""How much of a frame is searched for secrets before it is cut to the excerpt."""
 
 
 def excerpt(text: str | bytes, limit: int = _EXCERPT) -> str:
-    """A short, printable rendering of an offending frame for error messages."""
-    shown = repr(text[:limit])
+    """A short, printable rendering of an offending frame for error messages.
+
+    Secret values (passwords, hashes, ghostIds) read ``***``; they are removed before the
+    cut so that a value the cut would split is not half shown.
+    """
+    shown = repr(redact(text[: limit + _WINDOW])[:limit])
     return shown + ("…" if len(text) > limit else "")
 
 
@@ -41,7 +49,7 @@ class ProtocolError(Exception):
             detail += f" (state {getattr(state, 'name', state)})"
         if frame is not None:
             detail += f"; frame {excerpt(frame)}"
-        super().__init__(detail)
+        super().__init__(redact(detail))
         self.state = state
         self.frame = frame
         self.close_code = close_code

@@ -204,6 +204,11 @@ class OpenRequest:
 
 def parse_open_request(target: str) -> OpenRequest:
     """Parse a request target (``/path?query``, or a full URL) in any parameter order."""
-    split = urlsplit(target)
-    path = split.path or "/"
-    return OpenRequest(path=unquote(path), params=_split_query(split.query))
+    try:
+        split = urlsplit(target)
+    except ValueError:
+        # A bracket where urlsplit expects a host ("//[x", from the peer): read it by hand.
+        path, _, query = target.partition("#")[0].partition("?")
+    else:
+        path, query = split.path, split.query
+    return OpenRequest(path=unquote(path or "/"), params=_split_query(query))

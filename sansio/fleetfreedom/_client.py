@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from .. import _json
 from .._core import CoreBase, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._redact import redacted_repr
 from ._codec import BAD_JSON, BAD_NAME, DEFAULT_MAX_LINE, NOT_OBJECT, encode, line_too_long
 from ._commands import Command
 from ._events import (
@@ -193,6 +194,9 @@ class Session:
     user: dict[str, Any] | None = None
     session_policy: dict[str, Any] | None = None
     password_policy: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("ghost_id",))
 
     def update(self, body: dict[str, Any], logged_in: bool) -> None:
         """Take the session fields of a response; the user and policies only when logged in."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import LocalProtocolError
+from .._redact import redacted_repr
 from ._types import key_field, list_command, upper_first
 
 __all__ = ["Command"]
@@ -23,6 +24,10 @@ class Command:
     name: str
     body: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = None
+
+    def __repr__(self) -> str:
+        # A login or password change carries the password: shown as *** (kept in body).
+        return redacted_repr(self)
 
     @property
     def response_name(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._core import Event
+from .._redact import redacted_repr
 from ._commands import Command
 from ._types import ErrorCode
 
@@ -48,11 +49,17 @@ class FleetFreedomEvent(Event):
 
 
 class MessageEvent(FleetFreedomEvent):
-    """A message from the peer: ``name`` and the decoded JSON-object ``body``."""
+    """A message from the peer: ``name`` and the decoded JSON-object ``body``.
+
+    The repr shows passwords and ghostIds in ``body`` as ``***`` (the body keeps them).
+    """
 
     __slots__ = ()
     name: str
     body: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 def _text(body: dict[str, Any], key: str) -> str | None:
@@ -106,7 +113,7 @@ _GOES_ON = frozenset(
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class ConnectionResponse(_SessionFields, MessageEvent):
     """The server's first message: the session (``ghostId``, ``expiry``, maybe ``user``).
 
@@ -127,7 +134,7 @@ class ConnectionResponse(_SessionFields, MessageEvent):
         return self.error_code in _GOES_ON
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Response(MessageEvent):
     """A ``<command>Response``; ``request`` is the command it answers (``None`` when the
     ``reqId`` matched nothing pending: absent, unknown, or already timed out)."""
@@ -156,12 +163,12 @@ class Response(MessageEvent):
         return {k: v for k, v in self.body.items() if k not in _ENVELOPE}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SessionResponse(_SessionFields, Response):
     """``loginResponse``, ``getSessionDetailsResponse`` or ``logoutResponse``: session fields."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SubscribeResponse(Response):
     """``subscribeResponse`` / ``unsubscribeResponse``: 5.x lists ``merged``, ``denied``,
     ``invalid``."""
@@ -191,12 +198,12 @@ def _names(body: dict[str, Any], key: str) -> list[str] | None:
     return None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class UnknownCommandResponse(Response):
     """The server did not know the command (errorCode 61 ``unknownCommand``)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Merged(MessageEvent):
     """``<subscriptionType>Merged``: one changed piece of an object (``v`` has one element)."""
 
@@ -208,7 +215,7 @@ class Merged(MessageEvent):
         return self.name[:-6]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Deleted(MessageEvent):
     """``<objectType>Deleted`` (``{id, company}``; ``userDeleted`` has ``login``)."""
 
@@ -228,7 +235,7 @@ class Deleted(MessageEvent):
         return self.body.get("parent" if self.name == "companyDeleted" else "company")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Suspended(MessageEvent):
     """``<objectType>Suspended`` (5.x assets and providers)."""
 
@@ -240,7 +247,7 @@ class Suspended(MessageEvent):
         return self.name[:-9]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Broadcast(MessageEvent):
     """``broadcast {kind, message, serverTime, …}``: maintenance or upgrade notice."""
 
@@ -256,7 +263,7 @@ class Broadcast(MessageEvent):
         return _text(self.body, "message")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SessionEnded(MessageEvent):
     """``sessionEnded``: the client must close and must not reconnect."""
 
@@ -264,7 +271,7 @@ class SessionEnded(MessageEvent):
     body: dict[str, Any]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class UnknownMessage(MessageEvent):
     """A well-formed message of a kind this core does not interpret; kept whole (``raw``)."""
 
@@ -283,6 +290,9 @@ class InvalidMessage(FleetFreedomEvent):
     raw: str
     reason: str
     name: str = ""
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 class FailureReason(enum.Enum):
@@ -326,6 +336,9 @@ class CommandReceived(FleetFreedomEvent):
     req_id: object
     answered: bool
 
+    def __repr__(self) -> str:
+        return redacted_repr(self)
+
 
 @dataclass(slots=True)
 class LoggedIn(FleetFreedomEvent):
@@ -335,6 +348,9 @@ class LoggedIn(FleetFreedomEvent):
     company: int
     ghost_id: str
 
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("ghost_id",))
+
 
 @dataclass(slots=True)
 class LoggedOut(FleetFreedomEvent):
@@ -342,3 +358,6 @@ class LoggedOut(FleetFreedomEvent):
 
     ghost_id: str
     reason: str
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, ("ghost_id",))

@@ -68,13 +68,14 @@ class Account:
     companies: frozenset[int] = frozenset()
 
 
-Authenticator = Callable[[str, str], "Account | None"]
-"""``(username, password) -> Account | None``."""
+Authenticator = Callable[[str, str], "Account | ErrorCode | None"]
+"""``(username, password) -> Account | None``; an :class:`ErrorCode` refuses the login with
+that code instead of ``invalidCredentials`` (e.g. 73 ``sessionThrottled``)."""
 
 
 @dataclass(slots=True)
 class _Session:
-    ghost_id: str
+    ghost_id: str = field(repr=False)
     account: Account
     timeout: float
     expires_at: float
@@ -210,11 +211,17 @@ _MESSAGES = _default_messages()
 
 def ghost_id_from_request(target: str, subprotocols: Sequence[str] = ()) -> str | None:
     """The ghostId a client gave: the path (``/<guid>``), ``?ghostId=``, or a subprotocol."""
-    parts = urlsplit(target)
-    given = parse_qs(parts.query).get("ghostId")
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        # A bracket where urlsplit expects a host ("//[x", from the peer): read it by hand.
+        path, _, query = target.partition("#")[0].partition("?")
+    else:
+        path, query = parts.path, parts.query
+    given = parse_qs(query).get("ghostId")
     if given and given[0]:
         return given[0]
-    path = parts.path.strip("/")
+    path = path.strip("/")
     if path:
         return path
     for proto in subprotocols:
@@ -228,24 +235,32 @@ def ghost_id_from_request(target: str, subprotocols: Sequence[str] = ()) -> str 
 class FleetFreedomHub:
     """What the connections of one server share: sessions, subscriptions, objects.
 
-    ``authenticator(username, password)`` returns an :class:`Account` or ``None``;
+    ``authenticator(username, password)`` returns an :class:`Account` or ``None`` (or an
+    :class:`ErrorCode` to refuse with, such as ``SESSION_THROTTLED``);
     ``ghost_ids()`` makes new session ids; ``can_access(account, company)`` decides which
     companies a user may subscribe to and read (default: its own plus ``account.companies``).
     ``extra_commands`` are passed to the application (:class:`CommandReceived` with
-    ``answered=False``) instead of being answered as unknown.
+    ``answered=False``) instead of being answered as unknown.  ``anonymous_timeout``
+    (seconds, off by default) closes a connection that stays unauthenticated that long.
     """
 
     def __init__(
         self,
-        authenticator: Callable[[str, str], Account | None],
+        authenticator: Callable[[str, str], Account | ErrorCode | None],
         *,
         ghost_ids: Callable[[], str] = lambda: str(uuid.uuid4()),
         can_access: Callable[[Account, int], bool] | None = None,
         wall_offset: float = 0.0,
         extra_commands: Iterable[str] = (),
         max_line: int = DEFAULT_MAX_LINE,
+        anonymous_timeout: float | None = None,
     ) -> None:
+        if anonymous_timeout is not None and anonymous_timeout <= 0:
+            raise ValueError("anonymous_timeout must be > 0 (None turns it off)")
         self.authenticator = authenticator
+        self.anonymous_timeout = anonymous_timeout
+        """Seconds a connection may stay unauthenticated (from its start, or from a logout or
+        expiry) before the server closes it; traffic does not extend it.  ``None``: never."""
         self.ghost_ids = ghost_ids
         self.can_access = can_access or _own_companies
         self.wall_offset = wall_offset
@@ -394,6 +409,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
     """
 
     __slots__ = (
+        "_anonymous_since",
         "_handlers",
         "_machine",
         "_now",
@@ -410,6 +426,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
         self._session: _Session | None = None
         self._subscriptions: dict[int, set[str]] = {}
         self._now = 0.0
+        self._anonymous_since: float | None = None
         self._machine: StateMachine[ServerState, ServerInput] = StateMachine(
             _SS.CONNECTING, SERVER_TRANSITIONS
         )
@@ -462,6 +479,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
             return
         self._machine.fire(_SI.CONNECTION_MADE)
         hub.connections[self] = None
+        self._anonymous_since = now
         code = ErrorCode.USER_NOT_LOGGED_IN
         if session is not None:
             del hub.sessions[session.ghost_id]
@@ -552,6 +570,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
             self.hub._unsubscribe(self, company, types)
         self._subscriptions = {}
         self._machine.fire(_SI.SESSION_OVER)
+        self._anonymous_since = self._now
         self._events.append(LoggedOut(session.ghost_id, reason))
 
     def _session_ended(self, reason: str) -> None:
@@ -619,11 +638,21 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
         self._out.append(encode(name, body))
 
     def next_deadline(self) -> float | None:
-        """Sessions expire lazily (on the next command), so no timer is needed."""
-        return None
+        """When an unauthenticated connection is closed (``hub.anonymous_timeout``); sessions
+        expire lazily (on the next command), so they need no timer."""
+        since = self._anonymous_since
+        timeout = self.hub.anonymous_timeout
+        if since is None or timeout is None or self._machine.state is not _SS.ANONYMOUS:
+            return None
+        return since + timeout
 
     def handle_timer(self, now: float) -> None:
+        """Close the connection if it stayed unauthenticated past ``hub.anonymous_timeout``."""
         self._now = max(self._now, now)
+        deadline = self.next_deadline()
+        if deadline is not None and now >= deadline:
+            self.close()
+            self._events.append(Closed(False))
 
     # -- session commands ------------------------------------------------------------
 
@@ -638,6 +667,9 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
         if account is None:
             self._reply("loginResponse", req_id, ErrorCode.INVALID_CREDENTIALS)
             return
+        if isinstance(account, ErrorCode):
+            self._reply("loginResponse", req_id, account)
+            return
         allowed = account.session_policy.get("applications")
         if isinstance(allowed, list) and allowed and agent not in allowed:
             self._reply("loginResponse", req_id, ErrorCode.APPLICATION_NOT_ALLOWED)
@@ -646,6 +678,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
             self._drop_session("login")
         session = self.hub._open_session(account, self._now)
         self._session = session
+        self._anonymous_since = None
         self._machine.fire(_SI.LOGIN)
         self._reply("loginResponse", req_id, ErrorCode.SUCCESS, self._session_fields(session))
         self._events.append(LoggedIn(account.login, account.company, session.ghost_id))

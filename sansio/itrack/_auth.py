@@ -18,6 +18,7 @@ import h11
 
 from .. import _json
 from .._errors import RemoteProtocolError
+from .._redact import redacted_repr
 from ._codec import JsonDumps, JsonLoads, dumps
 from ._directory import AuthFailure, AuthSuccess, Directory
 from ._models import check_hash
@@ -102,6 +103,10 @@ class AuthRequest:
     host: str
     port: int
     tls: bool
+
+    def __repr__(self) -> str:
+        # The form body carries the password: shown as *** (``body`` keeps it).
+        return redacted_repr(self)
 
     @property
     def url(self) -> str:
@@ -412,7 +417,9 @@ class AuthServerConnection:
     def _write(self, response: HttpResponse) -> None:
         conn = self._conn
         self._out += conn.send(h11.Response(status_code=response.status, headers=response.headers))
-        self._out += conn.send(h11.Data(data=response.body)) or b""
+        request = self._request
+        if request is None or request.method != b"HEAD":  # a HEAD answer has no body
+            self._out += conn.send(h11.Data(data=response.body)) or b""
         self._out += conn.send(h11.EndOfMessage()) or b""
 
     def _fail(self, status: int) -> None:
@@ -459,6 +466,7 @@ class AuthServerConnection:
                     request.method, request.target, list(request.headers), bytes(self._body)
                 )
                 self._write(response)
+                self._request = None
                 if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     conn.start_next_cycle()
             elif isinstance(event, h11.ConnectionClosed):

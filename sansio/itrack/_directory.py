@@ -21,7 +21,8 @@ __all__ = ["AuthFailure", "AuthSuccess", "Directory", "Tracker", "User"]
 class AuthSuccess:
     """``user/auth`` succeeded: the session hash to put in every action."""
 
-    hash: str
+    hash: str = field(repr=False)
+    """The session hash (a secret: left out of the repr)."""
     raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
@@ -37,7 +38,7 @@ class AuthFailure:
 @dataclass(slots=True)
 class User:
     login: str
-    password: str
+    password: str = field(repr=False)
     dealer_id: int | None = None
     active: bool = True
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import Event
+from .._redact import redacted_repr
 from ._models import Action, SourceState
 
 __all__ = [
@@ -146,6 +147,9 @@ class UnknownMessage(ITrackEvent):
     text: str
     message: Any
 
+    def __repr__(self) -> str:
+        return redacted_repr(self)
+
 
 @dataclass(slots=True)
 class InvalidMessage(ITrackEvent):
@@ -154,6 +158,9 @@ class InvalidMessage(ITrackEvent):
     text: str
     reason: str
     message: Any = None
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 # -- server side -------------------------------------------------------------------------
@@ -165,7 +172,8 @@ class ActionReceived(ITrackEvent):
 
     action: Action
     user: str
-    hash: str
+    hash: str = field(repr=False)
+    """The session hash the action carried (a secret: left out of the repr)."""
 
 
 @dataclass(slots=True)
@@ -175,3 +183,7 @@ class ActionRejected(ITrackEvent):
     code: int
     description: str
     text: str
+    """The client's frame as received (its ``hash`` reads ``***`` in the repr)."""
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)

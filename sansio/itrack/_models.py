@@ -374,5 +374,11 @@ Action = Subscribe | Unsubscribe | LegacySubscribe | LegacyUnsubscribe
 def check_hash(session_hash: object) -> str:
     """Return ``session_hash`` if it is a 32-character string, else raise ``ValueError``."""
     if type(session_hash) is not str or len(session_hash) != 32:
-        raise ValueError(f"a session hash is a 32-character string, not {session_hash!r:.60}")
+        # The value is not quoted: a wrong one may still be a secret (or a password).
+        what = (
+            f"a string of {len(session_hash)} characters"
+            if type(session_hash) is str
+            else type(session_hash).__name__
+        )
+        raise ValueError(f"a session hash is a 32-character string, not {what}")
     return session_hash

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .._core import Event
 from .._errors import ProtocolError
+from .._redact import redact, redact_headers, redact_target
 
 __all__ = [
     "AtmosphereCloseRequested",
@@ -41,6 +42,14 @@ class Connected(WsEvent):
     target: str
     subprotocol: str | None = None
     headers: Headers = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # A FleetFreedom ghostId may be in the target or be the subprotocol: hidden.
+        subprotocol = None if self.subprotocol is None else redact_target(self.subprotocol)
+        return (
+            f"Connected(target={redact_target(self.target)!r}, subprotocol={subprotocol!r}, "
+            f"headers={redact_headers(self.headers)!r})"
+        )
 
 
 @dataclass(slots=True)
@@ -102,6 +111,14 @@ class HttpRequestHandled(WsEvent):
     headers: Headers
     body: bytes
     status_code: int
+
+    def __repr__(self) -> str:
+        # A user/auth form or query carries a password: hidden (the fields keep it).
+        return (
+            f"HttpRequestHandled(method={self.method!r}, target={redact_target(self.target)!r}, "
+            f"headers={redact_headers(self.headers)!r}, body={redact(self.body)!r}, "
+            f"status_code={self.status_code!r})"
+        )
 
 
 @dataclass(slots=True)

@@ -1,0 +1,125 @@
+"""Keeping secrets out of reprs and error messages: passwords, iTrack hashes, ghostIds.
+
+Two tools: :func:`redact` rewrites text that may quote a frame or a form (JSON
+``"password":"…"``, ``"hash":"…"``, ``"ghostId":"…"``, ``"current":"…"`` and form or query
+``password=…``, ``hash=…``, ``ghostId=…``), and :func:`redact_value` copies decoded JSON with
+the values of those keys replaced.  Objects keep the real values: only what is shown changes.
+The Atmosphere tracking id is not a secret and is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from typing import Any, overload
+
+__all__ = [
+    "REDACTED",
+    "is_secret_key",
+    "redact",
+    "redact_headers",
+    "redact_target",
+    "redact_value",
+    "redacted_repr",
+]
+
+REDACTED = "***"
+
+_KEYS = r"(?:[A-Za-z_]*[Pp]assword|hash|ghostId|current)"
+# A JSON string member; the value may be cut short (an excerpt), so the closing quote is
+# optional and a trailing backslash is swallowed.
+_JSON = r'("' + _KEYS + r'"\s*:\s*")(?:[^"\\]|\\.)*(?:\\?$|(?="))'
+_FORM = r"((?<![A-Za-z0-9_])" + _KEYS + r"=)[^&\s\"'#;]*"
+_TEXT = re.compile(_JSON + "|" + _FORM, re.IGNORECASE)
+_BYTES = re.compile((_JSON + "|" + _FORM).encode("ascii"), re.IGNORECASE)
+_MARKERS = ("assword", "hash", "ghostid", "current")
+
+
+def _text_sub(match: re.Match[str]) -> str:
+    return (match.group(1) or match.group(2)) + REDACTED
+
+
+def _bytes_sub(match: re.Match[bytes]) -> bytes:
+    return (match.group(1) or match.group(2)) + b"***"
+
+
+@overload
+def redact(text: str) -> str: ...
+@overload
+def redact(text: bytes) -> bytes: ...
+
+
+def redact(text: str | bytes) -> str | bytes:
+    """``text`` with every secret value replaced by ``***`` (cheap when there is none)."""
+    if isinstance(text, str):
+        lowered = text.lower()
+        if not any(marker in lowered for marker in _MARKERS):
+            return text
+        return _TEXT.sub(_text_sub, text)
+    lowered_bytes = text.lower()
+    if not any(marker.encode() in lowered_bytes for marker in _MARKERS):
+        return text
+    return _BYTES.sub(_bytes_sub, text)
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_SECRET_HEADERS = frozenset(
+    ("authorization", "proxy-authorization", "cookie", "set-cookie", "sec-websocket-protocol")
+)
+
+
+def redact_target(target: str) -> str:
+    """A request target or URL with secrets hidden: secret query values, and a GUID in the
+    path (where a FleetFreedom client puts its ghostId; Atmosphere's tracking id, not a
+    secret, travels in the query and stays)."""
+    path, sep, query = target.partition("?")
+    return _GUID.sub(REDACTED, path) + sep + redact(query)
+
+
+def redact_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Headers with credentials (``Authorization``, cookies) and GUID subprotocols hidden."""
+    shown = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _SECRET_HEADERS:
+            value = _GUID.sub(REDACTED, value) if lowered == "sec-websocket-protocol" else REDACTED
+        shown.append((name, value))
+    return shown
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether a JSON key names a secret (``password``, ``newPassword``, ``hash``, …)."""
+    if type(key) is not str:
+        return False
+    lowered = key.lower()
+    return lowered.endswith("password") or lowered in ("hash", "ghostid", "current")
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of decoded JSON where the string values of secret keys read ``***``."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if is_secret_key(key) and isinstance(item, str) else redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, (str, bytes)):
+        return redact(value)
+    return value
+
+
+def redacted_repr(obj: Any, secret: tuple[str, ...] = ()) -> str:
+    """A dataclass repr with secrets redacted: the fields named in ``secret`` show ``***``,
+    text, bytes and JSON values are passed through :func:`redact` / :func:`redact_value`."""
+    shown = []
+    for f in fields(obj):
+        if not f.repr:
+            continue
+        value = getattr(obj, f.name)
+        if f.name in secret and value is not None:
+            text = repr(REDACTED)
+        else:
+            text = repr(redact_value(value))
+        shown.append(f"{f.name}={text}")
+    return f"{type(obj).__qualname__}({', '.join(shown)})"
