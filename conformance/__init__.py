@@ -29,10 +29,14 @@ from ._fleet import Fleet, Vehicle, VehicleUpdate
 from ._probes import ProbeOptions
 from ._probes_client import CLOSE_SIGNAL
 from ._reference import (
+    DEFAULT_ANONYMOUS_TIMEOUT,
+    DEFAULT_LOGIN_FAILURES,
+    DEFAULT_LOGIN_WINDOW,
     DEMO_FLEETFREEDOM,
     DEMO_ITRACK,
     FleetFreedomReference,
     ITrackReference,
+    LoginThrottle,
     demo_fleet,
 )
 from ._report import CaseResult, Report, WireRecord, render_json, render_junit, render_text
@@ -48,6 +52,9 @@ from ._runner import (
 __all__ = [
     "CATALOGUE",
     "CLOSE_SIGNAL",
+    "DEFAULT_ANONYMOUS_TIMEOUT",
+    "DEFAULT_LOGIN_FAILURES",
+    "DEFAULT_LOGIN_WINDOW",
     "DEFAULT_TIMEOUT",
     "DEMO_FLEETFREEDOM",
     "DEMO_ITRACK",
@@ -57,6 +64,7 @@ __all__ = [
     "FleetFreedomReference",
     "ITrackReference",
     "Level",
+    "LoginThrottle",
     "ProbeOptions",
     "ProtocolName",
     "Report",

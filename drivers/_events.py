@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trackwire import Event
+from trackwire._redact import redact, redact_target
 
 __all__ = ["DriverEvent", "GaveUp", "ReconnectFailed", "Reconnecting"]
 
@@ -23,6 +24,12 @@ class Reconnecting(DriverEvent):
     delay: float
     url: str
 
+    def __repr__(self) -> str:  # the URL may carry a FleetFreedom ghostId
+        return (
+            f"Reconnecting(attempt={self.attempt!r}, delay={self.delay!r}, "
+            f"url={redact_target(self.url)!r})"
+        )
+
 
 @dataclass(slots=True)
 class ReconnectFailed(DriverEvent):
@@ -30,6 +37,9 @@ class ReconnectFailed(DriverEvent):
 
     attempt: int
     error: str
+
+    def __repr__(self) -> str:
+        return f"ReconnectFailed(attempt={self.attempt!r}, error={redact(self.error)!r})"
 
 
 @dataclass(slots=True)

@@ -332,3 +332,15 @@ def test_connected_and_upgrade_request_hide_the_ghost_id() -> None:
     assert len(connected) == 2
     assert GHOST in connected[1].target
     assert_hidden(*connected, *requests)
+
+
+def test_driver_events_and_url_errors_hide_the_ghost_id() -> None:
+    from trackwire.drivers._events import ReconnectFailed, Reconnecting
+    from trackwire.ws import split_ws_url
+
+    ghost = "3f2b8c1e-8d44-4a5e-9a51-0c7a5d2e4b11"
+    assert ghost not in repr(Reconnecting(1, 0.5, f"wss://socket.example/{ghost}"))
+    assert ghost not in repr(ReconnectFailed(1, f"could not open wss://h/?ghostId={ghost}"))
+    with pytest.raises(ValueError, match="not a ws") as info:
+        split_ws_url(f"ftp://h/{ghost}")
+    assert ghost not in str(info.value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from .._redact import redact_target
+
 __all__ = ["WsAddress", "split_ws_url"]
 
 _DEFAULT_PORTS = {"ws": 80, "http": 80, "wss": 443, "https": 443}
@@ -39,12 +41,12 @@ def split_ws_url(url: str) -> WsAddress:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise ValueError(f"not a ws/wss/http/https URL: {url!r}")
+        raise ValueError(f"not a ws/wss/http/https URL: {redact_target(url)!r}")
     if parts.username is not None or parts.password is not None:
         raise ValueError("credentials in a WebSocket URL are not supported; use headers")
     host = parts.hostname
     if not host:
-        raise ValueError(f"no host in URL {url!r}")
+        raise ValueError(f"no host in URL {redact_target(url)!r}")
     port = parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
     target = parts.path or "/"
     if parts.query:
