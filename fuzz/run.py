@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def run_target(name: str, seconds: int, jobs: int = 1) -> Result:
     found.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
-        str(TARGETS / f"{name}.py"),
+        str(ROOT / "launch.py"),
+        name,
         f"-max_total_time={seconds}",
         f"-timeout={PER_INPUT_TIMEOUT}",
         f"-rss_limit_mb={RSS_LIMIT_MB}",
@@ -109,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         "--target", action="append", choices=targets(), help="run only this target (repeatable)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="parallel libFuzzer jobs per target")
+    parser.add_argument(
+        "--parallel", type=int, default=1, help="targets run at once (default 1; CI uses 2)"
+    )
     args = parser.parse_args(argv)
     try:
         import atheris  # noqa: F401
@@ -118,21 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     names = args.target or targets()
     results: list[Result] = []
     print(f"{'target':<22}{'executions':>12}{'exec/s':>9}{'cov':>7}  findings")
-    for name in names:
-        result = run_target(name, args.seconds, args.jobs)
-        results.append(result)
-        rate = result.executions / max(result.seconds, 1e-9)
-        shown = ", ".join(result.findings) or ("none" if result.status == 0 else "")
-        if result.status != 0 and not result.findings:
-            shown = f"exit status {result.status}; see {WORK / (name + '.log')}"
-        print(
-            f"{name:<22}{result.executions:>12}{rate:>9.0f}{result.coverage:>7}  {shown}",
-            flush=True,
-        )
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        runs = [pool.submit(run_target, name, args.seconds, args.jobs) for name in names]
+        for run in runs:
+            result = run.result()
+            results.append(result)
+            _report(result)
     total = sum(r.executions for r in results)
     bad = [r.target for r in results if not r.ok]
     print(f"{'total':<22}{total:>12}  {len(bad)} target(s) with findings or errors")
     return 1 if bad else 0
+
+
+def _report(result: Result) -> None:
+    name = result.target
+    rate = result.executions / max(result.seconds, 1e-9)
+    shown = ", ".join(result.findings) or ("none" if result.status == 0 else "")
+    if result.status != 0 and not result.findings:
+        shown = f"exit status {result.status}; see {WORK / (name + '.log')}"
+    print(
+        f"{name:<22}{result.executions:>12}{rate:>9.0f}{result.coverage:>7}  {shown}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
