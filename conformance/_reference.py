@@ -349,7 +349,12 @@ class FleetFreedomReference:
         return core
 
     def tick(self, now: float) -> list[FleetFreedomServer]:
-        """Move the fleet; push ``assetAdvancedMerged`` (the position piece, next version)."""
+        """Move the fleet; push ``assetAdvancedMerged`` (the position piece, next version).
+
+        Expired sessions are forgotten here too, so a long-running server's session table
+        stays as large as its live sessions (each login adds one).
+        """
+        self.hub.prune(now)
         touched: dict[FleetFreedomServer, None] = {}
         for update in self.fleet.step(now):
             stored = self.hub.get("asset", update.vehicle_id)

@@ -64,6 +64,7 @@ from trackwire.itrack import (
     SubscribeResponse,
     Target,
     UnsubscribeResponse,
+    check_hash,
     subscription_url,
 )
 from trackwire.itrack import InvalidMessage as ITrackInvalid
@@ -593,6 +594,13 @@ async def _run_client(
 # -- argument parsing -----------------------------------------------------------------------
 
 
+def _hash_argument(value: str) -> str:
+    try:
+        return check_hash(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trackwire",
@@ -627,7 +635,9 @@ def _parser() -> argparse.ArgumentParser:
     itrack.add_argument("--url", help="API base URL, e.g. https://api.itrack.live/v2/")
     itrack.add_argument("--login")
     itrack.add_argument("--password")
-    itrack.add_argument("--hash", help="a session or API-key hash instead of a login")
+    itrack.add_argument(
+        "--hash", type=_hash_argument, help="a session or API-key hash instead of a login"
+    )
     itrack.add_argument("--trackers", default="all", help="all, or tracker ids: 1,2,3")
     itrack.add_argument("--batch", action="store_true", help="state_batch instead of state")
     itrack.add_argument("--track-message-length", action="store_true")

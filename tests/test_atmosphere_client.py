@@ -408,3 +408,12 @@ def test_client_cores_satisfy_the_client_core_protocol() -> None:
     assert client.resumable
     client.close(1.0)
     assert not client.resumable
+
+
+def test_after_corruption_no_stale_deadline_and_one_close_request() -> None:
+    client = opened(True)  # heartbeat due at 30
+    with pytest.raises(RemoteProtocolError):
+        client.receive("zz|", 1.0)
+    assert client.next_deadline() is None
+    assert client.close(2.0) is not None
+    assert client.close(3.0) is None

@@ -133,6 +133,7 @@ def test_exit_codes() -> None:
     assert bad_login.returncode == 1
     assert "login refused: 11" in bad_login.stderr
     assert run("watch", "nowhere").returncode == 2
+    assert run("watch", "itrack", "--hash", "abc").returncode == 2
     assert run("serve").returncode == 2
 
 

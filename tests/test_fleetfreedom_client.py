@@ -701,3 +701,13 @@ def test_reconnect_after_an_attempt_that_never_opened_keeps_commands_held() -> N
     client.receive(connection_response(0), 0.0)
     frames = client.data_to_send()
     assert [f.split(" ", 1)[0] for f in frames] == ["subscribe"]  # once, not replayed twice
+
+
+def test_keepalive_never_leaves_a_deadline_in_the_past_when_pending_is_full() -> None:
+    client = FleetFreedomClient(max_pending=1, command_timeout=0, keepalive=300)
+    client.connection_made(0.0)
+    client.receive(connection_response(8), 0.0)
+    client.send(Command.noop(), 1.0)  # the one slot, never answered
+    client.handle_timer(400.0)
+    assert client.next_deadline() == 700.0
+    client.data_to_send()

@@ -712,3 +712,20 @@ def test_subscription_memory_merges_targets_and_cancels() -> None:
     memory.apply(LegacyUnsubscribe(["state"], [2]))
     assert not memory
     assert memory.actions() == []
+
+
+def test_rate_limit_is_capped_and_batches_are_bounded() -> None:
+    from trackwire.itrack._server import MAX_BATCH_ITEMS, parse_rate_limit
+
+    assert parse_rate_limit("1h") == 3600.0
+    with pytest.raises(ValueError, match="over 3600"):
+        parse_rate_limit("999999999999h")
+    link = opened()
+    link.client.send(Subscribe([IotMonitorRequest(Target.selected([1]), "1h")]))
+    link.client_events()
+    for _ in range(3):
+        link.server.push_iot(1, [{"v": i} for i in range(MAX_BATCH_ITEMS)], 1.0)
+    link.server.handle_timer(3602.0)
+    link.pump()
+    (batch,) = [e for e in link.client.events() if isinstance(e, IotMonitorEvent)]
+    assert len(batch.data) == MAX_BATCH_ITEMS

@@ -119,3 +119,13 @@ def test_fleetfreedom_ghost_id_by_subprotocol_is_accepted() -> None:
     accepted = app.factory(UpgradeRequest("/", "h", subprotocols=[ghost]))
     assert isinstance(accepted, Accept)
     assert accepted.subprotocol == ghost
+
+
+def test_fleetfreedom_forgets_expired_sessions_as_it_ticks() -> None:
+    app = FleetFreedomReference(demo_fleet(1), wall_offset=0.0)
+    for _ in range(20):
+        _, conn = _ff_login(app, "demo@example.com", "demo", 1, 0.0)
+        conn.receive_eof(0.0)
+    assert len(app.hub.sessions) == 20
+    app.tick(10 * 24 * 3600.0)  # past any expiry
+    assert app.hub.sessions == {}

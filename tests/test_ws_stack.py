@@ -828,3 +828,32 @@ def test_next_event_gives_the_same_order_as_events() -> None:
     expected = [Message("a"), PongReceived(b"1"), Message("b")]
     assert run(pop_one_by_one=False) == expected
     assert run(pop_one_by_one=True) == expected
+
+
+def test_frames_after_the_core_finished_in_the_same_read_are_discarded() -> None:
+    # An iTrack logout closes the client core; a frame right behind it in the same TCP read
+    # must not make the stack raise (it is data after a close) and the close starts.
+    import wsproto
+    from wsproto.events import AcceptConnection, Request, TextMessage
+
+    from trackwire.itrack import ITrackClient, LogoutEvent
+
+    client = ITrackClient(
+        "http://127.0.0.1/v2/event/subscription", "f4bf1b754034213653dad99c78c4b237"
+    )
+    stack = ClientStack.from_url(client, client.url_to_open)
+    stack.connection_made(0.0)
+    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    server.receive_data(stack.data_to_send())
+    request = next(e for e in server.events() if isinstance(e, Request))
+    handshake = server.send(AcceptConnection())
+    logout = '{"type":"event","event":"logout","data":"session closed"}'
+    burst = b"".join(
+        server.send(TextMessage(text))
+        for text in ("u-1|0|X|", logout, '{"type":"event","event":"lifecycle","data":{}}')
+    )
+    assert request.target.startswith("/v2/event/subscription?")
+    stack.receive(handshake + burst, 1.0)
+    assert any(isinstance(e, LogoutEvent) for e in stack.events())
+    assert stack.state is StackState.CLOSING
+    assert stack.data_to_send()  # the close frame

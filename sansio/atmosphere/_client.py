@@ -245,6 +245,7 @@ class AtmosphereClient(CoreBase[Event]):
                 except RemoteProtocolError as exc:
                     decoder.partial = ""
                     machine.fire(_I.CORRUPTION)
+                    self._heartbeat_at = None
                     raise RemoteProtocolError(str(exc), state=state, frame=data) from None
                 for message in messages:
                     self._deliver(message)
@@ -320,7 +321,7 @@ class AtmosphereClient(CoreBase[Event]):
         The real client sends it only when the protocol is on and the handshake arrived.
         ``timestamp_ms`` (the ``_`` cache buster) defaults to ``now`` in milliseconds.
         """
-        already = self._machine.state is _S.CLOSED and not self._resumable
+        already = not self._resumable  # closed by close() or the inactivity timeout
         self._machine.fire(_I.CLOSE)
         self._heartbeat_at = None
         self._resumable = False

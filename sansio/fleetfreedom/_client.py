@@ -606,9 +606,13 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             self.keepalive
             and self._machine.state in _OPEN
             and now >= self._last_sent + self.keepalive
-            and len(pending) < self.max_pending
         ):
-            self._send(Command.noop(), now)
+            if len(pending) < self.max_pending:
+                self._send(Command.noop(), now)
+            else:
+                # No room for a noop (every slot waits for an answer): try again one
+                # keep-alive later rather than leaving a deadline in the past.
+                self._last_sent = now
 
 
 def _company_id(body: dict[str, Any]) -> int | str | None:

@@ -168,7 +168,7 @@ def _interpret(status_code: int, body: bytes, loads: JsonLoads | None) -> AuthSu
     reason = ""
     try:
         decoded = (loads or _json.loads)(body.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
+    except Exception as exc:  # any failure of the (replaceable) decoder
         reason = f"not JSON ({exc})"
     if type(decoded) is dict and decoded.get("success") is False:
         status = decoded.get("status")
@@ -370,7 +370,7 @@ class AuthResponder:
                 else:
                     text = body.decode("utf-8")
                     params.update(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
-            except (ValueError, RecursionError):
+            except Exception:  # any failure of the (replaceable) decoder
                 return self._error(400, 5, "Wrong request format")
         login = params.get("login")
         password = params.get("password")

@@ -231,7 +231,7 @@ def parse_message(text: str, loads: JsonLoads | None = None) -> ITrackEvent:
     """
     try:
         obj = (loads or _json.loads)(text)
-    except (ValueError, RecursionError) as exc:
+    except Exception as exc:  # any failure of the (replaceable) decoder
         return InvalidMessage(text, f"not JSON: {exc}")
     if type(obj) is not dict:
         return UnknownMessage(text, obj)

@@ -59,6 +59,10 @@ INVALID_PARAMETERS = (7, "Invalid parameters")
 DEFAULT_RATE_LIMIT = 1.0
 """Seconds between batches when a request names no ``rate_limit`` (the doc gives none)."""
 MAX_IOT_TRACKERS = 10
+MAX_RATE_LIMIT = 3600.0
+"""Longest ``rate_limit`` accepted (an hour); longer ones are invalid parameters (7)."""
+MAX_BATCH_ITEMS = 10_000
+"""Readings or IoT values one batch holds; past that the oldest are dropped."""
 LEGACY_EVENTS = frozenset({"state"})
 """Event names the deprecated format may subscribe to."""
 
@@ -73,7 +77,10 @@ def parse_rate_limit(text: str | None) -> float:
     match = _SPAN.fullmatch(text)
     if match is None:
         raise ActionFormatError(f"rate_limit {text!r:.40} is not a timespan")
-    return float(match.group(1)) * _UNIT[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if seconds > MAX_RATE_LIMIT:
+        raise ActionFormatError(f"rate_limit {text!r:.40} is over {MAX_RATE_LIMIT:.0f} s")
+    return seconds
 
 
 @dataclass(slots=True)
@@ -208,7 +215,7 @@ class ITrackServer(CoreBase[ServerEvent]):
     def _handle(self, text: str) -> None:
         try:
             obj = (self._loads or _json.loads)(text)
-        except (ValueError, RecursionError):
+        except Exception:  # any failure of the (replaceable) decoder: not JSON
             self._reject(WRONG_FORMAT, text, None)
             return
         if type(obj) is not dict:
@@ -384,6 +391,8 @@ class ITrackServer(CoreBase[ServerEvent]):
         batch = self._batches.get(kind)
         if batch is not None and batch.covers(tracker_id) and self._normal(batch.user, tracker_id):
             batch.items.extend(items)
+            if len(batch.items) > MAX_BATCH_ITEMS:
+                del batch.items[: len(batch.items) - MAX_BATCH_ITEMS]
 
     def push_readings(self, tracker_id: int, readings: Iterable[Any], now: float) -> None:
         """Sensor readings of a tracker, for the next ``readings_batch``."""

@@ -319,6 +319,8 @@ class StackBase(Generic[CoreT]):
                     self._core_receive(event.data, now)
                 except RemoteProtocolError as exc:
                     self._core_failed(exc)
+                except LocalProtocolError as exc:
+                    self._core_refused(exc)
             else:
                 self._other_event(event, now)
 
@@ -361,8 +363,21 @@ class StackBase(Generic[CoreT]):
                 self._core_receive(text, self._now)
             except RemoteProtocolError as exc:
                 self._core_failed(exc)
+            except LocalProtocolError as exc:
+                self._core_refused(exc)
         else:
             self._emit(BinaryMessage(b"".join(parts)))
+
+    def _core_refused(self, exc: LocalProtocolError) -> None:
+        """The core finished on its own (an iTrack logout closes it) while frames were still
+        coming in the same read: like data after a close, they are discarded, and the close
+        starts.  Without ``close_with_core`` (the caller closes), or when the core refuses
+        input before it finished, the caller's misuse propagates."""
+        core = self._core
+        if core is None or core.state.name not in _CORE_ENDED or not self.close_with_core:
+            raise exc
+        self._deliver = self._fast = False
+        self.close()
 
     def _close_frame(self, event: CloseConnection, now: float) -> None:
         conn = self._conn
