@@ -23,6 +23,8 @@ from trackwire.fleetfreedom import (
     ghost_id_from_request,
 )
 from trackwire.itrack import (
+    BLOCKED,
+    NORMAL,
     AuthFailure,
     AuthResponder,
     AuthSuccess,
@@ -184,7 +186,10 @@ class ITrackReference:
     ``wall_offset`` turns the monotonic ``now`` into wall-clock time for the timestamps
     (``YYYY-MM-DD HH:MM:SS``, UTC as the demo users' time zone).  ``user/auth`` is
     rate-limited per login by ``login_throttle`` (5 failures per 60 s by default; error 105
-    beyond), reading the time from ``clock``.
+    beyond), reading the time from ``clock``.  A connection that has sent no action with a
+    valid hash ``anonymous_timeout`` seconds after the app first saw it is closed.
+    :meth:`block`, :meth:`unblock` and :meth:`logout` are the operator's actions: they send
+    ``lifecycle`` and ``logout`` events to whoever may see them.
     """
 
     def __init__(
@@ -196,6 +201,7 @@ class ITrackReference:
         hash_factory: Callable[[], str] | None = None,
         login_throttle: LoginThrottle | None = None,
         clock: Callable[[], float] = time.monotonic,
+        anonymous_timeout: float | None = DEFAULT_ANONYMOUS_TIMEOUT,
     ) -> None:
         self.fleet = fleet
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -209,7 +215,9 @@ class ITrackReference:
             self.directory.add_tracker(vehicle.tenant, vehicle.id, source_id=vehicle.id * 10)
             self.directory.set_state(vehicle.id, self.source_state(fleet.latest(vehicle.id)))
         self.responder = AuthResponder(self.directory)
-        self.connections: dict[ITrackServer, None] = {}
+        self.connections: dict[ITrackServer, float | None] = {}
+        """Live connections → when the app first saw them (set by :meth:`tick`)."""
+        self.anonymous_timeout = anonymous_timeout
 
     def source_state(self, update: VehicleUpdate) -> SourceState:
         stamp = _wall(update.time, self.wall_offset).strftime("%Y-%m-%d %H:%M:%S")
@@ -252,8 +260,18 @@ class ITrackReference:
     def tick(self, now: float) -> list[ITrackServer]:
         """Move the fleet to ``now``; queue the updates; return the connections to flush."""
         updates = self.fleet.step(now)
-        for conn in [c for c in self.connections if c.state.name == "CLOSED"]:
-            del self.connections[conn]
+        for conn, seen in list(self.connections.items()):
+            if conn.state.name == "CLOSED":
+                del self.connections[conn]
+            elif seen is None:
+                self.connections[conn] = now
+            elif (
+                self.anonymous_timeout is not None
+                and conn.session_hash is None
+                and now - seen >= self.anonymous_timeout
+            ):
+                conn.close()  # never authenticated: the stack closes the WebSocket
+                del self.connections[conn]
         for update in updates:
             state = self.source_state(update)
             self.directory.set_state(update.vehicle_id, state)
@@ -263,6 +281,29 @@ class ITrackReference:
 
     def next_deadline(self) -> float | None:
         return self.fleet.next_deadline()
+
+    def block(self, tracker_id: int, now: float) -> list[ITrackServer]:
+        """Block a tracker: its subscribers get ``lifecycle`` ``block`` and no more states."""
+        self.directory.set_status(tracker_id, BLOCKED)
+        return self._lifecycle(tracker_id, "block", now)
+
+    def unblock(self, tracker_id: int, now: float) -> list[ITrackServer]:
+        """Unblock it: ``lifecycle`` ``unblock``, then its current state, as the real server."""
+        self.directory.set_status(tracker_id, NORMAL)
+        return self._lifecycle(tracker_id, "unblock", now)
+
+    def _lifecycle(self, tracker_id: int, event: str, now: float) -> list[ITrackServer]:
+        for conn in self.connections:
+            conn.push_lifecycle(tracker_id, event, now)
+        return list(self.connections)
+
+    def logout(self, login: str, now: float) -> list[ITrackServer]:
+        """End every session of ``login``: its hashes die, its connections get ``logout``."""
+        ended = self.directory.logout_user(login)
+        for conn in self.connections:
+            for session_hash in ended:
+                conn.push_logout(now, session_hash)
+        return list(self.connections)
 
 
 class FleetFreedomReference:

@@ -129,3 +129,59 @@ def test_fleetfreedom_forgets_expired_sessions_as_it_ticks() -> None:
     assert len(app.hub.sessions) == 20
     app.tick(10 * 24 * 3600.0)  # past any expiry
     assert app.hub.sessions == {}
+
+
+def _itrack_link(app: ITrackReference, login: str = "demo") -> tuple[ITrackClient, object]:
+    client = _itrack_session(app, login, login)
+    target = client.url_to_open.split("127.0.0.1", 1)[1]
+    server = app.factory(UpgradeRequest(target, "127.0.0.1"))
+    server.connection_made(0.0)  # type: ignore[union-attr]
+    client.connection_made(0.0)
+    return client, server
+
+
+def test_itrack_operator_actions_send_lifecycle_and_logout() -> None:
+    from trackwire.itrack import LifecycleEvent, LogoutEvent
+
+    app = ITrackReference(demo_fleet(2, seed=4), wall_offset=0.0)
+    client, server = _itrack_link(app)
+    watcher, watcher_server = _itrack_link(app, "other")
+    client.send(Subscribe([StateRequest([1001, 1002])]))
+    watcher.send(Subscribe([StateRequest([1001])]))  # not its tracker: unknown to it
+    _pump(client, server, 0.0)
+    _pump(watcher, watcher_server, 0.0)
+    client.events()
+    watcher.events()
+    app.block(1001, 1.0)
+    _pump(client, server, 1.0)
+    assert [e for e in client.events() if isinstance(e, LifecycleEvent)] == [
+        LifecycleEvent(10010, "block")
+    ]
+    app.tick(2.0)
+    _pump(client, server, 2.0)
+    assert {e.state.source_id for e in client.events() if isinstance(e, StateEvent)} == {10020}
+    app.unblock(1001, 3.0)
+    _pump(client, server, 3.0)
+    kinds = [type(e).__name__ for e in client.events()]
+    assert kinds[:2] == ["LifecycleEvent", "StateEvent"]
+    app.logout("demo", 4.0)
+    _pump(client, server, 4.0)
+    assert any(isinstance(e, LogoutEvent) for e in client.events())
+    assert not client.resumable
+    _pump(watcher, watcher_server, 4.0)
+    assert not [e for e in watcher.events() if isinstance(e, (LifecycleEvent, LogoutEvent))]
+
+
+def test_itrack_connections_that_never_authenticate_are_closed() -> None:
+    app = ITrackReference(demo_fleet(1), wall_offset=0.0, anonymous_timeout=60.0)
+    lurker = app.factory(UpgradeRequest("/v2/event/subscription?X-Atmosphere-tracking-id=0", "h"))
+    lurker.connection_made(0.0)  # type: ignore[union-attr]
+    client, server = _itrack_link(app)
+    client.send(Subscribe([StateRequest([1001])]))
+    _pump(client, server, 0.0)
+    app.tick(0.0)
+    app.tick(59.0)
+    assert lurker.state.name == "OPEN"  # type: ignore[union-attr]
+    app.tick(60.0)
+    assert lurker.state.name == "CLOSED"  # type: ignore[union-attr]
+    assert server.state.name == "OPEN"  # type: ignore[attr-defined]
