@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ import h11
 import trio
 
 from trackwire import Event, LocalProtocolError
+from trackwire._redact import redact
+from trackwire.drivers._trio import _open_stream
 from trackwire.ws import (
     BinaryMessage,
     ClientStack,
@@ -129,22 +130,8 @@ def unsupported(reason: str) -> Outcome:
 
 # -- the wire log ------------------------------------------------------------------------------
 
-
-_SECRETS = (
-    (re.compile(r'("password"\s*:\s*")(?:[^"\\]|\\.)*(")'), r"\1***\2"),
-    (re.compile(r"((?:^|[?&\s])password=)[^&\s]*"), r"\1***"),
-)
-"""Where passwords travel (a JSON ``password`` field, a form or query ``password=``): they are
-masked in the wire log, so that reports can be shared."""
-
-
-def redact(text: str) -> str:
-    """``text`` with every password value replaced by ``***``."""
-    if "password" not in text:
-        return text
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
+# Secrets (passwords, iTrack hashes, FleetFreedom ghostIds) are masked in the wire log by the
+# same rules as every repr and error message (trackwire._redact), so reports can be shared.
 
 
 class WireLog:
@@ -485,18 +472,8 @@ class Peer:
 async def open_stream(
     host: str, port: int, tls: bool, ssl_context: ssl.SSLContext | None = None
 ) -> trio.abc.Stream:
-    """TCP (and TLS for ``wss``/``https``) to the subject."""
-    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
-    if tls:
-        context = ssl_context or ssl.create_default_context()
-        tls_stream = trio.SSLStream(stream, context, server_hostname=host, https_compatible=True)
-        try:
-            await tls_stream.do_handshake()
-        except BaseException:
-            await trio.aclose_forcefully(tls_stream)
-            raise
-        stream = tls_stream
-    return stream
+    """TCP (and TLS for ``wss``/``https``) to the subject: the trio driver's own opener."""
+    return await _open_stream(host, port, tls, ssl_context)
 
 
 @dataclass(frozen=True, slots=True)

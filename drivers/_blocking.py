@@ -13,7 +13,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
 from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
@@ -21,7 +21,6 @@ from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
     HttpGet,
-    StackState,
     WsAddress,
 )
 
@@ -30,6 +29,7 @@ from ._session import (
     READ_SIZE,
     ClientSession,
     HeaderPairs,
+    SessionView,
     describe,
 )
 
@@ -115,7 +115,7 @@ def itrack_login(
     return result.hash
 
 
-class Connection(Generic[CoreT]):
+class Connection(SessionView[CoreT]):
     """A client core on a blocking socket, reconnecting as its policy says.
 
     Iterate it for events (``for event in conn``, ending after :class:`GaveUp`) or poll
@@ -135,28 +135,6 @@ class Connection(Generic[CoreT]):
         self._selector: selectors.BaseSelector | None = None
         self._started = False
         self._closed = False
-
-    # -- introspection ---------------------------------------------------------------
-
-    @property
-    def core(self) -> CoreT:
-        return self._session.core
-
-    @property
-    def state(self) -> StackState:
-        """The current WebSocket's state (``CLOSED`` between connections and at the end)."""
-        return self._session.state
-
-    @property
-    def closed(self) -> bool:
-        """The session is over: the last event (:class:`GaveUp`) has been produced; the
-        iteration ends once the events still waiting are read."""
-        return self._session.finished
-
-    @property
-    def url(self) -> str:
-        """The URL of the current (or last) attempt."""
-        return self._session.current_url
 
     # -- context ---------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ __all__ = [
     "READ_SIZE",
     "ClientSession",
     "HeaderPairs",
+    "SessionView",
     "describe",
 ]
 
@@ -311,3 +312,29 @@ class ClientSession(Generic[CoreT]):
 
 _CLOSED = StackState.CLOSED
 _SPECIAL = frozenset({Connected, CloseRequested, InactivityTimeout, Rejected, HandshakeFailed})
+
+
+class SessionView(Generic[CoreT]):
+    """What every client driver's connection shows of its :class:`ClientSession`."""
+
+    _session: ClientSession[CoreT]
+
+    @property
+    def core(self) -> CoreT:
+        return self._session.core
+
+    @property
+    def state(self) -> StackState:
+        """The current WebSocket's state (``CLOSED`` between connections and at the end)."""
+        return self._session.state
+
+    @property
+    def closed(self) -> bool:
+        """The session is over: the last event (:class:`GaveUp`) has been produced; the
+        iteration ends once the events still waiting are read."""
+        return self._session.finished
+
+    @property
+    def url(self) -> str:
+        """The URL of the current (or last) attempt."""
+        return self._session.current_url
