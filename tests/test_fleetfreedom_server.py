@@ -715,3 +715,9 @@ def test_server_output_misuse_and_introspection() -> None:
         server.send(("x", {}))
     with pytest.raises(LocalProtocolError):
         server.respond("x", 1)
+
+
+def test_a_short_version_from_the_application_is_padded_to_every_slot() -> None:
+    hub = FleetFreedomHub(lambda u, p: None)
+    stored = hub.put("asset", {"id": 5, "company": 1, "kind": "vehicle", "v": [3]})
+    assert stored["v"] == [3, 0, 0]

@@ -133,8 +133,13 @@ class _Store:
         if isinstance(key, int) and key >= self.next_id:
             self.next_id = key + 1
         version = stored.get("v")
+        slots = self.slots(object_type)
         if not isinstance(version, list):
-            stored["v"] = [1] * self.slots(object_type)
+            stored["v"] = [1] * slots
+        elif len(version) < slots:
+            # A short v from the application: pad it with 0 (no version yet), so that a
+            # merge can bump any slot.
+            stored["v"] = [*version, *[0] * (slots - len(version))]
         self.objects[object_type, key] = stored
         return stored
 
