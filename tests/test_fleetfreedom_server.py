@@ -298,7 +298,8 @@ def test_tenant_isolation() -> None:
     hub.put("asset", {"id": 1, "company": 42, "kind": "vehicle", "name": "A"})
     bob.receive('getAsset {"reqId":2,"asset":{"id":1}}', 1.0)
     bob.receive('getAssetsList {"reqId":3,"company":{"id":42}}', 1.0)
-    assert [body["errorCode"] for _, body in replies(bob)] == [5, 5]
+    # another tenant's asset reads as missing (20), its company's list as not allowed (5)
+    assert [body["errorCode"] for _, body in replies(bob)] == [20, 5]
 
 
 def test_publish_reaches_exactly_the_subscribers_of_type_and_company() -> None:
@@ -673,14 +674,15 @@ def test_object_command_refusals() -> None:
     for frame in frames:
         server.receive(frame, 1.0)
     out = replies(server)
+    # another tenant's asset (id 1) is missing to this user (20), whatever the command
     assert [(body.get("reqId"), body["errorCode"]) for _, body in out[:8]] == [
-        (1, 5),
+        (1, 20),
         (2, 3),
         (3, 3),
         (4, 3),
         (5, 3),
         (6, 0),
-        (7, 5),
+        (7, 20),
         (8, 0),
     ]
     assert out[7][1]["company"] == {"id": 50, "parent": 42}

@@ -802,7 +802,9 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
             self._reply(name + "Response", req_id, self._not_found(object_type))
             return None
         if not self._visible(object_type, obj):
-            self._reply(name + "Response", req_id, ErrorCode.PERMISSION_DENIED)
+            # Another tenant's object is answered as missing: a different code would tell
+            # the caller which ids exist in companies it may not see.
+            self._reply(name + "Response", req_id, self._not_found(object_type))
             return None
         return obj
 
@@ -874,7 +876,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
             self._reply(name + "Response", req_id, ErrorCode.USER_ALREADY_EXISTS)
             return
         if not self._visible(object_type, current):
-            self._reply(name + "Response", req_id, ErrorCode.PERMISSION_DENIED)
+            self._reply(name + "Response", req_id, self._not_found(object_type))  # as in _find
             return
         given = fields.get("v")
         stored = current["v"]
