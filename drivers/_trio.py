@@ -4,8 +4,9 @@ The driver owns a socket and trio's clock and nothing else; the protocol lives i
 (:mod:`trackwire.ws`) and the core it carries.  Every core works with the same client
 (:func:`connect`) and the same server (:func:`serve`).
 
-Client: one background task per connection reads, feeds the stack, runs its timers (sleeping
-until :meth:`~trackwire.ws.ClientStack.next_deadline`) and writes under a lock shared with
+Client: one background task per session reads, feeds the shared sans-IO
+:class:`~trackwire.drivers._session.ClientSession`, runs its timers (sleeping until its
+``next_deadline``), makes the attempts and writes under a lock shared with
 :meth:`Connection.send`.  Events go to the application through a bounded memory channel;
 while it is full the driver stops reading the socket, so TCP pushes back on the server.
 
@@ -16,6 +17,7 @@ buffer; past ``max_buffer`` bytes that connection is aborted and the others go o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import ssl
 from collections import deque
@@ -26,29 +28,23 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy, RemoteProtocolError
-from trackwire.atmosphere import InactivityTimeout
-from trackwire.fleetfreedom import CloseRequested
 from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
-    ClientStack,
     Connected,
     ConnectionClosed,
     CoreFactory,
     HandshakeFailed,
     HttpGet,
     HttpHandler,
-    Rejected,
     ServerStack,
     StackState,
     TextCore,
-    split_ws_url,
 )
 
-from ._events import GaveUp, ReconnectFailed, Reconnecting
-from ._reconnect import Reconnector
+from ._session import ClientSession, SessionView
 
 __all__ = [
     "DEFAULT_MAX_BUFFER",
@@ -81,7 +77,6 @@ because its outgoing buffer overflowed."""
 ClientCoreT = TypeVar("ClientCoreT", bound=ClientCore[Any, Any])
 ServerCoreT = TypeVar("ServerCoreT", bound=TextCore)
 
-_CLOSED_BY_APP = "closed by the application"
 _NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -137,13 +132,14 @@ async def _http_close_request(url: str, ssl_context: ssl.SSLContext | None) -> i
 # -- client --------------------------------------------------------------------------------
 
 
-class Connection(Generic[ClientCoreT]):
+class Connection(SessionView[ClientCoreT]):
     """A client session over trio: one core across as many WebSockets as reconnects take.
 
     Iterate it for every event in order -- the core's, the stack's
     (:class:`~trackwire.ws.Connected`, :class:`~trackwire.ws.ConnectionClosed`, …) and the
     driver's (:class:`Reconnecting`, :class:`ReconnectFailed`, :class:`GaveUp`, always
-    last); :meth:`send` to the core, :meth:`aclose` to end.  Built by :func:`connect`.
+    last); :meth:`send` to the core, :meth:`aclose` to end.  Built by :func:`connect`; the
+    sans-IO part is :class:`~trackwire.drivers._session.ClientSession`.
     """
 
     def __init__(
@@ -161,22 +157,21 @@ class Connection(Generic[ClientCoreT]):
         queue_size: int,
         rng: Callable[[], float] | None = None,
     ) -> None:
-        self.core = core
-        self.fixed_url = url
-        """The URL given to :func:`connect` (``None``: ``core.url_to_open`` at every attempt)."""
-        self.url: str | None = None
-        """The URL of the current (or last) attempt."""
+        self._session = ClientSession(
+            core,
+            url,
+            reconnect=reconnect,
+            headers=headers,
+            subprotocols=subprotocols,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+            rng=rng,
+        )
         self._ssl_context = ssl_context
-        self._headers = list(headers)
-        self._subprotocols = list(subprotocols)
-        self._connect_timeout = connect_timeout
-        self._close_timeout = close_timeout
-        self._max_message_size = max_message_size
-        self._reconnector = Reconnector(core, reconnect, rng)
         # Events travel in batches (one per read): one scheduler trip per read, not per event.
         self._events_in, self._events_out = trio.open_memory_channel[list[Event]](queue_size)
         self._ready: deque[Event] = deque()
-        self._stack: ClientStack[ClientCoreT] | None = None
         self._stream: trio.abc.Stream | None = None
         self._broken = False
         self._write_lock = trio.Lock()
@@ -190,17 +185,9 @@ class Connection(Generic[ClientCoreT]):
     # -- what the application sees -----------------------------------------------------
 
     @property
-    def state(self) -> StackState:
-        """The current WebSocket's state (``CLOSED`` between attempts and at the end)."""
-        if self._done.is_set():
-            return StackState.CLOSED
-        stack = self._stack
-        return StackState.IDLE if stack is None else stack.state
-
-    @property
-    def closed(self) -> bool:
-        """The session is over: the last event (:class:`GaveUp`) has been produced."""
-        return self._done.is_set()
+    def fixed_url(self) -> str | None:
+        """The URL given to :func:`connect` (``None``: ``core.url_to_open`` at every attempt)."""
+        return self._session.url
 
     def __aiter__(self) -> Connection[ClientCoreT]:
         return self
@@ -223,12 +210,7 @@ class Connection(Generic[ClientCoreT]):
         """
         if self._closing:
             raise LocalProtocolError("the connection is closed")
-        now = trio.current_time()
-        stack = self._stack
-        if stack is None or stack.state is StackState.CLOSED:
-            handle = self.core.send(item, now)
-        else:
-            handle = stack.send(item, now)
+        handle = self._session.send(item, trio.current_time())
         await self._write_pending()
         self._reschedule()
         return handle
@@ -243,39 +225,27 @@ class Connection(Generic[ClientCoreT]):
         self._closing = True
         if self._done.is_set():
             return
+        session = self._session
         try:
-            with trio.move_on_after(self._close_timeout + self._connect_timeout):
+            with trio.move_on_after(session.close_timeout + session.connect_timeout):
                 await self._close_gracefully()
         finally:
             self._task_scope.cancel()
         await self._done.wait()
 
     async def _close_gracefully(self) -> None:
-        stack = self._stack
-        if stack is not None and stack.state is not StackState.OPEN:
-            stack.close()  # not open yet (or already over): abandon this attempt
-        now = trio.current_time()
-        close = getattr(self.core, "close", None)
-        url: object = None
-        if callable(close):
-            try:
-                url = close(now)
-            except LocalProtocolError:
-                url = None
-        open_stack = stack is not None and stack.state is StackState.OPEN
-        if open_stack:
-            assert stack is not None
-            stack.close(1000, "", now)  # stops deliveries to the core right away
+        # The core closes and the stack starts its close handshake (or abandons an attempt
+        # not open yet) at once: nothing more is delivered to the core.
+        url = self._session.close(trio.current_time())
         for scope in (self._wait_scope, self._emit_scope):
             if scope is not None:
                 scope.cancel()
-        if isinstance(url, str):
+        if url is not None:
             # Under the write lock: the close request reaches the server before our close
             # frame does.
             async with self._write_lock:
                 await _http_close_request(url, self._ssl_context)
-        if open_stack:
-            await self._write_pending()
+        await self._write_pending()
         self._kick()
         await self._done.wait()
 
@@ -287,96 +257,56 @@ class Connection(Generic[ClientCoreT]):
                 task_status.started()
                 await self._loop()
         finally:
-            self._events_in.close()
-            self._done.set()
+            stream = self._stream
+            self._stream = None
+            try:
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)  # closed even if this raises Cancelled
+            finally:
+                self._finish()
+
+    def _finish(self) -> None:
+        """End the session if it was cut short (a cancelled or late close, or the caller's
+        cancellation); its last events go out as far as the channel has room."""
+        session = self._session
+        if not session.finished:
+            now = trio.current_time()
+            session.close(now)
+            session.connection_ended(now)
+        events = session.events
+        if events:
+            with contextlib.suppress(trio.WouldBlock, *_CHANNEL_GONE):
+                self._events_in.send_nowait(list(events))
+            events.clear()
+        self._events_in.close()
+        self._done.set()
 
     async def _loop(self) -> None:
-        attempt = 0
-        url = self.fixed_url or self.core.url_to_open
+        session = self._session
+        await self._attempt()
         while True:
-            await self._attempt(url, attempt)
-            if self._closing:
-                await self._emit(GaveUp(_CLOSED_BY_APP))
+            await self._deliver()
+            if session.finished:
                 return
-            decision = self._reconnector.next_attempt()
-            if isinstance(decision, Reconnecting) and self.fixed_url is not None:
-                decision = Reconnecting(decision.attempt, decision.delay, self.fixed_url)
-            await self._emit(decision)
-            if isinstance(decision, GaveUp):
-                return
-            with trio.CancelScope() as scope:
-                self._wait_scope = scope
-                if self._closed_by_app():
-                    scope.cancel()
-                await trio.sleep(decision.delay)
-            self._wait_scope = None
-            if self._closed_by_app():
-                await self._emit(GaveUp(_CLOSED_BY_APP))
-                return
-            attempt = decision.attempt
-            url = decision.url
-
-    def _closed_by_app(self) -> bool:
-        return self._closing
-
-    async def _attempt(self, url: str, attempt: int) -> bool:
-        """Open one WebSocket and run it to its end; whether it opened."""
-        self.url = url
-        try:
-            address = split_ws_url(url)
-            stack = ClientStack.from_url(
-                self.core,
-                url,
-                subprotocols=self._subprotocols,
-                extra_headers=self._headers,
-                max_message_size=self._max_message_size,
-                close_timeout=self._close_timeout,
-                handshake_timeout=self._connect_timeout,
-            )
-        except ValueError as exc:
-            await self._emit(ReconnectFailed(attempt, str(exc)))
-            return False
-        stream: trio.abc.Stream | None = None
-        try:
-            with trio.CancelScope() as scope, trio.fail_after(self._connect_timeout):
-                self._wait_scope = scope  # aclose() stops a connect under way
-                if not self._closed_by_app():
-                    stream = await _open_stream(
-                        address.host, address.port, address.tls, self._ssl_context
-                    )
-        except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
-            await self._emit(ReconnectFailed(attempt, _describe(exc)))
-            return False
-        finally:
-            self._wait_scope = None
-        if stream is None or self._closed_by_app():
-            if stream is not None:
+            stream = self._stream
+            if stream is None:  # between attempts
+                wake = session.wake_at
+                assert wake is not None  # the session either gave up or set the next attempt
+                with trio.CancelScope(deadline=wake) as scope:
+                    self._wait_scope = scope
+                    if session.closing:
+                        scope.cancel()
+                    await trio.sleep_forever()
+                self._wait_scope = None
+                if not session.finished:
+                    await self._attempt()
+                continue
+            if session.connection_over:
+                self._stream = None
                 await trio.aclose_forcefully(stream)
-            return False
-        self._stream = stream
-        self._stack = stack
-        self._broken = False
-        try:
-            stack.connection_made(trio.current_time())
-            failure = await self._pump(stack, stream)
-        finally:
-            self._stream = None
-            await trio.aclose_forcefully(stream)
-        if failure is None:
-            return True
-        if not self._closed_by_app():  # an attempt abandoned by aclose() is no failure
-            await self._emit(ReconnectFailed(attempt, failure))
-        return False
-
-    async def _pump(self, stack: ClientStack[ClientCoreT], stream: trio.abc.Stream) -> str | None:
-        """Read, feed, run timers and write until the stack is closed; ``None`` when the
-        WebSocket opened, else why the attempt failed."""
-        failure: str | None = "connection ended before the handshake"
-        while True:
-            await self._write_pending()
-            if stack.state is StackState.CLOSED:
-                return failure
-            deadline = stack.next_deadline()
+                session.connection_ended(trio.current_time())
+                continue
+            deadline = session.next_deadline()
             data: bytes | bytearray = b""
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._read_scope = scope
@@ -388,42 +318,61 @@ class Connection(Generic[ClientCoreT]):
             self._read_scope = None
             now = trio.current_time()
             if scope.cancelled_caught:
-                stack.handle_timer(now)
+                session.handle_timer(now)
             elif data:
-                stack.receive(bytes(data), now)
+                session.receive(bytes(data), now)
             else:
-                stack.receive_eof(now)  # also legal once an aclose() abandoned the attempt
-            batch: list[Event] = []
-            for event in stack.events():
-                if isinstance(event, Connected):
-                    failure = None
-                    self._reconnector.connected()
-                elif isinstance(event, Rejected):
-                    failure = f"the server refused the upgrade with HTTP {event.status_code}"
-                elif isinstance(event, HandshakeFailed):
-                    failure = str(event.error)
-                elif isinstance(event, CloseRequested):
-                    stack.close(event.code, event.reason, now)
-                elif isinstance(event, InactivityTimeout) and event.close_url is not None:
-                    batch.append(event)
-                    await self._emit_batch(batch)
-                    batch = []
-                    async with self._write_lock:
-                        with trio.move_on_after(self._connect_timeout):
-                            await _http_close_request(event.close_url, self._ssl_context)
-                    continue
-                batch.append(event)
-            if batch:
-                await self._emit_batch(batch)
+                session.receive_eof(now)
+            await self._after()
+
+    async def _attempt(self) -> None:
+        """Open the socket of the next attempt (the session reports a failure)."""
+        session = self._session
+        session.begin_attempt()
+        stream: trio.abc.Stream | None = None
+        try:
+            address = session.address()
+            with trio.CancelScope() as scope, trio.fail_after(session.connect_timeout):
+                self._wait_scope = scope  # aclose() stops a connect under way
+                if not session.closing:
+                    stream = await _open_stream(
+                        address.host, address.port, address.tls, self._ssl_context
+                    )
+        except (*_NETWORK_ERRORS, trio.TooSlowError, ValueError) as exc:
+            if not session.finished:  # an attempt abandoned by aclose() is no failure
+                session.attempt_failed(_describe(exc), trio.current_time())
+            return
+        finally:
+            self._wait_scope = None
+        if stream is None or session.closing:
+            # Closed meanwhile: the session, without a stack, has already given up.
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            return
+        self._stream = stream
+        self._broken = False
+        session.transport_ready(trio.current_time())
+        await self._after()
+
+    async def _after(self) -> None:
+        """After input or a timer: the Atmosphere close requests, then what is to write."""
+        session = self._session
+        url = session.take_close_request()
+        if url is not None:
+            async with self._write_lock:
+                while url is not None:
+                    with trio.move_on_after(session.connect_timeout):
+                        await _http_close_request(url, self._ssl_context)
+                    url = session.take_close_request()
+        await self._write_pending()
 
     async def _write_pending(self) -> None:
-        """Write what the stack has queued, in order (one writer at a time)."""
+        """Write what the session has queued, in order (one writer at a time)."""
         async with self._write_lock:
-            stack = self._stack
             stream = self._stream
-            if stack is None or stream is None:
+            if stream is None:
                 return
-            data = stack.data_to_send()
+            data = self._session.data_to_send()
             if not data or self._broken:
                 return
             try:
@@ -438,7 +387,7 @@ class Connection(Generic[ClientCoreT]):
                 raise
 
     def _kick(self) -> None:
-        """Wake the reader so that it looks at the stack again."""
+        """Wake the reader so that it looks at the session again."""
         scope = self._read_scope
         if scope is not None:
             scope.cancel()
@@ -446,34 +395,39 @@ class Connection(Generic[ClientCoreT]):
     def _reschedule(self) -> None:
         """The core may have an earlier deadline now (a command's timeout): tell the reader."""
         scope = self._read_scope
-        stack = self._stack
-        if scope is not None and stack is not None and stack.state is not StackState.CLOSED:
-            deadline = stack.next_deadline()
-            if deadline is not None and deadline < scope.deadline:
-                scope.deadline = deadline
+        if scope is None:
+            return
+        deadline = self._session.next_deadline()
+        if deadline is not None and deadline < scope.deadline:
+            scope.deadline = deadline
 
-    async def _emit(self, event: Event) -> None:
-        await self._emit_batch([event])
-
-    async def _emit_batch(self, batch: list[Event]) -> None:
-        """Hand events to the application; once closing, batches that do not fit the
-        channel are dropped instead of holding the close up."""
+    async def _deliver(self) -> None:
+        """Hand the session's events to the application as one batch; once closing, a
+        batch that does not fit the channel is dropped instead of holding the close up."""
+        events = self._session.events
+        if not events:
+            return
+        batch = list(events)
+        events.clear()
         try:
             self._events_in.send_nowait(batch)
             return
         except trio.WouldBlock:
-            if self._closing:
+            if self._session.closing:
                 return
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except _CHANNEL_GONE:
             return
         with trio.CancelScope() as scope:
             self._emit_scope = scope
             try:
-                await self._events_in.send(batch)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._events_in.send(batch)  # the application is behind: no reading
+            except _CHANNEL_GONE:
                 pass
             finally:
                 self._emit_scope = None
+
+
+_CHANNEL_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 @asynccontextmanager
