@@ -9,6 +9,7 @@ The Atmosphere tracking id is not a secret and is left alone.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import fields
 from typing import Any, overload
@@ -43,6 +44,25 @@ def _bytes_sub(match: re.Match[bytes]) -> bytes:
     return (match.group(1) or match.group(2)) + b"***"
 
 
+# Members whose key is spelled with JSON escapes ("pass\u0077ord") or quoted with single
+# quotes ('hash': '…'), as odd or hostile input may be: the key is decoded to be judged.
+_ODD_MEMBER = re.compile(
+    r"""(["'])((?:[^"'\\]|\\.)*)\1(\s*:\s*)(["'])(?:(?!\4)[^\\]|\\.)*(?:\4|$)"""
+)
+_SECRET_KEY = re.compile(_KEYS, re.IGNORECASE)
+
+
+def _odd_sub(match: re.Match[str]) -> str:
+    quote, key, separator, value_quote = match.groups()
+    try:
+        decoded = json.loads('"' + key.replace('"', '\\"') + '"') if "\\" in key else key
+    except ValueError:
+        return match.group(0)
+    if not isinstance(decoded, str) or not _SECRET_KEY.fullmatch(decoded):
+        return match.group(0)
+    return f"{quote}{key}{quote}{separator}{value_quote}{REDACTED}{value_quote}"
+
+
 @overload
 def redact(text: str) -> str: ...
 @overload
@@ -52,6 +72,8 @@ def redact(text: bytes) -> bytes: ...
 def redact(text: str | bytes) -> str | bytes:
     """``text`` with every secret value replaced by ``***`` (cheap when there is none)."""
     if isinstance(text, str):
+        if "\\u" in text or "'" in text:
+            text = _ODD_MEMBER.sub(_odd_sub, text)
         lowered = text.lower()
         if not any(marker in lowered for marker in _MARKERS):
             return text

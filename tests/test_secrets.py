@@ -344,3 +344,19 @@ def test_driver_events_and_url_errors_hide_the_ghost_id() -> None:
     with pytest.raises(ValueError, match="not a ws") as info:
         split_ws_url(f"ftp://h/{ghost}")
     assert ghost not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('login {"username":"u","pass\\u0077ord":"hunter2"}x', "hunter2"),
+        ("{'hash':'f4bf1b754034213653dad99c78c4b237'}", "f4bf1b754034213653dad99c78c4b237"),
+        ('noop {"ghost\\u0049d": "3f2b8c1e-8d44-4a5e-9a51-0c7a5d2e4b11"', "3f2b8c1e"),
+    ],
+)
+def test_oddly_spelled_keys_are_masked_too(text: str, secret: str) -> None:
+    from trackwire._redact import redact
+    from trackwire.fleetfreedom import InvalidMessage
+
+    assert secret not in redact(text)
+    assert secret not in repr(InvalidMessage(text, "invalid JSON"))
