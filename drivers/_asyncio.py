@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
-from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -29,6 +28,7 @@ from ._session import (
     READ_SIZE,
     ClientSession,
     HeaderPairs,
+    LoginExchange,
     SessionView,
     describe,
 )
@@ -128,22 +128,11 @@ async def itrack_login(
     Raises :class:`LoginRefused` for an API error (wrong password…),
     :class:`~trackwire.itrack.AuthError` for a broken answer, :class:`OSError` for the network.
     """
-    request = build_auth_request(base_url, login, password, dealer_id=dealer_id)
-    exchange = AuthExchange(request)
-    address = WsAddress(request.host, request.port, request.target, request.tls)
-
-    def feed(data: bytes) -> bool:
-        if data:
-            return exchange.receive_data(data) is not None
-        exchange.receive_eof()
-        return True
-
-    await _exchange(address, exchange.bytes_to_send(), feed, ssl_context, timeout)
-    result = exchange.result
-    assert result is not None
-    if isinstance(result, AuthFailure):
-        raise LoginRefused(result)
-    return result.hash
+    login_exchange = LoginExchange(base_url, login, password, dealer_id)
+    await _exchange(
+        login_exchange.address, login_exchange.request, login_exchange.feed, ssl_context, timeout
+    )
+    return login_exchange.session_hash()
 
 
 class Connection(SessionView[CoreT]):

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar, cast
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
 from trackwire.atmosphere import InactivityTimeout
 from trackwire.fleetfreedom import CloseRequested
+from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -36,6 +37,7 @@ __all__ = [
     "READ_SIZE",
     "ClientSession",
     "HeaderPairs",
+    "LoginExchange",
     "SessionView",
     "describe",
 ]
@@ -338,3 +340,34 @@ class SessionView(Generic[CoreT]):
     def url(self) -> str:
         """The URL of the current (or last) attempt."""
         return self._session.current_url
+
+
+class LoginExchange:
+    """``user/auth`` for a driver, without I/O: write :attr:`request`, :meth:`feed` the answer
+    until it returns ``True`` (``b""`` at the end of input), then read :meth:`session_hash`."""
+
+    __slots__ = ("address", "exchange", "request")
+
+    def __init__(
+        self, base_url: str, login: str, password: str, dealer_id: int | None = None
+    ) -> None:
+        auth = build_auth_request(base_url, login, password, dealer_id=dealer_id)
+        self.exchange = AuthExchange(auth)
+        self.address = WsAddress(auth.host, auth.port, auth.target, auth.tls)
+        self.request = self.exchange.bytes_to_send()
+
+    def feed(self, data: bytes) -> bool:
+        if data:
+            return self.exchange.receive_data(data) is not None
+        self.exchange.receive_eof()
+        return True
+
+    def session_hash(self) -> str:
+        """The hash; :class:`LoginRefused` for an API error, ``AuthError`` for a broken answer."""
+        result = self.exchange.result
+        if result is None:
+            result = self.exchange.receive_eof()
+        assert result is not None
+        if isinstance(result, AuthFailure):
+            raise LoginRefused(result)
+        return result.hash
