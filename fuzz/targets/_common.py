@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from trackwire import Event
 
@@ -18,6 +19,7 @@ __all__ = [
     "SEPARATOR",
     "Flags",
     "check_events",
+    "drive_stack",
     "fuzz_main",
     "split",
     "text",
@@ -57,6 +59,32 @@ def check_events(events: Iterable[object], base: type = Event) -> None:
     for event in events:
         assert isinstance(event, base), f"not a {base.__name__}: {event!r:.200}"
         repr(event)  # every event can be shown (reprs redact and must not fail)
+
+
+def drive_stack(stack: Any, chunks: list[bytes], now: float) -> list[object]:
+    """Feed a WebSocket stack its chunks (an empty one lets 30 s pass and runs the timers),
+    end the input, and check the contract: typed events only, and the stack ends CLOSED."""
+    from trackwire.ws import StackState
+
+    events: list[object] = []
+    for chunk in chunks:
+        if stack.state is StackState.CLOSED:
+            break
+        if chunk:
+            now += 1.0
+            stack.receive(chunk, now)
+        else:
+            now += 30.0
+            stack.handle_timer(now)
+        stack.data_to_send()
+        events.extend(stack.events())
+    if stack.state is not StackState.CLOSED:
+        stack.receive_eof(now)
+        stack.data_to_send()
+        events.extend(stack.events())
+    check_events(events)
+    assert stack.state is StackState.CLOSED, stack.state
+    return events
 
 
 def fuzz_main(test_one_input: Callable[[bytes], None]) -> None:

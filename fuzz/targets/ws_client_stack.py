@@ -12,7 +12,7 @@ import base64
 import hashlib
 from typing import Any
 
-from _common import Flags, check_events, fuzz_main, split
+from _common import Flags, drive_stack, fuzz_main, split
 
 from trackwire.atmosphere import AtmosphereClient
 from trackwire.fleetfreedom import FleetFreedomClient
@@ -22,7 +22,6 @@ from trackwire.ws import (
     ConnectionClosed,
     HandshakeFailed,
     Rejected,
-    StackState,
 )
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -60,24 +59,7 @@ def TestOneInput(data: bytes) -> None:
     chunks = split(data[1:])
     if flags[0]:
         chunks[0] = accept_response(request) + chunks[0]
-    events: list[object] = []
-    for chunk in chunks:
-        if stack.state is StackState.CLOSED:
-            break
-        if chunk:
-            now += 1.0
-            stack.receive(chunk, now)
-        else:
-            now += 30.0
-            stack.handle_timer(now)
-        stack.data_to_send()
-        events.extend(stack.events())
-    if stack.state is not StackState.CLOSED:
-        stack.receive_eof(now)
-        stack.data_to_send()
-        events.extend(stack.events())
-    check_events(events)
-    assert stack.state is StackState.CLOSED, stack.state
+    events = drive_stack(stack, chunks, now)
     connected = sum(isinstance(e, Connected) for e in events)
     closed = sum(isinstance(e, ConnectionClosed) for e in events)
     failed = sum(isinstance(e, (HandshakeFailed, Rejected)) for e in events)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import Flags, check_events, fuzz_main, split
+from _common import Flags, drive_stack, fuzz_main, split
 
 from trackwire.conformance import FleetFreedomReference, ITrackReference, demo_fleet
 from trackwire.ws import (
@@ -20,7 +20,6 @@ from trackwire.ws import (
     HandshakeFailed,
     Rejected,
     ServerStack,
-    StackState,
     UpgradeRequest,
 )
 
@@ -71,24 +70,7 @@ def TestOneInput(data: bytes) -> None:
     chunks = split(data[1:])
     if flags[0]:
         chunks[0] = upgrade_request("/" if flags[1] else ITRACK_TARGET) + chunks[0]
-    events: list[object] = []
-    for chunk in chunks:
-        if stack.state is StackState.CLOSED:
-            break
-        if chunk:
-            now += 1.0
-            stack.receive(chunk, now)
-        else:
-            now += 30.0
-            stack.handle_timer(now)
-        stack.data_to_send()
-        events.extend(stack.events())
-    if stack.state is not StackState.CLOSED:
-        stack.receive_eof(now)
-        stack.data_to_send()
-        events.extend(stack.events())
-    check_events(events)
-    assert stack.state is StackState.CLOSED, stack.state
+    events = drive_stack(stack, chunks, now)
     connected = sum(isinstance(e, Connected) for e in events)
     closed = sum(isinstance(e, ConnectionClosed) for e in events)
     failed = sum(isinstance(e, (HandshakeFailed, Rejected)) for e in events)
