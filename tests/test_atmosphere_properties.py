@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,8 +15,10 @@ from trackwire.atmosphere import (
     ClientState,
     Heartbeat,
     Message,
+    encode_message,
     js_trim,
 )
+from trackwire.atmosphere._framing import TrackMessageSizeDecoder, _length_of
 
 TARGET = (
     "/p?X-Atmosphere-tracking-id=0&X-Atmosphere-Framework=2.3.6-javascript"
@@ -33,7 +36,11 @@ tricky_text = st.text(
 )
 # Blank writes (empty, or a space and whitespace) leave the server unprefixed, as the Java
 # server does; in one shared stream they cannot be told apart, so they go in frames of their own.
-framed_message = tricky_text.filter(lambda m: bool(m) and not (m[0] == " " and not m.strip()))
+# "Blank" as Java's String.trim() sees it: every character up to U+0020 is trimmed.
+_JAVA_BLANK = "".join(map(chr, range(0x21)))
+framed_message = tricky_text.filter(
+    lambda m: bool(m) and not (m[0] == " " and not m.strip(_JAVA_BLANK))
+)
 
 
 def _units(text: str) -> list[int]:
@@ -101,6 +108,106 @@ def test_prefix_split_is_delivered_raw() -> None:
     client.receive("2|abcdefghijkl", 1.0)
     # "1" alone has no delimiter: raw.  Then "2|…" is read as a two-unit message.
     assert client.events() == [Message("1"), Message("ab")]
+
+
+def _js_track_message_size(
+    partial: list[int], frame: list[int]
+) -> tuple[list[list[int]], list[int]]:
+    """atmosphere.js's carry-over step, on UTF-16 units as JavaScript strings hold them:
+    the messages a frame completes and the new carry-over (corruption raises)."""
+    bar = ord("|")
+    text = partial + frame
+    if bar not in text:
+        return [text], partial  # delivered raw; the carry-over stays
+    messages: list[list[int]] = []
+    start = text.index(bar)
+    while start != -1:
+        length = _length_of(_text(text[:start]))
+        start += 1
+        if start + length > len(text):
+            break
+        messages.append(text[start : start + length])
+        text = text[start + length :]
+        start = text.index(bar) if bar in text else -1
+    return messages, text
+
+
+stream_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("|0123456789|| x"),
+        st.characters(min_codepoint=0x10000, max_codepoint=0x1FFFF),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=60,
+)
+
+
+# Mostly well-formed messages with their lengths, now and then stray text.
+stream_chunk = st.one_of(
+    tricky_text.map(encode_message), tricky_text.map(encode_message), stream_text
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(stream_chunk, max_size=8), st.data())
+def test_decoder_reads_any_frames_as_atmosphere_js_does(
+    chunks: list[str], data: st.DataObject
+) -> None:
+    # Frames cut anywhere in UTF-16 units, lone surrogates included; the decoder keeps its
+    # carry-over as pieces, the model re-joins it for every frame as the real client does.
+    stream = _units("".join(chunks))
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=10))))
+    bounds = [0, *(c for c in cuts if c < len(stream)), len(stream)]
+    decoder = TrackMessageSizeDecoder()
+    partial: list[int] = []
+    for start, end in itertools.pairwise(bounds):
+        frame = stream[start:end]
+        try:
+            expected, partial = _js_track_message_size(partial, frame)
+        except RemoteProtocolError:
+            with pytest.raises(RemoteProtocolError):
+                decoder.feed(_text(frame))
+            return
+        got = decoder.feed(_text(frame))
+        assert [_units(m) for m in got] == expected
+        assert _units(decoder.partial) == partial
+        assert decoder.pending == bool(partial)
+
+
+def test_a_message_in_one_character_frames_is_joined_once_whole() -> None:
+    body = "x" * 5000
+    decoder = TrackMessageSizeDecoder()
+    out = decoder.feed("5000|")  # (a split inside the prefix would be delivered raw)
+    for ch in body[:-1]:
+        out += decoder.feed(ch)
+    assert out == []
+    assert decoder.partial == f"5000|{body[:-1]}"
+    out += decoder.feed("x7|trailer4|end")
+    assert out == [body, "trailer"]
+    assert decoder.partial == "4|end"
+    assert decoder.feed("!") == ["end!"]
+    assert not decoder.pending
+
+
+def test_the_frame_that_completes_a_message_reads_on_as_the_same_text() -> None:
+    decoder = TrackMessageSizeDecoder()
+    assert decoder.feed("5|ab") == []
+    # The rest of this frame has no delimiter: it is carry-over, not a raw message.
+    assert decoder.feed("cdeXYZ") == ["abcde"]
+    assert decoder.partial == "XYZ"
+    assert decoder.feed("Q") == ["XYZQ"]  # now no delimiter anywhere: raw, carry-over kept
+    assert decoder.partial == "XYZ"
+    with pytest.raises(RemoteProtocolError, match="not a number"):
+        decoder.feed("|")  # "XYZ|": the carry-over's length is not a number
+
+
+def test_pieces_count_towards_the_size_limit() -> None:
+    decoder = TrackMessageSizeDecoder(max_size=10)
+    assert decoder.feed("10|abc") == []
+    assert decoder.feed("def") == []
+    with pytest.raises(RemoteProtocolError, match="exceeds the limit"):
+        decoder.feed("gh")  # 11 characters pending, over the limit of 10
+    assert not decoder.pending
 
 
 @settings(max_examples=300)

@@ -236,19 +236,31 @@ class AtmosphereClient(CoreBase[Event]):
                 self._events.append(Reopened(self.tracking_id))
         if self.track_message_length:
             decoder = self._decoder
-            head, found, rest = data.partition(self.delimiter)
+            head, found, rest = ("", "", "") if decoder._pieces else data.partition(self.delimiter)
             # One whole ASCII message with a canonical length is the usual frame; anything
             # else (several messages, a partial, lone digits, astral text) takes the decoder.
-            if decoder.partial or not found or str(len(rest)) != head or not rest.isascii():
+            if not found or str(len(rest)) != head or not rest.isascii():
                 try:
                     messages = decoder.feed(data)
                 except RemoteProtocolError as exc:
-                    decoder.partial = ""
+                    decoder.reset()
                     machine.fire(_I.CORRUPTION)
                     self._heartbeat_at = None
                     raise RemoteProtocolError(str(exc), state=state, frame=data) from None
+                factory = self.message_factory
+                padding = self.padding
+                append = self._events.append
                 for message in messages:
-                    self._deliver(message)
+                    # The hot path again: no trimming needed, not the padding.
+                    if (
+                        message
+                        and message[0] not in _JS_WS
+                        and message[-1] not in _JS_WS
+                        and message != padding
+                    ):
+                        append(factory(message))
+                    else:
+                        self._deliver(message)
                 return
             data = rest
         # The hot path, inlined: a message that needs no trimming and is not the padding.
@@ -303,7 +315,7 @@ class AtmosphereClient(CoreBase[Event]):
         before = self._machine.state
         self._machine.fire(_I.EOF)
         self._heartbeat_at = None
-        self._decoder.partial = ""
+        self._decoder.reset()
         if before in _CONNECTED or before is _S.CONNECTING:
             self._events.append(Closed(self._resumable))
 
@@ -343,7 +355,7 @@ class AtmosphereClient(CoreBase[Event]):
         if not self._resumable:
             raise LocalProtocolError("the session was closed for good", state=self.state)
         self._machine.fire(_I.RECONNECT)
-        self._decoder.partial = ""
+        self._decoder.reset()
         self._heartbeat_at = None
 
     # -- time ------------------------------------------------------------------------

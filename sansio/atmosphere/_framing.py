@@ -148,29 +148,96 @@ class TrackMessageSizeDecoder:
     Mirrors ``atmosphere.js``: the pending partial message is prepended to each frame before
     looking for the delimiter; a frame that (with the pending text) holds no delimiter is
     delivered raw; a length that is not a number is stream corruption.
+
+    The carry-over is kept as a list of pieces.  While the pending message's length is known
+    and its text is ASCII, a frame that does not complete it is only appended, and the one
+    that does is joined once: a message split over many frames costs each frame O(1) instead
+    of re-joining and re-reading the whole carry-over.
     """
 
-    __slots__ = ("delimiter", "max_size", "partial")
+    __slots__ = ("_body", "_need", "_pieces", "_size", "delimiter", "max_size")
 
     def __init__(self, delimiter: str = "|", max_size: int = DEFAULT_MAX_MESSAGE_SIZE):
         self.delimiter = delimiter
         self.max_size = max_size
-        self.partial = ""
+        self._pieces: list[str] = []
+        self._size = 0
+        """Characters in ``_pieces``."""
+        self._need = 0
+        """Units the pending message still lacks, when known (its header was read and its
+        body so far is ASCII); 0 when nothing is pending or the count is not known."""
+        self._body = 0
+        """Where the pending message's body starts in ``_pieces[0]`` (when ``_need``)."""
+
+    @property
+    def partial(self) -> str:
+        """The carry-over: the start of a message that has not arrived whole yet."""
+        pieces = self._pieces
+        if len(pieces) > 1:
+            self._pieces = pieces = ["".join(pieces)]
+        return pieces[0] if pieces else ""
+
+    @property
+    def pending(self) -> bool:
+        """Some carry-over is waiting for the next frame."""
+        return bool(self._pieces)
+
+    def reset(self) -> None:
+        """Forget the carry-over (a new connection, or corruption)."""
+        self._pieces = []
+        self._size = 0
+        self._need = 0
 
     def feed(self, frame: str) -> list[str]:
         """The complete messages ``frame`` finishes, in order (possibly none)."""
-        partial = self.partial
-        data = _join_surrogates(partial, frame) if partial else frame
-        delimiter = self.delimiter
-        pos = data.find(delimiter)
+        need = self._need
+        if need and frame.isascii():
+            size = len(frame)
+            pieces = self._pieces
+            if size < need:
+                if self._size + size <= self.max_size:
+                    # Still short of the declared length: keep the piece, read nothing again.
+                    pieces.append(frame)
+                    self._size += size
+                    self._need = need - size
+                    return []
+            else:
+                # This frame completes the pending message: join once.
+                pieces[0] = pieces[0][self._body :]
+                pieces.append(frame[:need])
+                messages = ["".join(pieces)]
+                self.reset()
+                if size > need:
+                    # What follows is read on, as the rest of the same text would be: with
+                    # no delimiter in it, it becomes the carry-over, not a raw message.
+                    self._scan(frame, need, frame.find(self.delimiter, need), messages)
+                return messages
+        pieces = self._pieces
+        if pieces:
+            partial = pieces[0] if len(pieces) == 1 else "".join(pieces)
+            data = _join_surrogates(partial, frame)
+        else:
+            data = frame
+        pos = data.find(self.delimiter)
         if pos < 0:
             # No delimiter anywhere: atmosphere.js hands the text over as one message and
             # leaves the carry-over buffer as it was (so a pending partial is delivered glued
             # to this frame, and stays pending).
             return [data]
+        messages = []
+        self._scan(data, 0, pos, messages)
+        return messages
+
+    def _scan(self, data: str, start: int, pos: int, messages: list[str]) -> None:
+        """Read messages from ``data[start:]`` (``pos``: the first delimiter at or after
+        ``start``, -1 if none) into ``messages``; what is left becomes the carry-over."""
+        delimiter = self.delimiter
         step = len(delimiter)
-        messages: list[str] = []
-        start = 0
+        max_size = self.max_size
+        append = messages.append
+        need = 0
+        body = 0
+        ascii_data = data.isascii()
         while pos >= 0:
             head = data[start:pos]
             if head.isdigit() and head.isascii():
@@ -179,43 +246,56 @@ class TrackMessageSizeDecoder:
                 try:
                     length = _length_of(head)
                 except RemoteProtocolError:
-                    self.partial = ""  # as atmosphere.js: corruption drops the buffer
+                    self.reset()  # as atmosphere.js: corruption drops the buffer
                     raise
-            if length > self.max_size:
-                self.partial = ""
+            if length > max_size:
+                self.reset()
                 raise RemoteProtocolError(
-                    f"message length {length} exceeds the limit of {self.max_size}"
+                    f"message length {length} exceeds the limit of {max_size}"
                 )
             body = pos + step
             end = body + length
-            chunk = data[body:end]
-            if chunk.isascii():
+            if ascii_data:
                 # The usual case: ASCII text, where units and characters agree.
-                if len(chunk) < length:
+                if end > len(data):
+                    need = end - len(data)
                     break  # incomplete: wait for the next frame
-                messages.append(chunk)
+                append(data[body:end])
                 start = end
             else:
-                end = _advance(data, body, length)
-                if end == -1:
-                    break
-                if end < -1:
-                    # The length ends inside an astral character: JavaScript would cut the
-                    # surrogate pair, so we do the same and keep the low half for later.
-                    cut = -end - 2
-                    high, low = _split_astral(data[cut])
-                    messages.append(data[body:cut] + high)
-                    data = low + data[cut + 1 :]
-                    start = 0
-                else:
-                    messages.append(data[body:end])
+                chunk = data[body:end]
+                if chunk.isascii():
+                    if len(chunk) < length:
+                        need = length - len(chunk)
+                        break
+                    append(chunk)
                     start = end
+                else:
+                    end = _advance(data, body, length)
+                    if end == -1:
+                        break
+                    if end < -1:
+                        # The length ends inside an astral character: JavaScript would cut
+                        # the surrogate pair, so we do the same and keep the low half.
+                        cut = -end - 2
+                        high, low = _split_astral(data[cut])
+                        append(data[body:cut] + high)
+                        data = low + data[cut + 1 :]
+                        start = 0
+                    else:
+                        append(data[body:end])
+                        start = end
             pos = data.find(delimiter, start)
         rest = data[start:] if start else data
-        if len(rest) > self.max_size:
-            self.partial = ""
+        if len(rest) > max_size:
+            self.reset()
             raise RemoteProtocolError(
-                f"partial message of {len(rest)} characters exceeds the limit of {self.max_size}"
+                f"partial message of {len(rest)} characters exceeds the limit of {max_size}"
             )
-        self.partial = rest
-        return messages
+        if rest:
+            self._pieces = [rest]
+            self._size = len(rest)
+            self._need = need
+            self._body = body - start
+        else:
+            self.reset()
