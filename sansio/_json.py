@@ -16,8 +16,15 @@ __all__ = ["get_json_loads", "set_json_loads", "stdlib_loads"]
 
 JsonLoads = Callable[[str], Any]
 
-_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+"""The stdlib's C scanner: ``(value, end)`` of the JSON value at an index; ``StopIteration``
+(its ``value`` the index) where none starts."""
 _JSON_SPACE = " \t\n\r"
+
+
+def no_value(text: str, stop: StopIteration) -> json.JSONDecodeError:
+    """The error :func:`json.loads` raises where :data:`scan_once` found no value."""
+    return json.JSONDecodeError("Expecting value", text, stop.value)
 
 
 def stdlib_loads(text: str) -> Any:
@@ -25,11 +32,11 @@ def stdlib_loads(text: str) -> Any:
     if text[:1] in _JSON_SPACE or text[-1:] in _JSON_SPACE:
         return json.loads(text)  # leading/trailing whitespace, or empty: the full path
     try:
-        value, end = _scan_once(text, 0)
+        value, end = scan_once(text, 0)
     except StopIteration as exc:
-        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+        raise no_value(text, exc) from None
     if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
+        return json.loads(text)  # trailing data: json.loads' own error (after whitespace)
     return value
 
 

@@ -238,6 +238,27 @@ def test_non_json_is_invalid(text: str) -> None:
     assert event.reason.startswith("not JSON")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "nope",
+        "{",
+        '{"type":"event"}x',
+        '{"type":"event"} ',
+        ' {"type":"event"}',
+        '{"type":"event"}\n',
+        "[1, 2]",
+        '{"type":"event","event":"state","data":{"source_id":1}}',
+        '{"type":"event","event":"state","data":{"source_id":1}}  {}',
+    ],
+)
+def test_default_decoder_reads_as_json_loads(text: str) -> None:
+    # The default hook is inlined on the hot path; its verdicts are json.loads' own.
+    assert parse_message(text) == parse_message(text, json.loads)
+
+
 def test_decoder_hook_is_used() -> None:
     seen: list[str] = []
 

@@ -16,8 +16,8 @@ from ..atmosphere import (
     Opened,
     Reopened,
 )
-from ._codec import JsonDumps, JsonLoads, dumps, encode_action, parse_message
-from ._events import ITrackEvent, LogoutEvent
+from ._codec import JsonDumps, JsonLoads, dumps, encode_action, message_parser
+from ._events import ITrackEvent
 from ._models import Action, check_hash
 from ._subscriptions import Subscriptions
 
@@ -52,7 +52,6 @@ class ITrackClient(CoreBase[ClientEvent]):
         "_closed",
         "_dumps",
         "_held",
-        "_loads",
         "_logged_out",
         "_sent_any",
         "hash",
@@ -81,12 +80,11 @@ class ITrackClient(CoreBase[ClientEvent]):
         """The Atmosphere client underneath (build your own to change its options)."""
         # Messages become iTrack events inside the transport, in one step, and both cores
         # share one event queue: the hot path touches no second queue.
-        self.transport.message_factory = self._parse
+        self.transport.message_factory = message_parser(loads, self._logout)
         self._events = cast("list[ClientEvent]", self.transport._events)
         self.subscriptions = Subscriptions()
         """What the server has been asked for, net of unsubscribes; re-sent after reconnects."""
         self.max_held = max_held
-        self._loads = loads
         self._dumps = dumps
         self._held: list[str] = []
         self._sent_any = False
@@ -148,12 +146,6 @@ class ITrackClient(CoreBase[ClientEvent]):
             self.transport.receive_eof(now)
         finally:
             self._review(start)
-
-    def _parse(self, text: str) -> ClientEvent:
-        event = parse_message(text, self._loads)
-        if type(event) is LogoutEvent:
-            self._logout()
-        return event
 
     def _review(self, start: int) -> None:
         """React to the transport events queued since index ``start``."""
