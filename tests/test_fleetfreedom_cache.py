@@ -85,6 +85,35 @@ def test_in_order_application_gives_the_final_state(timeline: list[tuple[int, in
         assert cache.get("asset", asset) == obj
 
 
+overlapping_piece = st.tuples(
+    st.integers(0, 2),  # slot
+    st.integers(0, 6),  # version
+    st.dictionaries(st.sampled_from(["name", "odometer", "note", "company"]), st.integers(0, 3)),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(overlapping_piece, st.lists(st.integers(0, 6), max_size=4)), max_size=30))
+def test_views_made_piece_by_piece_equal_a_rebuild(steps: list[Any]) -> None:
+    # Pieces whose fields overlap (across slots, and between versions of one slot), mixed
+    # with full copies: the view updated in place of a rebuild must be the rebuild's.
+    cache = ObjectCache()
+    for step in steps:
+        if isinstance(step, tuple):
+            slot, version, fields = step
+            cache.apply_piece(PIECES[slot], {"id": 1, **fields, "v": [version]})
+        else:
+            cache.apply_object("asset", {"id": 1, "company": 0, "name": -1, "v": step})
+        entry = cache._entries.get(("asset", 1))
+        if entry is None:
+            continue
+        made = entry.view
+        assert entry.rebuild(3) == made
+        company = made.get("company")
+        indexed = [o["id"] for o in cache.company_objects("asset", company)]
+        assert indexed == ([] if company is None else [1])
+
+
 def test_older_or_equal_versions_never_roll_back() -> None:
     cache = ObjectCache()
     assert cache.apply_piece("assetAdvanced", {"id": 1, "company": 4, "v": [5], "odometer": 5})

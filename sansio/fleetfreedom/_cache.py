@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._events import Deleted, Merged, Response
-from ._types import OBJECT_SLOTS, key_field, piece_of
+from ._types import OBJECT_SLOTS, PIECE_SLOTS, key_field
 
 __all__ = ["Change", "ObjectCache"]
 
 _NONE = -1  # a slot with no version yet
+_REBUILD: object = object()
 
 
 @dataclass(slots=True)
@@ -34,29 +35,67 @@ class Change:
 
 
 class _Entry:
-    __slots__ = ("base", "base_v", "company", "piece_v", "pieces", "seq", "view")
+    __slots__ = ("base", "base_v", "company", "piece_v", "pieces", "seq", "versions", "view")
 
     def __init__(self) -> None:
         self.base: dict[str, Any] | None = None
         self.base_v: list[int] = []
         self.pieces: dict[int, dict[str, Any]] = {}
         self.piece_v: dict[int, int] = {}
+        self.versions: list[int] = []
+        """Per slot, the newer of the full copy's and the piece's version (``_NONE``: none)."""
         self.seq = 0
         self.company: object = None
         self.view: dict[str, Any] = {}
 
     def slot_version(self, slot: int) -> int:
-        base = self.base_v[slot] if slot < len(self.base_v) else _NONE
-        return max(base, self.piece_v.get(slot, _NONE))
+        versions = self.versions
+        return versions[slot] if slot < len(versions) else _NONE
 
     def rebuild(self, slots: int) -> dict[str, Any]:
         view: dict[str, Any] = dict(self.base) if self.base is not None else {}
         for slot in sorted(self.pieces):
             view.update(self.pieces[slot])
         width = max(slots, len(self.base_v), max(self.pieces, default=-1) + 1)
-        view["v"] = [max(self.slot_version(slot), 0) for slot in range(width)]
+        base_v = self.base_v
+        piece_v = self.piece_v
+        self.versions = [
+            max(base_v[slot] if slot < len(base_v) else _NONE, piece_v.get(slot, _NONE))
+            for slot in range(width)
+        ]
+        view["v"] = [max(version, 0) for version in self.versions]
         self.view = view
         return view
+
+    def overlay(self, slot: int, body: dict[str, Any], old: dict[str, Any] | None) -> bool:
+        """Put the new piece ``body`` of ``slot`` (which replaced ``old``) into a new view
+        without a rebuild; ``False`` when that cannot give the rebuild's result.
+
+        A fresh copy of the view updated by ``body`` equals the rebuild when every key of the
+        old piece is in the new one (nothing of it lingers) and the keys that pieces of
+        higher slots also hold are given back their values.
+        """
+        if old is not None and not old.keys() <= body.keys():
+            return False
+        view = dict(self.view)
+        view.update(body)
+        if len(self.pieces) > 1:
+            for higher in sorted(s for s in self.pieces if s > slot):
+                piece = self.pieces[higher]
+                for key in body.keys() & piece.keys():
+                    view[key] = piece[key]
+        versions = self.versions
+        if slot >= len(versions):
+            versions.extend([_NONE] * (slot + 1 - len(versions)))
+        version = self.piece_v[slot]
+        versions[slot] = version
+        shown = list(self.view["v"])
+        if slot >= len(shown):
+            shown.extend([0] * (slot + 1 - len(shown)))
+        shown[slot] = version  # > the slot's old version >= -1: never negative
+        view["v"] = shown
+        self.view = view
+        return True
 
 
 def _versions(value: object) -> list[int] | None:
@@ -151,8 +190,8 @@ class ObjectCache:
     def apply(self, event: object) -> bool:
         """Apply a :class:`Merged`, :class:`Deleted`, or successful ``get<Type>`` /
         ``get<Types>List`` :class:`Response`; returns whether the cache changed."""
-        if isinstance(event, Merged):
-            return self.apply_piece(event.subscription_type, event.body)
+        if type(event) is Merged or isinstance(event, Merged):
+            return self.apply_piece(event.name[:-6], event.body)  # <type>Merged
         if isinstance(event, Deleted):
             return self.apply_deleted(event.object_type, event.key)
         if isinstance(event, Response) and event.ok and event.request is not None:
@@ -178,23 +217,42 @@ class ObjectCache:
 
     def apply_piece(self, piece: str, body: Mapping[str, Any]) -> bool:
         """Apply one ``<piece>Merged`` body (its ``v`` has one element: the piece's version)."""
-        object_type, slot = piece_of(piece)
-        key = body.get(key_field(object_type))
-        versions = _versions(body.get("v"))
-        if not _hashable_key(key) or versions is None:
+        object_type, slot = PIECE_SLOTS.get(piece) or (piece, 0)
+        key = body.get("login" if object_type == "user" else "id")
+        v = body.get("v")
+        # Exact types first: what a JSON decoder makes (the helpers accept subclasses too).
+        if type(v) is list and len(v) == 1 and type(v[0]) is int:
+            version: int = v[0]
+        else:
+            versions = _versions(v)
+            if versions is None:
+                return False
+            version = versions[0]
+        if type(key) is not int and type(key) is not str and not _hashable_key(key):
             return False
         ident = (object_type, key)
-        if ident in self._tombstones:
+        if self._tombstones and ident in self._tombstones:
             return False
         entry = self._entries.get(ident)
         if entry is None:
             entry = self._entries[ident] = _Entry()
-        version = versions[0]
-        if version <= entry.slot_version(slot):
+        versions_held = entry.versions
+        if version <= (versions_held[slot] if slot < len(versions_held) else _NONE):
             return False
-        entry.pieces[slot] = dict(body)
+        new = dict(body)
+        old = entry.pieces.get(slot)
+        entry.pieces[slot] = new
         entry.piece_v[slot] = version
-        self._changed(object_type, key, entry)
+        if entry.view and entry.overlay(slot, new, old):
+            company = entry.company
+            field = "parent" if object_type == "company" else "company"
+            if field in new:
+                company = entry.view[field]
+                if type(company) is not int and type(company) is not str:
+                    company = _company(object_type, entry.view)
+            self._changed(object_type, key, entry, company)
+        else:
+            self._changed(object_type, key, entry)
         return True
 
     def apply_object(self, object_type: str, obj: Mapping[str, Any]) -> bool:
@@ -277,9 +335,14 @@ class ObjectCache:
         self._changes.append(Change(self.sequence, object_type, key, True))
         return True
 
-    def _changed(self, object_type: str, key: object, entry: _Entry) -> None:
-        view = entry.rebuild(len(OBJECT_SLOTS.get(object_type, ("general",))))
-        company = _company(object_type, view)
+    def _changed(
+        self, object_type: str, key: object, entry: _Entry, company: object = _REBUILD
+    ) -> None:
+        """Record a change of ``entry``; its view is rebuilt unless the caller already made
+        it and passes the ``company`` it names."""
+        if company is _REBUILD:
+            view = entry.rebuild(len(OBJECT_SLOTS.get(object_type, ("general",))))
+            company = _company(object_type, view)
         if company != entry.company:
             self._index(object_type, key, entry.company, company)
             entry.company = company
