@@ -147,19 +147,18 @@ class StateMachine(Generic[StateT, InputT]):
         return (self.state, event) in self.table
 
 
-class CoreBase(Generic[EventT]):
-    """Event and output queues shared by the text cores.
+class EventQueue(Generic[EventT]):
+    """An event queue in a plain list with a read index.
 
-    Plain lists (a deque costs ~760 bytes even empty, per queue, per connection); a read
-    index makes :meth:`next_event` O(1).
+    A list, not a deque: a deque costs ~760 bytes even empty, per queue, per connection.
+    The read index makes :meth:`next_event` O(1); the list is cleared when it is read out.
     """
 
-    __slots__ = ("_events", "_head", "_out")
+    __slots__ = ("_events", "_head")
 
     def __init__(self) -> None:
         self._events: list[EventT] = []
         self._head = 0
-        self._out: list[str] = []
 
     def next_event(self) -> EventT | None:
         events = self._events
@@ -180,6 +179,16 @@ class CoreBase(Generic[EventT]):
         events.clear()
         self._head = 0
         return drained
+
+
+class CoreBase(EventQueue[EventT]):
+    """Event and output queues shared by the text cores."""
+
+    __slots__ = ("_out",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out: list[str] = []
 
     def data_to_send(self) -> list[str]:
         out = self._out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Generic, TypeVar, cast
 
 from wsproto.connection import Connection, ConnectionState
@@ -15,7 +14,7 @@ from wsproto.events import (
 )
 from wsproto.events import Event as WsprotoEvent
 
-from .._core import Core, Event, StateMachine
+from .._core import Core, Event, EventQueue, StateMachine
 from .._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import BinaryMessage, Connected, ConnectionClosed, PongReceived
 from ._state import TRANSITIONS, StackState, _Input
@@ -54,7 +53,7 @@ def _not_open(data: str, now: float) -> None:
     raise LocalProtocolError("the WebSocket is not open")
 
 
-class StackBase(Generic[CoreT]):
+class StackBase(EventQueue[Event], Generic[CoreT]):
     """One WebSocket connection carrying one text core; see :class:`ClientStack` and
     :class:`ServerStack` for the roles.
 
@@ -74,7 +73,6 @@ class StackBase(Generic[CoreT]):
         "_core_receive",
         "_deadline",
         "_deliver",
-        "_events",
         "_fast",
         "_machine",
         "_now",
@@ -111,7 +109,7 @@ class StackBase(Generic[CoreT]):
         self._core_receive = _not_open
         self._machine: StateMachine[StackState, _Input] = StateMachine(_S.IDLE, TRANSITIONS)
         self._conn: Connection | None = None
-        self._events: deque[Event] = deque()
+        EventQueue.__init__(self)
         self._out: list[bytes] = []
         self._now = 0.0
         self._deadline: float | None = None
@@ -181,7 +179,7 @@ class StackBase(Generic[CoreT]):
 
     def next_event(self) -> Event | None:
         if self._events:
-            return self._events.popleft()
+            return EventQueue.next_event(self)
         core = self._core
         return None if core is None else core.next_event()
 
@@ -190,9 +188,7 @@ class StackBase(Generic[CoreT]):
             core = self._core
             return [] if core is None else cast("list[Event]", core.events())
         self._drain_core()
-        drained = list(self._events)
-        self._events.clear()
-        return drained
+        return EventQueue.events(self)
 
     def send(self, item: Any, now: float | None = None) -> object:
         """Forward ``item`` to the core (its frames go out with :meth:`data_to_send`).
