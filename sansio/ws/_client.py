@@ -48,8 +48,11 @@ class ClientStack(StackBase[CoreT]):
     :class:`Rejected`, a broken or missing response in :class:`HandshakeFailed`.
     """
 
+    _own_reader = True
+
     __slots__ = (
         "_handshake",
+        "_head_tail",
         "_reject",
         "_reject_body",
         "extra_headers",
@@ -87,6 +90,7 @@ class ClientStack(StackBase[CoreT]):
         self._handshake = H11Handshake(ConnectionType.CLIENT)
         self._reject: RejectConnection | None = None
         self._reject_body = bytearray()
+        self._head_tail = b""
 
     @classmethod
     def from_url(
@@ -129,32 +133,56 @@ class ClientStack(StackBase[CoreT]):
 
     def _receive_http(self, data: bytes, now: float) -> None:
         handshake = self._handshake
+        rest = data
         try:
-            handshake.receive_data(data)
-            for event in handshake.events():
-                if isinstance(event, AcceptConnection):
-                    connection = handshake.connection
-                    assert connection is not None
-                    connected = Connected(
-                        self.target,
-                        event.subprotocol,
-                        _decode_headers(event.extra_headers),
-                    )
-                    self._open(connection, connected, now)
+            while True:
+                # The handshake is given the response up to the end of its head, so that the
+                # frames after it come to the stack's own frame reader, not into wsproto.
+                cut = self._head_end(rest)
+                handshake.receive_data(rest[:cut])
+                rest = rest[cut:]
+                if self._receive_response(handshake, rest, now) or not rest:
                     return
-                if isinstance(event, RejectConnection):
-                    self._reject = event
-                    if not event.has_body:
-                        self._rejected()
-                        return
-                elif isinstance(event, RejectData):
-                    room = MAX_REJECT_BODY - len(self._reject_body)
-                    self._reject_body += event.data[: max(room, 0)]
-                    if event.body_finished:
-                        self._rejected()
-                        return
         except WsprotoRemoteError as exc:
             self._failed(f"bad handshake response ({exc})", data)
+
+    def _head_end(self, data: bytes) -> int:
+        """How much of ``data`` reaches the end of an HTTP head (its blank line); all of it
+        when no head ends in it."""
+        seen = self._head_tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._head_tail = seen[-3:]
+            return len(data)
+        self._head_tail = b""
+        return end + 4 - (len(seen) - len(data))
+
+    def _receive_response(self, handshake: H11Handshake, rest: bytes, now: float) -> bool:
+        """React to the handshake's events; ``True`` once the HTTP phase is over (``rest``:
+        what came after the head, the first frames when the upgrade was accepted)."""
+        for event in handshake.events():
+            if isinstance(event, AcceptConnection):
+                connection = handshake.connection
+                assert connection is not None
+                connected = Connected(
+                    self.target,
+                    event.subprotocol,
+                    _decode_headers(event.extra_headers),
+                )
+                self._open(connection, connected, now, rest)
+                return True
+            if isinstance(event, RejectConnection):
+                self._reject = event
+                if not event.has_body:
+                    self._rejected()
+                    return True
+            elif isinstance(event, RejectData):
+                room = MAX_REJECT_BODY - len(self._reject_body)
+                self._reject_body += event.data[: max(room, 0)]
+                if event.body_finished:
+                    self._rejected()
+                    return True
+        return False
 
     def _rejected(self) -> None:
         reject = self._reject
