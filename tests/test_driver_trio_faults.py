@@ -427,6 +427,13 @@ class ScriptedServer:
             self._ready.set()
             await self._stop.wait()
 
+    async def settled(self, done: Callable[[list[Any]], bool], timeout: float = 5.0) -> None:
+        """Wait until the server thread's scripts have logged what ``done`` looks for (they
+        finish on their own time, after the client already saw the end)."""
+        with trio.fail_after(timeout):
+            while not done(list(self.log)):
+                await trio.sleep(0.01)
+
     def __enter__(self) -> ScriptedServer:
         self._thread.start()
         assert self._ready.wait(10)
@@ -486,7 +493,7 @@ async def test_our_fleetfreedom_client_against_a_scripted_websockets_server(
             seen.extend([e async for e in conn])
     assert any(isinstance(e, CloseRequested) for e in seen)
     assert seen[-1] == GaveUp("the session ended for good")
-    await trio.to_thread.run_sync(lambda: None)
+    await peer.settled(lambda log: sum(entry[0] == "closed" for entry in log) == 2)
     paths = [entry[1] for entry in peer.log if entry[0] == "path"]
     assert paths == ["/", f"/{GHOST}"]
     assert peer.log[1].startswith('login {"username":"a@x"')
@@ -532,7 +539,7 @@ async def test_our_itrack_client_against_a_scripted_websockets_server(
             too_big = await until(conn, ConnectionClosed)
             assert (too_big.code, too_big.by_peer) == (1009, False)
             await conn.aclose()
-    await trio.to_thread.run_sync(lambda: None)
+    await peer.settled(lambda log: sum(e[0] == "action" for e in log) == 2)
     assert [e for e in peer.log if e[0] == "tracking-id"] == [
         ("tracking-id", "0"),
         ("tracking-id", UUID),
