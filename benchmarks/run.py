@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -251,6 +252,34 @@ def format_table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+_UNIT_SUFFIX = {"us/msg": " µs", "msg/s": " msg/s", "B/conn": " B", "conns": ""}
+
+
+def format_markdown(results: Sequence[dict[str, Any]]) -> str:
+    """The table of a ``--json`` file as the benchmark README shows it."""
+    lines = [
+        "| case | ours | baseline | base | ratio | target | verdict |",
+        "|---|---:|---|---:|---:|---|---|",
+    ]
+    for r in results:
+        unit = r["unit"]
+        digits = 2 if unit == "us/msg" else 0
+        suffix = _UNIT_SUFFIX.get(unit, f" {unit}")
+
+        def figure(value: float | None, digits: int = digits, suffix: str = suffix) -> str:
+            return "-" if value is None else f"{value:,.{digits}f}{suffix}"
+
+        target = r["target"] or "-"
+        if target.endswith("x"):
+            target = target[:-1] + "×"
+        verdict = {"MISSED": "**missed**"}.get(r["verdict"], r["verdict"])
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        baseline = r["baseline"].replace("|", "\\|")
+        row = [r["case"].replace("|", "\\|"), figure(r["ours"]), baseline, figure(r["base"])]
+        lines.append("| " + " | ".join([*row, ratio, target, verdict]) + " |")
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, object]:
     import os
 
@@ -296,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", metavar="SUBSTRING", help="cProfile the matching timed cases instead"
     )
+    parser.add_argument(
+        "--markdown", type=Path, metavar="JSON", help="print a --json file's table as Markdown"
+    )
     args = parser.parse_args(argv)
+    if args.markdown is not None:
+        print(format_markdown(json.loads(args.markdown.read_text())["results"]))
+        return 0
     items = [i for i in all_items() if args.only.lower() in i.name.lower()]
     if args.list:
         print("\n".join(i.name for i in items))

@@ -48,6 +48,20 @@ def test_quick_timed_case_writes_json(tmp_path: Path) -> None:
     assert row["verdict"] in VERDICTS
 
 
+def test_markdown_renders_a_saved_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run("--quick", "--only", "atmosphere client alone", "--json", str(out))
+    lines = run("--markdown", str(out)).splitlines()
+    assert lines[0] == "| case | ours | baseline | base | ratio | target | verdict |"
+    (row,) = lines[2:]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "1 atmosphere client alone (no JSON): 1 msg/frame, TMS on"
+    assert cells[1].endswith(" µs")
+    assert cells[2] == "json.loads"
+    assert cells[5] == "<=1.15×"
+    assert cells[6] in {"ok", "**missed**"}
+
+
 def test_quick_memory_case_reports_bytes_per_connection(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     run("--quick", "--only", "ServerStack + FleetFreedomServer", "--json", str(out))
