@@ -258,14 +258,25 @@ class AtmosphereClient(CoreBase[Event]):
                         and message[-1] not in _JS_WS
                         and message != padding
                     ):
-                        append(factory(message))
+                        if factory is Message:
+                            event = _new(Message)
+                            event.data = message
+                            append(event)
+                        else:
+                            append(factory(message))
                     else:
                         self._deliver(message)
                 return
             data = rest
         # The hot path, inlined: a message that needs no trimming and is not the padding.
         if data and data[0] not in _JS_WS and data[-1] not in _JS_WS and data != self.padding:
-            self._events.append(self.message_factory(data))
+            factory = self.message_factory
+            if factory is Message:
+                event = _new(Message)  # its one field set here: no __init__ call
+                event.data = data
+                self._events.append(event)
+            else:
+                self._events.append(factory(data))
         else:
             self._deliver(data)
 
@@ -398,4 +409,5 @@ class AtmosphereClient(CoreBase[Event]):
 
 
 _JS_WS = frozenset(JS_WHITESPACE) | {""}
+_new = object.__new__
 _OPEN = ClientState.OPEN
