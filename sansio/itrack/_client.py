@@ -129,7 +129,7 @@ class ITrackClient(CoreBase[ClientEvent]):
     def receive(self, data: str, now: float) -> None:
         """Feed one WebSocket text message."""
         transport = self.transport
-        if transport.state is _OPEN:
+        if transport._machine.state is _OPEN:  # (its state property, without the call)
             # Open stays open on receive (or raises): only messages and heartbeats come out,
             # and the message factory already made them iTrack events.
             transport.receive(data, now)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import _json
+from .._json import scan_once as _scan_once
+from .._json import stdlib_loads as _stdlib_loads
 from ._events import (
     ErrorMessage,
     InvalidMessage,
@@ -246,9 +248,9 @@ def message_parser(
 def _parse(loads: JsonLoads | None, on_logout: Callable[[], None] | None, text: str) -> ITrackEvent:
     decode = loads or _json.loads
     try:
-        if decode is _json.stdlib_loads and text[:1] not in _JSON_SPACE:
+        if decode is _stdlib_loads and text[:1] not in _JSON_SPACE:
             # The default hook, inlined (one Python call fewer per message).
-            obj, end = _json.scan_once(text, 0)
+            obj, end = _scan_once(text, 0)
             if end != len(text):
                 obj = decode(text)  # trailing data or whitespace: the hook's own verdict
         else:
