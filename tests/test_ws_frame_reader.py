@@ -254,3 +254,14 @@ def test_a_close_frame_takes_what_follows_it_in_the_same_read() -> None:
     piece = b"\x88\x00\x815"
     assert _step(ours, piece) == _step(theirs, piece)
     assert ours.state is StackState.CLOSED
+
+
+def test_a_frame_over_the_message_limit_is_not_held() -> None:
+    ours, _ = _pair(max_message_size=100)
+    big = frame(0x81, b"z" * 1000)
+    ours.receive(big[:54], 1.0)
+    assert ours._held == b""  # nothing buffered here: wsproto reads it as it comes
+    assert not ours._quick
+    ours.receive(big[54:120], 1.0)
+    (closed,) = [e for e in ours.events() if type(e).__name__ == "ConnectionClosed"]
+    assert closed.code == 1009
