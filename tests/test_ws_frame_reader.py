@@ -14,8 +14,8 @@ from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wsproto.connection import ConnectionType
-from wsproto.events import AcceptConnection, Request
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import AcceptConnection, CloseConnection, Request
 from wsproto.handshake import H11Handshake
 
 from trackwire import CoreBase, Event, LocalProtocolError, RemoteProtocolError
@@ -262,6 +262,10 @@ def test_a_frame_over_the_message_limit_is_not_held() -> None:
     ours.receive(big[:54], 1.0)
     assert ours._held == b""  # nothing buffered here: wsproto reads it as it comes
     assert not ours._quick
-    ours.receive(big[54:120], 1.0)
-    (closed,) = [e for e in ours.events() if type(e).__name__ == "ConnectionClosed"]
-    assert closed.code == 1009
+    ours.receive(big[54:120], 1.0)  # 116 bytes of it: over the limit, the close starts
+    assert ours.state is StackState.CLOSING
+    peer = Connection(ConnectionType.SERVER)
+    peer.receive_data(ours.data_to_send())
+    (close,) = peer.events()
+    assert isinstance(close, CloseConnection)
+    assert close.code == 1009
