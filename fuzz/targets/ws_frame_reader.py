@@ -2,8 +2,10 @@
 
 Contract: fed the same server bytes in the same reads, a stack with the reader and one
 without it (wsproto reads every frame) raise the same errors, produce the same events and
-write the same frames (compared unmasked: each side's masks are random).  Bit 0 of byte 0
-sets a small message limit, bit 1 accepts binary messages.
+write the same frames (compared unmasked: each side's masks are random).  Bits of byte 0:
+0 sets a small message limit, 1 accepts binary messages, 2 turns ``close_with_core`` off
+(a core refusing input then raises out of the read), 3 ends the response head's lines with
+bare LF.  An empty chunk is the application calling ``close()`` between two reads.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ class _WsprotoOnly(ClientStack[Any]):
 def _stack(kind: type[ClientStack[Any]], flags: Flags) -> tuple[ClientStack[Any], Connection]:
     core = AtmosphereClient("ws://fuzz.test/p", track_message_length=True)
     stack = kind.from_url(
-        core, core.url_to_open, max_message_size=64 if flags[0] else 1 << 20, accept_binary=flags[1]
+        core,
+        core.url_to_open,
+        max_message_size=64 if flags[0] else 1 << 20,
+        accept_binary=flags[1],
+        close_with_core=not flags[2],
     )
     stack.connection_made(0.0)
-    stack.receive(accept_response(stack.data_to_send()), 0.0)
+    head = accept_response(stack.data_to_send())
+    stack.receive(head.replace(b"\r\n", b"\n") if flags[3] else head, 0.0)
     return stack, Connection(ConnectionType.SERVER)
 
 
@@ -36,6 +43,8 @@ def _step(stack: ClientStack[Any], peer: Connection, chunk: bytes | None) -> tup
     try:
         if chunk is None:
             stack.receive_eof(1.0)
+        elif not chunk:
+            stack.close(1000)
         else:
             stack.receive(chunk, 1.0)
         error = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from wsproto.connection import ConnectionType
@@ -22,6 +23,9 @@ from ._state import StackState, _Input
 from ._url import split_ws_url
 
 __all__ = ["MAX_REJECT_BODY", "ClientStack"]
+
+_BLANK_LINE = re.compile(b"\n\r?\n")
+"""The end of an HTTP head, as h11 looks for it."""
 
 MAX_REJECT_BODY = 64 * 1024
 """Bytes of a refusal's body kept for :class:`Rejected` (the rest is dropped)."""
@@ -147,15 +151,16 @@ class ClientStack(StackBase[CoreT]):
             self._failed(f"bad handshake response ({exc})", data)
 
     def _head_end(self, data: bytes) -> int:
-        """How much of ``data`` reaches the end of an HTTP head (its blank line); all of it
-        when no head ends in it."""
+        """How much of ``data`` reaches the end of an HTTP head (its blank line, found as h11
+        finds it: ``\\n``, then an optional ``\\r``, then ``\\n``); all of it when no head
+        ends in it."""
         seen = self._head_tail + data
-        end = seen.find(b"\r\n\r\n")
-        if end < 0:
-            self._head_tail = seen[-3:]
+        match = _BLANK_LINE.search(seen)
+        if match is None:
+            self._head_tail = seen[-2:]
             return len(data)
         self._head_tail = b""
-        return end + 4 - (len(seen) - len(data))
+        return match.end() - (len(seen) - len(data))
 
     def _receive_response(self, handshake: H11Handshake, rest: bytes, now: float) -> bool:
         """React to the handshake's events; ``True`` once the HTTP phase is over (``rest``:

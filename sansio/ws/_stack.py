@@ -48,6 +48,8 @@ _UNSUPPORTED_DATA = 1003
 _MESSAGE_TOO_BIG = 1009
 _PROTOCOL_ERROR = 1002
 _CORE_ENDED = frozenset({"CLOSED", "ERROR"})
+_READING = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
+"""wsproto states that take bytes (it refuses them once closed)."""
 """State names by which a core says it is finished (every trackwire core uses them)."""
 
 
@@ -362,7 +364,7 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
                         except UnicodeDecodeError:
                             pass  # wsproto fails the connection, in its own words
                         else:
-                            pos = end
+                            pos = end  # before the core runs: it may raise
                             try:
                                 self._core_receive(text, now)
                             except RemoteProtocolError as exc:
@@ -370,52 +372,61 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
                             except LocalProtocolError as exc:
                                 self._core_refused(exc)
                             continue
-                after = self._read_other(buf, pos, resume if pos == 0 else 0, now)
+                after, whole = self._read_other(buf, pos, resume if pos == 0 else 0, now)
                 if after < 0:
                     break  # the frame at pos waits for the next read
                 pos = after
+                if whole is not None:
+                    self._deliver_text(whole, now)
         finally:
-            # What is left (also when the core raised) is where the next read starts.
-            if pos >= size:
+            # What is left (also when the core raised) is where the next read starts, unless
+            # wsproto took the rest.
+            if pos >= size or not self._quick:
                 self._held = b""
             elif buf is held and isinstance(held, bytearray):
                 del held[:pos]
             else:
                 self._held = bytearray(buf[pos:])
 
-    def _read_other(self, buf: bytes | bytearray, pos: int, checked: int, now: float) -> int:
-        """The frame at ``pos`` is not a whole text frame for the core: give it, with the
-        whole frames after it, to wsproto, or keep it (-1); returns where reading goes on.
+    def _read_other(
+        self, buf: bytes | bytearray, pos: int, checked: int, now: float
+    ) -> tuple[int, str | None]:
+        """The frame at ``pos`` is not one for the hot path.  Returns where reading goes on
+        (-1: the frame waits for the next read) and a whole text frame's text for the core,
+        if it is one; other frames go to wsproto, with the whole frames after them.
         ``checked``: payload bytes of this frame whose UTF-8 an earlier read checked."""
         size = len(buf)
         limit = self.max_message_size
         start, end = frame_bounds(buf, pos, limit)
         if start == BAD:
-            return self._hand_over(buf, pos, now)
+            return self._hand_over(buf, pos, now), None
         first = buf[pos]
+        split = start + checked if first == TEXT and start >= 0 else 0
         if start == INCOMPLETE or end > size:
             if not holdable(first) or (first == TEXT and not self._fast):
-                return self._hand_over(buf, pos, now)
-            if first == TEXT and start != INCOMPLETE:
+                return self._hand_over(buf, pos, now, split), None
+            if split:
                 # wsproto would check this text's UTF-8 as it arrives: so do we.
                 try:
-                    _, done = _utf8_decode(buf[start + checked : size], "strict", False)
+                    _, done = _utf8_decode(buf[split:size], "strict", False)
                 except UnicodeDecodeError:
-                    return self._hand_over(buf, pos, now, start + checked)
+                    return self._hand_over(buf, pos, now, split), None
                 self._checked = checked + done
-            return -1
-        if first == TEXT and self._fast:
-            # A whole text frame the hot path left: a 64-bit length, or bad UTF-8.
-            try:
-                text = buf[start:end].decode()
-            except UnicodeDecodeError:
-                return self._hand_over(buf, pos, now, start + checked)
-            self._deliver_text(text, now)
-            return end
+            return -1, None
+        if first == TEXT:
+            if self._fast:
+                # A whole text frame the hot path left: a 64-bit length, or bad UTF-8.
+                try:
+                    return end, buf[start:end].decode()
+                except UnicodeDecodeError:
+                    return self._hand_over(buf, pos, now, split), None
+            if checked:
+                # Brought in part by earlier reads, now whole while a close is under way.
+                return self._hand_over(buf, pos, now, split), None
         # A whole frame for wsproto, with the whole frames after it, in one call.  A close
         # frame ends the WebSocket: wsproto takes what follows it in the same call too.
         if first == CLOSE:
-            return self._hand_over(buf, pos, now)
+            return self._hand_over(buf, pos, now), None
         last = end
         while last < size:
             start, end = frame_bounds(buf, last, limit)
@@ -425,25 +436,44 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
                 or first == CLOSE
                 or ((start == INCOMPLETE or end > size) and not holdable(first))
             ):
-                return self._hand_over(buf, pos, now)
+                return self._hand_over(buf, pos, now), None
             if start == INCOMPLETE or end > size:
                 break
             last = end
-        self._wsproto_frames(bytes(buf[pos:last]), now)
-        return last
+        try:
+            self._wsproto_frames(bytes(buf[pos:last]), now)
+        except BaseException:
+            # The core raised with frames of this run still in wsproto: the rest of the
+            # stream follows them there, for good.
+            self._follow(buf, last)
+            raise
+        return last, None
 
     def _hand_over(self, buf: bytes | bytearray, pos: int, now: float, checked: int = 0) -> int:
         """wsproto reads everything from ``pos`` on, for good (the connection is failing, or
         sends what only wsproto reads).  A text frame that earlier reads brought in part is
         given in two pieces, up to ``checked`` (what those reads held, UTF-8 checked) and the
         rest, so that wsproto decodes it in the steps it would have, and words an error in
-        it the same way."""
+        it the same way.  Returns the end of ``buf``."""
         self._quick = False
         if checked > pos:
-            self._wsproto_frames(bytes(buf[pos:checked]), now)
+            try:
+                self._wsproto_frames(bytes(buf[pos:checked]), now)
+            except BaseException:
+                self._follow(buf, checked)
+                raise
             pos = checked
         self._wsproto_frames(bytes(buf[pos:]), now)
         return len(buf)
+
+    def _follow(self, buf: bytes | bytearray, pos: int) -> None:
+        """After the core raised inside wsproto's event loop: wsproto still holds frames it
+        did not reach, so it buffers the rest of this read behind them and reads on alone."""
+        self._quick = False
+        conn = self._conn
+        assert conn is not None
+        if pos < len(buf) and conn.state in _READING:
+            conn.receive_data(bytes(buf[pos:]))
 
     def _deliver_text(self, text: str, now: float) -> None:
         try:
