@@ -48,10 +48,6 @@ class _Entry:
         self.company: object = None
         self.view: dict[str, Any] = {}
 
-    def slot_version(self, slot: int) -> int:
-        versions = self.versions
-        return versions[slot] if slot < len(versions) else _NONE
-
     def rebuild(self, slots: int) -> dict[str, Any]:
         view: dict[str, Any] = dict(self.base) if self.base is not None else {}
         for slot in sorted(self.pieces):

@@ -234,7 +234,7 @@ def parse_message(text: str, loads: JsonLoads | None = None) -> ITrackEvent:
     Not JSON → :class:`InvalidMessage`; JSON of an unknown kind (or not an object) →
     :class:`UnknownMessage`; a known kind with the wrong shape → :class:`InvalidMessage`.
     """
-    return message_parser(loads)(text)
+    return _parse(loads, None, text)
 
 
 def message_parser(
