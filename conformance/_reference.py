@@ -33,7 +33,9 @@ from trackwire.itrack import (
     ITrackServer,
     Location,
     SourceState,
+    TrackerListResponder,
     is_auth_target,
+    is_tracker_list_target,
 )
 from trackwire.ws import Accept, Headers, HttpResponse, Refuse, UpgradeRequest
 
@@ -181,7 +183,8 @@ def _wall(now: float, offset: float) -> _dt.datetime:
 
 
 class ITrackReference:
-    """The iTrack reference server: ``user/auth``, the event subscription socket, the fleet.
+    """The iTrack reference server: ``user/auth``, ``tracker/list`` (each vehicle's name is
+    its tracker's label), the event subscription socket, the fleet.
 
     ``wall_offset`` turns the monotonic ``now`` into wall-clock time for the timestamps
     (``YYYY-MM-DD HH:MM:SS``, UTC as the demo users' time zone).  ``user/auth`` is
@@ -212,9 +215,12 @@ class ITrackReference:
         for account in DEMO_ITRACK:
             self.directory.add_user(account.login, account.password)
         for vehicle in fleet.vehicles.values():
-            self.directory.add_tracker(vehicle.tenant, vehicle.id, source_id=vehicle.id * 10)
+            self.directory.add_tracker(
+                vehicle.tenant, vehicle.id, source_id=vehicle.id * 10, label=vehicle.name
+            )
             self.directory.set_state(vehicle.id, self.source_state(fleet.latest(vehicle.id)))
         self.responder = AuthResponder(self.directory)
+        self.tracker_list = TrackerListResponder(self.directory, model="trackwire-simulated")
         self.connections: dict[ITrackServer, float | None] = {}
         """Live connections → when the app first saw them (set by :meth:`tick`)."""
         self.anonymous_timeout = anonymous_timeout
@@ -252,7 +258,10 @@ class ITrackReference:
     def http_handler(
         self, method: str, target: str, headers: Headers, body: bytes
     ) -> HttpResponse | None:
-        """``GET|POST /v2/user/auth`` (or ``/user/auth``); anything else is 404."""
+        """``GET|POST /v2/user/auth`` and ``/v2/tracker/list`` (or without ``/v2``); anything
+        else is 404."""
+        if is_tracker_list_target(target):
+            return self.tracker_list(method, target, headers, body)
         if not is_auth_target(target):
             return None
         return self.responder(method, target, headers, body)

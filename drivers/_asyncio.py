@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
+from trackwire.itrack import TrackerInfo
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -30,10 +31,17 @@ from ._session import (
     HeaderPairs,
     LoginExchange,
     SessionView,
+    TrackerListCall,
     describe,
 )
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "Connection", "connect", "itrack_login"]
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "Connection",
+    "connect",
+    "itrack_login",
+    "itrack_tracker_list",
+]
 
 DEFAULT_QUEUE_SIZE = 1024
 """Events that may wait for the application; past that the reader stops reading."""
@@ -133,6 +141,25 @@ async def itrack_login(
         login_exchange.address, login_exchange.request, login_exchange.feed, ssl_context, timeout
     )
     return login_exchange.session_hash()
+
+
+async def itrack_tracker_list(
+    base_url: str,
+    session_hash: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> list[TrackerInfo]:
+    """``POST <base>tracker/list`` with a session hash: the user's trackers, each with its
+    label and source id.
+
+    Raises :class:`~trackwire.itrack.TrackerListRefused` for an API error (a dead hash…),
+    :class:`~trackwire.itrack.TrackerListError` for a broken answer, :class:`OSError` for the
+    network.
+    """
+    call = TrackerListCall(base_url, session_hash)
+    await _exchange(call.address, call.request, call.feed, ssl_context, timeout)
+    return call.trackers()
 
 
 class Connection(SessionView[CoreT]):

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
-from trackwire.itrack import LoginRefused
+from trackwire.itrack import LoginRefused, TrackerInfo
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -31,6 +31,7 @@ from ._session import (
     HeaderPairs,
     LoginExchange,
     SessionView,
+    TrackerListCall,
     describe,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "LoginRefused",
     "connect",
     "itrack_login",
+    "itrack_tracker_list",
 ]
 
 CoreT = TypeVar("CoreT", bound=ClientCore[Any, Any])
@@ -103,6 +105,25 @@ def itrack_login(
         login_exchange.address, login_exchange.request, login_exchange.feed, ssl_context, timeout
     )
     return login_exchange.session_hash()
+
+
+def itrack_tracker_list(
+    base_url: str,
+    session_hash: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> list[TrackerInfo]:
+    """``POST <base>tracker/list`` with a session hash: the user's trackers, each with its
+    label and source id.
+
+    Raises :class:`~trackwire.itrack.TrackerListRefused` for an API error (a dead hash…),
+    :class:`~trackwire.itrack.TrackerListError` for a broken answer, :class:`OSError` for the
+    network.
+    """
+    call = TrackerListCall(base_url, session_hash)
+    _exchange(call.address, call.request, call.feed, ssl_context, timeout)
+    return call.trackers()
 
 
 class Connection(SessionView[CoreT]):

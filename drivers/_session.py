@@ -16,7 +16,15 @@ from typing import Any, Generic, TypeVar, cast
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
 from trackwire.atmosphere import InactivityTimeout
 from trackwire.fleetfreedom import CloseRequested
-from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
+from trackwire.itrack import (
+    AuthExchange,
+    AuthFailure,
+    LoginRefused,
+    TrackerInfo,
+    TrackerListExchange,
+    build_auth_request,
+    build_tracker_list_request,
+)
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -39,6 +47,7 @@ __all__ = [
     "HeaderPairs",
     "LoginExchange",
     "SessionView",
+    "TrackerListCall",
     "describe",
 ]
 
@@ -371,3 +380,29 @@ class LoginExchange:
         if isinstance(result, AuthFailure):
             raise LoginRefused(result)
         return result.hash
+
+
+class TrackerListCall:
+    """``tracker/list`` for a driver, without I/O: write :attr:`request`, :meth:`feed` the
+    answer until it returns ``True`` (``b""`` at the end of input), then read
+    :meth:`trackers`."""
+
+    __slots__ = ("address", "exchange", "request")
+
+    def __init__(self, base_url: str, session_hash: str) -> None:
+        request = build_tracker_list_request(base_url, session_hash)
+        self.exchange = TrackerListExchange(request)
+        self.address = WsAddress(request.host, request.port, request.target, request.tls)
+        self.request = self.exchange.bytes_to_send()
+
+    def feed(self, data: bytes) -> bool:
+        if data:
+            return self.exchange.receive_data(data) is not None
+        self.exchange.receive_eof()
+        return True
+
+    def trackers(self) -> list[TrackerInfo]:
+        """The list; :class:`~trackwire.itrack.TrackerListRefused` for an API error,
+        :class:`~trackwire.itrack.TrackerListError` for a broken answer."""
+        result = self.exchange.result
+        return result if result is not None else self.exchange.receive_eof()

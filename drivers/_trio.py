@@ -28,7 +28,13 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy, RemoteProtocolError
-from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
+from trackwire.itrack import (
+    AuthExchange,
+    AuthFailure,
+    LoginRefused,
+    TrackerInfo,
+    build_auth_request,
+)
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -44,7 +50,7 @@ from trackwire.ws import (
     TextCore,
 )
 
-from ._session import ClientSession, SessionView
+from ._session import ClientSession, SessionView, TrackerListCall
 
 __all__ = [
     "DEFAULT_MAX_BUFFER",
@@ -57,6 +63,7 @@ __all__ = [
     "ServerConnection",
     "connect",
     "itrack_login",
+    "itrack_tracker_list",
     "serve",
 ]
 
@@ -510,6 +517,34 @@ async def itrack_login(
     if isinstance(result, AuthFailure):
         raise LoginRefused(result)
     return result.hash
+
+
+async def itrack_tracker_list(
+    base_url: str,
+    session_hash: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+) -> list[TrackerInfo]:
+    """``POST <base_url>tracker/list`` with a session hash: the user's trackers, each with its
+    label and source id.
+
+    Raises :class:`~trackwire.itrack.TrackerListRefused` for an API error (a dead hash…),
+    :class:`~trackwire.itrack.TrackerListError` for a broken answer,
+    :class:`OSError`/:class:`trio.BrokenResourceError` when the server cannot be reached and
+    :class:`trio.TooSlowError` after ``timeout`` seconds.
+    """
+    call = TrackerListCall(base_url, session_hash)
+    address = call.address
+    with trio.fail_after(timeout):
+        stream = await _open_stream(address.host, address.port, address.tls, ssl_context)
+        try:
+            await stream.send_all(call.request)
+            while not call.feed(bytes(await stream.receive_some(_RECEIVE_SIZE))):
+                pass
+        finally:
+            await trio.aclose_forcefully(stream)
+    return call.trackers()
 
 
 # -- server --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@
 
 from trackwire.itrack import LoginRefused
 
-from ._asyncio import DEFAULT_QUEUE_SIZE, Connection, connect, itrack_login
+from ._asyncio import DEFAULT_QUEUE_SIZE, Connection, connect, itrack_login, itrack_tracker_list
 from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
 from ._session import DEFAULT_CONNECT_TIMEOUT
 
@@ -29,4 +29,5 @@ __all__ = [
     "Reconnecting",
     "connect",
     "itrack_login",
+    "itrack_tracker_list",
 ]

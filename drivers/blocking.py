@@ -16,7 +16,7 @@
 
 from trackwire.itrack import LoginRefused
 
-from ._blocking import Connection, connect, itrack_login
+from ._blocking import Connection, connect, itrack_login, itrack_tracker_list
 from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
 from ._session import DEFAULT_CONNECT_TIMEOUT
 
@@ -30,4 +30,5 @@ __all__ = [
     "Reconnecting",
     "connect",
     "itrack_login",
+    "itrack_tracker_list",
 ]

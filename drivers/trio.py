@@ -5,7 +5,7 @@ a WebSocket + HTTP server, and iTrack login over HTTP.
 
     import trio
     from trackwire import ITrackClient
-    from trackwire.drivers.trio import connect, itrack_login
+    from trackwire.drivers.trio import connect, itrack_login, itrack_tracker_list
     from trackwire.itrack import StateEvent, StateRequest, Subscribe, subscription_url
 
     async def main() -> None:
@@ -36,6 +36,7 @@ from ._trio import (
     ServerConnection,
     connect,
     itrack_login,
+    itrack_tracker_list,
     serve,
 )
 
@@ -54,5 +55,6 @@ __all__ = [
     "ServerConnection",
     "connect",
     "itrack_login",
+    "itrack_tracker_list",
     "serve",
 ]

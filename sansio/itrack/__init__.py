@@ -1,4 +1,5 @@
-"""The iTrack / Navixy real-time API (spec ``itrack.md``): ``user/auth``, client and server cores.
+"""The iTrack / Navixy real-time API (spec ``itrack.md``): ``user/auth`` and ``tracker/list``,
+client and server cores.
 
 The cores sit on the Atmosphere cores (``trackwire.atmosphere``) and speak JSON actions and
 events; the transport events are re-exported here so one import covers a whole session.
@@ -89,12 +90,26 @@ from ._server import (
     parse_rate_limit,
 )
 from ._subscriptions import Subscriptions
+from ._trackers import (
+    DEFAULT_MAX_TRACKER_LIST_BODY,
+    TrackerInfo,
+    TrackerListError,
+    TrackerListExchange,
+    TrackerListRefused,
+    TrackerListRequest,
+    TrackerListResponder,
+    build_tracker_list_request,
+    is_tracker_list_target,
+    parse_tracker_list_response,
+    tracker_list_url,
+)
 
 __all__ = [
     "BLOCKED",
     "COMPACT_STATE_FIELDS",
     "DEFAULT_MAX_AUTH_BODY",
     "DEFAULT_MAX_HELD",
+    "DEFAULT_MAX_TRACKER_LIST_BODY",
     "DEFAULT_RATE_LIMIT",
     "DISALLOWED",
     "INVALID_PARAMETERS",
@@ -157,6 +172,12 @@ __all__ = [
     "Subscriptions",
     "Target",
     "Tracker",
+    "TrackerInfo",
+    "TrackerListError",
+    "TrackerListExchange",
+    "TrackerListRefused",
+    "TrackerListRequest",
+    "TrackerListResponder",
     "UnknownMessage",
     "Unsubscribe",
     "UnsubscribeResponse",
@@ -164,6 +185,7 @@ __all__ = [
     "api_key_session",
     "auth_url",
     "build_auth_request",
+    "build_tracker_list_request",
     "check_hash",
     "dumps",
     "encode_action",
@@ -172,9 +194,12 @@ __all__ = [
     "encode_subscribe_response",
     "encode_unsubscribe_response",
     "is_auth_target",
+    "is_tracker_list_target",
     "parse_action",
     "parse_auth_response",
     "parse_message",
     "parse_rate_limit",
+    "parse_tracker_list_response",
     "subscription_url",
+    "tracker_list_url",
 ]

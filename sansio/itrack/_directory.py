@@ -45,13 +45,15 @@ class User:
 
 @dataclass(slots=True)
 class Tracker:
-    """One tracker: its owner, the source id its states carry, its status and latest state."""
+    """One tracker: its owner, the source id its states carry, its status and latest state,
+    and the label ``tracker/list`` shows."""
 
     tracker_id: int
     owner: str
     source_id: int
     status: str = NORMAL
     state: SourceState | None = None
+    label: str = ""
 
 
 class Directory:
@@ -125,8 +127,10 @@ class Directory:
         source_id: int | None = None,
         status: str = NORMAL,
         state: SourceState | None = None,
+        label: str = "",
     ) -> Tracker:
-        """Register a tracker of ``login``; ``source_id`` defaults to ``tracker_id + 1000000``."""
+        """Register a tracker of ``login``; ``source_id`` defaults to ``tracker_id + 1000000``,
+        ``label`` (its name in ``tracker/list``) to ``""``."""
         if login not in self.users:
             raise KeyError(login)
         if status not in (NORMAL, BLOCKED, DISALLOWED):
@@ -135,6 +139,7 @@ class Directory:
             tracker_id, login, tracker_id + 1_000_000 if source_id is None else source_id, status
         )
         tracker.state = state
+        tracker.label = label
         self.trackers[tracker_id] = tracker
         return tracker
 
