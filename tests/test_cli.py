@@ -10,12 +10,15 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from trackwire.drivers._cli import main
 
-CLI = [sys.executable, "-m", "trackwire.drivers"]
+_SCRIPT = Path(sys.executable).with_name("trackwire")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "trackwire.drivers"]
+"""The installed ``trackwire`` console script (``python -m trackwire.drivers`` without it)."""
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -52,12 +55,14 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
 def test_watch_against_serve_for_both_platforms_and_tenants(served: tuple[str, str]) -> None:
     platform, url = served
     if platform == "itrack":
-        demo = run("watch", "itrack", "--url", url, "--json", "--count", "4")
+        demo = run("watch", "itrack", "--url", url, "--login", "demo", "--password", "demo",
+                   "--batch", "--json", "--count", "4")  # fmt: skip
         other = run("watch", "itrack", "--url", url, "--login", "other", "--password", "other",
-                    "--json", "--count", "4")  # fmt: skip
+                    "--batch", "--json", "--count", "4")  # fmt: skip
         states = "state_batch"
     else:
-        demo = run("watch", "fleetfreedom", "--url", url, "--json", "--count", "12")
+        demo = run("watch", "fleetfreedom", "--url", url, "--username", "demo@example.com",
+                   "--password", "demo", "--json", "--count", "12")  # fmt: skip
         other = run("watch", "fleetfreedom", "--url", url, "--username", "other@example.com",
                     "--password", "other", "--company", "2", "--json", "--count", "12")  # fmt: skip
         states = "merged"
@@ -115,13 +120,15 @@ def test_fleetfreedom_json_schema_carries_types_ids_and_versions() -> None:
 
 
 def test_exit_codes() -> None:
-    refused = run("watch", "itrack", "--password", "nope", "--count", "1", "--duration", "30")
+    refused = run("watch", "itrack", "--login", "demo", "--password", "nope", "--count", "1",
+                  "--duration", "30")  # fmt: skip
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
         "trackwire: login refused: 102 Wrong login or password"
     )
     assert "Traceback" not in refused.stderr
-    unreachable = run("watch", "fleetfreedom", "--url", "ws://127.0.0.1:9/", "--count", "1")
+    unreachable = run("watch", "fleetfreedom", "--url", "ws://127.0.0.1:9/", "--username", "u",
+                      "--password", "p", "--count", "1")  # fmt: skip
     assert unreachable.returncode == 1
     assert (
         unreachable.stderr.strip()
@@ -129,7 +136,8 @@ def test_exit_codes() -> None:
         .startswith("trackwire: cannot connect to ws://127.0.0.1:9/")
     )
     assert "Traceback" not in unreachable.stderr
-    bad_login = run("watch", "fleetfreedom", "--password", "x", "--count", "5", "--duration", "30")
+    bad_login = run("watch", "fleetfreedom", "--username", "demo@example.com", "--password", "x",
+                    "--count", "5", "--duration", "30")  # fmt: skip
     assert bad_login.returncode == 1
     assert "login refused: 11" in bad_login.stderr
     assert run("watch", "nowhere").returncode == 2
@@ -144,8 +152,10 @@ def test_plain_lines_when_not_a_terminal() -> None:
         == 0
     )
     lines = out.getvalue().splitlines()
-    assert sum("km/h" in line for line in lines) >= 2
+    assert sum("km/h" in line for line in lines) == 2  # the subscription answer is status
+    assert all("km/h" in line for line in lines)
     assert "# connected" in err.getvalue()  # status goes to stderr, data to stdout
+    assert "# subscribed: 2 normal" in err.getvalue()
 
 
 def test_serve_prints_url_and_demo_account_then_stops() -> None:

@@ -1,0 +1,129 @@
+"""The reference servers the command line runs: ``trackwire serve``, and the embedded one
+``watch`` starts without ``--url``.
+
+:func:`reference_app` builds a platform's application (pure: no loop, no socket) and
+:func:`ready_line` says where it is; serving it is the event loop's job (:func:`run_serve`
+under trio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO, cast
+
+import trio
+
+from trackwire.conformance import (
+    DEMO_FLEETFREEDOM,
+    DEMO_ITRACK,
+    FleetFreedomReference,
+    ITrackReference,
+    demo_fleet,
+)
+from trackwire.ws import HttpHandler, UpgradeRequest
+
+from ..trio import Server, serve
+from .args import FleetOptions
+
+__all__ = ["ReferenceApp", "embedded", "ready_line", "reference_app", "run_serve"]
+
+
+@dataclass(slots=True)
+class ReferenceApp:
+    """A reference server's application: what any loop serves on one port, and ticks."""
+
+    app: ITrackReference | FleetFreedomReference
+    factory: Callable[[UpgradeRequest], Any]
+    http_handler: HttpHandler | None
+
+
+def reference_app(platform: str, options: FleetOptions, wall_offset: float) -> ReferenceApp:
+    """The ``itrack`` or ``fleetfreedom`` reference server on a fresh simulated fleet;
+    ``wall_offset`` turns the loop's clock into wall-clock time for its timestamps."""
+    fleet = demo_fleet(options.vehicles, seed=options.seed, rate=options.rate)
+    if platform == "itrack":
+        itrack = ITrackReference(
+            fleet, heartbeat_interval_ms=options.heartbeat_ms, wall_offset=wall_offset
+        )
+        return ReferenceApp(itrack, itrack.factory, itrack.http_handler)
+    fleetfreedom = FleetFreedomReference(fleet, wall_offset=wall_offset)
+    return ReferenceApp(fleetfreedom, fleetfreedom.factory, None)
+
+
+def ready_line(platform: str, host: str, port: int) -> str:
+    """The one line ``serve`` prints: where the server is and its demo account."""
+    where = f"{host}:{port}"
+    if platform == "itrack":
+        demo = DEMO_ITRACK[0]
+        return (
+            f"iTrack reference server on http://{where}/v2/ (WebSocket "
+            f"ws://{where}/v2/event/subscription); login {demo.login} / password "
+            f"{demo.password}"
+        )
+    demo = DEMO_FLEETFREEDOM[0]
+    return (
+        f"FleetFreedom reference server on ws://{where}/; user {demo.login} / "
+        f"password {demo.password}, company {demo.company}"
+    )
+
+
+# -- under trio -------------------------------------------------------------------------------
+
+
+async def _start(
+    nursery: trio.Nursery, platform: str, host: str, options: FleetOptions
+) -> Server[Any]:
+    """Serve a reference server in ``nursery`` and move its fleet on trio's clock."""
+    # trio's clock starts anywhere: the timestamps need its offset to the wall clock.
+    reference = reference_app(platform, options, time.time() - trio.current_time())
+    server: Server[Any] = await nursery.start(
+        functools.partial(
+            serve,
+            cast("Any", reference.factory),
+            host,
+            options.port,
+            http_handler=reference.http_handler,
+        )
+    )
+    nursery.start_soon(_tick_forever, reference.app, server)
+    return server
+
+
+async def _tick_forever(app: ITrackReference | FleetFreedomReference, server: Server[Any]) -> None:
+    """Move the fleet on the trio clock and write the pushes it queued."""
+    while True:
+        deadline = app.next_deadline()
+        if deadline is not None:
+            await trio.sleep_until(max(deadline, trio.current_time()))
+        now = trio.current_time()
+        server.flush(app.tick(now))
+        if deadline is None:
+            await trio.sleep(1.0)
+
+
+async def embedded(nursery: trio.Nursery, platform: str, args: argparse.Namespace) -> str:
+    """``watch`` without ``--url``: a reference server on a free loopback port (or
+    ``--port``) in ``nursery``; returns the URL to watch."""
+    server = await _start(nursery, platform, "127.0.0.1", FleetOptions(args))
+    if platform == "itrack":
+        return f"http://127.0.0.1:{server.port}/v2/"
+    return f"ws://127.0.0.1:{server.port}/"
+
+
+async def _serve_trio(args: argparse.Namespace, out: TextIO) -> int:
+    async with trio.open_nursery() as nursery:
+        server = await _start(nursery, args.platform, args.host, FleetOptions(args))
+        print(ready_line(args.platform, args.host, server.port), file=out, flush=True)
+        if args.duration is not None:
+            await trio.sleep(args.duration)
+            nursery.cancel_scope.cancel()
+    return 0
+
+
+def run_serve(args: argparse.Namespace, out: TextIO) -> int:
+    """``trackwire serve``: serve until interrupted or ``--duration``; the exit code."""
+    return trio.run(_serve_trio, args, out)
