@@ -8,27 +8,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from _cli_helpers import CLI, records, run
 
 from trackwire.drivers._cli import main
-
-_SCRIPT = Path(sys.executable).with_name("trackwire")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "trackwire.drivers"]
-"""The installed ``trackwire`` console script (``python -m trackwire.drivers`` without it)."""
-
-
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def records(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture(params=["itrack", "fleetfreedom"])
