@@ -103,3 +103,24 @@ def test_signal_on_a_terminal(command: str, how: str) -> None:
     assert os.waitstatus_to_exitcode(status) == (130 if how == "ctrl-c" else 143)
     assert b"Traceback" not in screen
     assert b"Error" not in screen
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.05])
+@pytest.mark.parametrize("command", ["watch itrack", "conformance client"])
+def test_a_second_signal_while_ending_changes_nothing(command: str, gap: float) -> None:
+    argv, ready = COMMANDS[command]
+    proc = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        read_until(proc.stdout.fileno(), ready)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert b"Traceback" not in err

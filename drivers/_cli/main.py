@@ -31,7 +31,8 @@ class Fatal(Exception):
 
 class _Signals:
     """While entered (on the main thread): ``SIGTERM`` acts as ``SIGINT``, and
-    :attr:`received` says which of the two came last."""
+    :attr:`received` says which of the two came last.  Left by an interrupt, both signals
+    are ignored from then on (the process is ending); otherwise ``SIGTERM`` is restored."""
 
     __slots__ = ("_previous", "received")
 
@@ -58,7 +59,14 @@ class _Signals:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._previous is not None:
+        if self._previous is None:
+            return
+        if exc is not None and _find(exc, KeyboardInterrupt) is not None:
+            # The command ends because of a signal: another one (a second Ctrl-C, a
+            # SIGTERM after it) changes nothing and must not cut the exit short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        else:
             signal.signal(signal.SIGTERM, self._previous)
 
 
