@@ -312,3 +312,38 @@ def test_without_trio_one_line_says_what_to_install(tmp_path: Path) -> None:
     assert INSTALL_HINT.endswith("pip install 'trackwire[cli]'")
     # the same interpreter with trio importable runs
     assert run("--help", timeout=30).returncode == 0
+
+
+def test_status_lines_of_a_connection_are_readable() -> None:
+    from trackwire.drivers._cli.view import View
+    from trackwire.drivers._cli.watch import Watch
+    from trackwire.ws import Connected, ConnectionClosed, Rejected
+
+    out, err = io.StringIO(), io.StringIO()
+    view = View(out, live=False, as_json=False, clock=lambda: 0.0, err=err)
+    watch = Watch(view, "ws://127.0.0.1:1/")
+    watch.transport(Rejected(404, [], b"Not Found\n"))  # the failure line says it
+    watch.transport(Connected("/"))
+    watch.transport(ConnectionClosed(1001, "going\naway"))
+    watch.transport(Rejected(503, [("content-length", "10")], b"Later\n"))
+    assert out.getvalue() == ""
+    assert err.getvalue().splitlines() == [
+        "# connected",
+        "# disconnected (1001 going away)",
+        "# the server refused the WebSocket upgrade: HTTP 503",
+    ]
+
+
+def test_a_reader_that_goes_away_ends_the_watch_quietly() -> None:
+    proc = subprocess.Popen(
+        [*CLI, "watch", "itrack", "--vehicles", "2", "--duration", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert b"km/h" in proc.stdout.readline()
+    proc.stdout.close()  # as `trackwire watch itrack | head -1` does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err
+    assert all(line.startswith(b"# ") for line in err.splitlines()), err
