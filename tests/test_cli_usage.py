@@ -249,6 +249,10 @@ def test_refused_upgrade_and_hash_are_one_error_line(served_itrack: str) -> None
     assert dead_hash.stderr.splitlines() == [
         "trackwire: the server refused the session: 4 User not found or session ended"
     ]
+    unreachable = run("watch", "itrack", "--url", "http://127.0.0.1:9/v2/", "--hash", HASH)
+    assert unreachable.returncode == 1
+    assert len(unreachable.stderr.splitlines()) == 1
+    assert unreachable.stderr.startswith("trackwire: cannot reach http://127.0.0.1:9/v2/: ")
     named = run("watch", "itrack", "--url", f"http://127.0.0.1:{port}/v2/", "--login", "other",
                 "--password", "other", "--count", "2")  # fmt: skip
     assert named.returncode == 0, named.stderr

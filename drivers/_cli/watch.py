@@ -121,15 +121,18 @@ async def _itrack_session(base: str, args: argparse.Namespace) -> str:
 
 async def _itrack_trackers(base: str, session_hash: str, view: View) -> list[TrackerInfo] | None:
     """The account's trackers (labels, tracker and source ids), or ``None`` when the
-    deployment does not list them (the table then shows source ids only)."""
+    deployment does not list them (the table then shows source ids only); a refused hash or
+    an unreachable server ends the watch."""
     try:
         return await itrack_tracker_list(base, session_hash)
     except TrackerListRefused as exc:
         if exc.code in (3, 4):  # the hash itself is refused: nothing will work
             raise Fatal(f"the server refused the session: {exc.code} {exc.description}") from None
         reason = f"{exc.code} {exc.description}"
-    except (*_NETWORK, TrackerListError) as exc:
-        reason = str(exc) or type(exc).__name__
+    except _NETWORK as exc:
+        raise Fatal(f"cannot reach {base}: {exc or type(exc).__name__}") from None
+    except TrackerListError as exc:  # not offered (an HTTP error page, an old deployment)
+        reason = str(exc)
     view.say(f"no tracker list ({reason}): names unknown")
     return None
 
