@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from trackwire.itrack import check_hash
 
-__all__ = ["EMBEDDED_GROUP", "FleetOptions", "Parser", "parse"]
+__all__ = ["EMBEDDED_GROUP", "FleetOptions", "Parser", "build_parser", "parse"]
 
 EMBEDDED_GROUP = "embedded server (without --url)"
 """The help group of ``watch``'s options that shape the embedded reference server."""
