@@ -25,8 +25,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-"""The Markdown the documentation is made of (the build folder is not a source)."""
+INCLUDE = re.compile(r"^```\{include\}\s+(?P<path>\S+)", re.MULTILINE)
+
+
+def _sources() -> list[Path]:
+    pages = sorted(path for path in (ROOT / "docs").rglob("*.md") if "_build" not in path.parts)
+    included = [
+        (page.parent / match["path"]).resolve()
+        for page in pages
+        for match in INCLUDE.finditer(page.read_text(encoding="utf-8"))
+    ]
+    return [ROOT / "README.md", *pages, *sorted(set(included))]
+
+
+SOURCES = _sources()
+"""The Markdown the documentation is made of: the README, docs/ and the files docs/ pages
+include (the benchmark and reliability READMEs, the changelog)."""
 
 NOT_RUN = {
     "sh": "shell commands: they create virtualenvs, install packages or start servers that "
@@ -101,6 +115,7 @@ PYTHON = [block for block in BLOCKS if block.language == "python" and block.not_
 def test_the_documentation_has_runnable_examples() -> None:
     assert len(PYTHON) >= 8
     assert {block.path.name for block in PYTHON} >= {"README.md"}
+    assert ROOT / "benchmarks" / "README.md" in SOURCES  # included by docs/benchmarks.md
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda block: block.id)
