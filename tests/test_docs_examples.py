@@ -184,3 +184,13 @@ def test_python_block_runs(block: Block, servers: dict[str, str], tmp_path: Path
     )
     assert done.returncode == 0, f"{block.id} failed:\n{done.stdout}\n{done.stderr}"
     assert done.stdout.strip(), f"{block.id} printed nothing"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run runs the README's test command word for word, in a fresh clone."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = re.search(r'^README_TEST_COMMAND="(?P<command>.*)"$', ci, re.MULTILINE)
+    assert command is not None
+    readme = [block.code.strip() for block in _blocks(ROOT / "README.md") if block.language == "sh"]
+    assert command["command"] in readme
+    assert "git clone" in ci
