@@ -93,8 +93,11 @@ def _home(obj: Any, exporters: list[str]) -> str:
 
 
 def _shared(obj: Any) -> bool:
-    """Objects with an identity worth deduplicating (classes and functions, not values)."""
-    return inspect.isclass(obj) or inspect.isroutine(obj)
+    """trackwire's classes and functions: documented once, with their signature.  Anything
+    else (values, and callables of other libraries such as a bound ``JSONEncoder.encode``)
+    is data, documented under each name with the comment its assignment carries."""
+    ours = (getattr(obj, "__module__", None) or "").startswith("trackwire")
+    return (inspect.isclass(obj) or inspect.isroutine(obj)) and ours
 
 
 def _data_doc(module_name: str, name: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Every code block of README.md and docs/ runs, or says why it does not.
+"""Every code block of README.md, docs/ and the docstrings the API reference shows runs, or
+says why it does not.
 
 The Python blocks run one by one, each in a fresh interpreter, against both reference servers
 (started once, on free loopback ports, by ``tests/_docs_servers.py``).  A block is written for
@@ -7,12 +8,16 @@ before it runs; each block must exit 0 and print something.
 
 Other fenced blocks are classified by their language (:data:`NOT_RUN` says why each kind is
 not run), JSON blocks must parse, and a Python block that cannot run is marked with an HTML
-comment ``<!-- not-run: REASON -->`` on the line before it.  A block in any other language,
+comment ``<!-- not-run: REASON -->`` on the line before it (in a docstring: a comment
+``.. not-run: REASON`` before its ``::``).  A block in any other language,
 or a marker without a reason, fails the test.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import json
 import re
 import subprocess
@@ -78,6 +83,8 @@ class Block:
 
     @property
     def id(self) -> str:
+        if not self.path.is_absolute():  # a docstring, named by its object
+            return f"{self.path}:{self.line}"
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
 
@@ -108,12 +115,68 @@ def _blocks(path: Path) -> Iterator[Block]:
         index = end + 1
 
 
-BLOCKS = [block for path in SOURCES for block in _blocks(path)]
+def _api_modules() -> tuple[str, ...]:
+    """``API_MODULES`` of docs/conf.py: the modules whose docstrings the API reference shows."""
+    tree = ast.parse((ROOT / "docs" / "conf.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "API_MODULES":
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError("docs/conf.py has no API_MODULES")
+
+
+def _docstrings() -> Iterator[tuple[str, str]]:
+    """(where, docstring) of each public module, class, function and method, once each."""
+    seen: set[int] = set()
+    for name in _api_modules():
+        module = importlib.import_module(name)
+        yield name, inspect.cleandoc(module.__doc__ or "")
+        for public in module.__all__:
+            obj = getattr(module, public)
+            if not (inspect.isclass(obj) or inspect.isroutine(obj)) or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            yield f"{name}.{public}", inspect.getdoc(obj) or ""
+            for attr, member in vars(obj).items() if inspect.isclass(obj) else ():
+                function = getattr(member, "__func__", member)
+                doc = (function if not isinstance(member, property) else member).__doc__
+                if not attr.startswith("_") and doc:
+                    yield f"{name}.{public}.{attr}", inspect.cleandoc(doc)
+
+
+def _literal_blocks(where: str, doc: str) -> Iterator[Block]:
+    """The ``::`` blocks of a reStructuredText docstring; a ``.. not-run: REASON`` comment
+    between the previous block and this one marks it."""
+    lines = doc.splitlines()
+    previous = 0
+    for index, line in enumerate(lines):
+        if not line.rstrip().endswith("::") or line.lstrip().startswith(".."):
+            continue
+        indent = len(line) - len(line.lstrip())
+        end = index + 1
+        while end < len(lines) and (
+            not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent
+        ):
+            end += 1
+        code = textwrap.dedent("\n".join(lines[index + 1 : end])).strip("\n") + "\n"
+        marker = re.search(
+            r"^\s*\.\. not-run:(?P<reason>.*)$", "\n".join(lines[previous:index]), re.M
+        )
+        previous = end
+        yield Block(
+            Path(where), index + 1, "python", code, marker["reason"].strip() if marker else None
+        )
+
+
+BLOCKS = [block for path in SOURCES for block in _blocks(path)] + [
+    block for where, doc in _docstrings() for block in _literal_blocks(where, doc)
+]
 PYTHON = [block for block in BLOCKS if block.language == "python" and block.not_run is None]
 
 
 def test_the_documentation_has_runnable_examples() -> None:
     assert len(PYTHON) >= 8
+    docstring_examples = {str(block.path) for block in PYTHON if not block.path.is_absolute()}
+    assert "trackwire.drivers.trio" in docstring_examples
     assert {block.path.name for block in PYTHON} >= {"README.md"}
     assert ROOT / "benchmarks" / "README.md" in SOURCES  # included by docs/benchmarks.md
 
