@@ -413,7 +413,7 @@ _ITRACK = (
           "Every server message has a type.",
           "Every non-heartbeat server frame is a JSON object whose type is event, response or "
           "error.",
-          "Every server message has a type (event, response or error)"),
+          "Each message from the server names its type (event, response or error)"),
     _case("itrack.responses.subscribe", "§3", _M, "server",
           "subscribe is answered with per-tracker statuses.",
           "{\"type\": \"response\", \"action\": \"subscription/subscribe\", \"events\": [..], "
@@ -447,17 +447,18 @@ _ITRACK = (
           "A non-JSON frame, a JSON non-object or an unknown action is answered {\"type\": "
           "\"error\", \"action\": \"null\", \"status\": {\"code\": 5, ...}}; a valid subscribe "
           "afterwards still works.",
-          "action may be \"null\" for unexpected errors, and data is optional."),
+          "For an unexpected error action can be \"null\", and data may be missing."),
     _case("itrack.errors.client-null-action", "§3", _M, "client",
           "The client accepts errors with action \"null\" and no data.",
           "{\"type\": \"error\", \"action\": \"null\", \"status\": {\"code\": 1, ...}} reaches the "
           "application as an error and the connection stays up.",
-          "action may be \"null\" for unexpected errors, and data is optional."),
+          "For an unexpected error action can be \"null\", and data may be missing."),
     _case("itrack.errors.client-bad-json", "§3", _M, "client",
           "A server frame that is not a typed JSON object is kept raw.",
           "A frame that is not JSON, or lacks type, reaches the application as an invalid or "
           "unknown message with its raw text, and later frames are still processed.",
-          "Every server message has a type (event, response or error) and usually data."),
+          "Each message from the server names its type (event, response or error) and mostly "
+          "carries data."),
     _case("itrack.events.state-after-subscribe", "§3", _M, "server",
           "Current states follow the subscribe response.",
           "Right after the response, one {\"type\": \"event\", \"event\": \"state\", \"data\": "
@@ -484,7 +485,8 @@ _ITRACK = (
           "{\"type\": \"event\", \"event\": \"lifecycle\", \"data\": {\"source_id\": N, "
           "\"lifecycle_event\": \"block\" | \"unblock\" | \"corrupt\"}} reaches every state or "
           "state_batch subscriber of that tracker.",
-          "Subscribing to state, state_batch or readings_batch subscribes to it automatically."),
+          "A subscription to state, state_batch or readings_batch includes it without being "
+          "asked."),
     _case("itrack.events.logout", "§3", _M, "server",
           "An ended session is announced, and its hash dies.",
           "Subscribed connections get {\"type\": \"event\", \"event\": \"logout\", \"data\": "
@@ -499,7 +501,7 @@ _ITRACK = (
           "The client keeps fields and events it does not model.",
           "Unknown fields of known events, and events such as readings_batch, iot_monitor or "
           "new ones, reach the application with their raw data.",
-          "a client must keep what it does not model."),
+          "a client has to keep the fields it does not model."),
 )
 
 _FLEETFREEDOM = (
@@ -507,7 +509,7 @@ _FLEETFREEDOM = (
     _case("fleetfreedom.framing.text-frames", "§1", _M, "server",
           "The server sends text frames only.",
           "Every server frame is a UTF-8 text frame; none is binary.",
-          "Text frames only, in UTF-8."),
+          "Only text frames are used, encoded in UTF-8."),
     _case("fleetfreedom.framing.client-binary-is-error", "§1", _S, "client",
           "A binary frame is a protocol error for the client.",
           "On a binary frame from the server the client fails the connection rather than "
@@ -523,11 +525,11 @@ _FLEETFREEDOM = (
           "Frames split at the first space only.",
           "A body holding spaces, e.g. login {\"username\": \"a b\", \"password\": \"c d\"}, "
           "is read as the name login and everything after the first space.",
-          "Split at the first space."),
+          "A reader splits the frame at its first space."),
     _case("fleetfreedom.framing.client-always-body", "§1", _M, "client",
           "The client always sends a body.",
           "The client never sends a bare name: logout goes out as logout {}.",
-          "clients always send a body, even {}."),
+          "clients never leave the body out and send {} when there is nothing to say."),
     _case("fleetfreedom.framing.client-reads-bare-name", "§1", _S, "client",
           "A server frame without a space is a name with an empty body.",
           "A server frame sessionEnded (no space) is read as sessionEnded with an empty body.",
@@ -535,7 +537,7 @@ _FLEETFREEDOM = (
     _case("fleetfreedom.framing.compact-json", "§1", _S, "both",
           "JSON goes out compact.",
           "Bodies have no whitespace between JSON tokens (separators , and :).",
-          "JSON goes out compact."),
+          "JSON is written without optional whitespace."),
     _case("fleetfreedom.framing.error-code-number", "§1", _M, "server",
           "errorCode is a JSON number; other enums are strings.",
           "Every response's errorCode is a JSON integer; enum values such as kind or multiUser "
@@ -545,7 +547,7 @@ _FLEETFREEDOM = (
           "connectionResponse is the server's first message.",
           "The first frame on every connection is connectionResponse {...}, sent without "
           "waiting for the client.",
-          "The server is not ready until it has sent connectionResponse."),
+          "Until the server has sent connectionResponse it accepts no command."),
     _case("fleetfreedom.session.no-command-before-connection-response", "§1", _M, "client",
           "The client holds its commands until connectionResponse.",
           "The client sends nothing before it has received connectionResponse, even when the "
@@ -571,7 +573,7 @@ _FLEETFREEDOM = (
           "The ghostId is also accepted as a query parameter and as a subprotocol.",
           "?ghostId=<guid> and the WebSocket subprotocol <guid> resume the session as the path "
           "does.",
-          "a server should accept all three."),
+          "a server should take the ghostId from any of the three places."),
     _case("fleetfreedom.session.connection-response-fields", "§2", _M, "server",
           "connectionResponse always has errorCode, message, serverTime, ghostId, expiry.",
           "connectionResponse carries errorCode (number), message, serverTime, ghostId (GUID) "
@@ -586,7 +588,7 @@ _FLEETFREEDOM = (
           "A connection without a valid session gets code 8.",
           "Connecting without a ghostId, or with an unknown one, gives connectionResponse "
           "errorCode 8 (userNotLoggedIn).",
-          "a server should send 8 when no valid session was given."),
+          "a server should answer 8 to a connection that brought no valid session."),
     _case("fleetfreedom.session.client-accepted-codes", "§2", _M, "client",
           "The client goes on after codes 0, 7, 8 and 16.",
           "After connectionResponse with errorCode 0, 7, 8 or 16 the client keeps the connection "
@@ -624,7 +626,7 @@ _FLEETFREEDOM = (
     _case("fleetfreedom.session.client-closes-after-logout", "§2", _S, "client",
           "The client closes after logging out.",
           "After logoutResponse the client closes the socket.",
-          "then the client closes."),
+          "after which the client closes the socket."),
     _case("fleetfreedom.session.get-session-details", "§2", _M, "server",
           "getSessionDetails answers the connectionResponse fields.",
           "getSessionDetails {\"reqId\":3} answers getSessionDetailsResponse {\"reqId\":3,"
@@ -643,23 +645,24 @@ _FLEETFREEDOM = (
     _case("fleetfreedom.session.client-session-ended", "§2", _M, "client",
           "sessionEnded makes the client close for good.",
           "After sessionEnded {} the client closes the socket and does not reconnect.",
-          "sessionEnded (the client must close and not reconnect)"),
+          "sessionEnded (the client must then close and must not reconnect)"),
     _case("fleetfreedom.session.datetimes", "§2", _M, "server",
           "Datetimes are ISO 8601 UTC with milliseconds.",
           "serverTime, expiry and every other datetime look like 2018-04-12T16:13:00.000Z.",
-          "Datetimes are ISO 8601 UTC with milliseconds: 2018-04-12T16:13:00.000Z."),
+          "Every datetime is written in ISO 8601, in UTC, to the millisecond: "
+          "2018-04-12T16:13:00.000Z."),
     # §3 Requests and responses
     _case("fleetfreedom.commands.response-shape", "§3", _M, "server",
           "A command is answered by <name>Response with errorCode and message.",
           "getSessionDetails {} answers getSessionDetailsResponse {...} holding errorCode and "
           "message, whatever the outcome.",
-          "The response is <name>Response with the same reqId (present only if one was sent) "
-          "and always errorCode and message"),
+          "The answer is named <name>Response; it repeats the reqId (present only if one was "
+          "sent) and always holds errorCode and message"),
     _case("fleetfreedom.commands.req-id-echo", "§3", _M, "server",
           "Responses carry the request's reqId.",
           "noop {\"reqId\":7} and noop {\"reqId\":\"x\"} answer noopResponse with the same reqId "
           "value.",
-          "with the same reqId (present only if one was sent)"),
+          "it repeats the reqId (present only if one was sent)"),
     _case("fleetfreedom.commands.no-req-id-when-absent", "§3", _M, "server",
           "No reqId in the response when the request had none.",
           "noop {} answers noopResponse without a reqId field.",
@@ -668,8 +671,8 @@ _FLEETFREEDOM = (
           "Unknown commands get unknownCommandResponse 61.",
           "fooBar {\"reqId\":9} answers unknownCommandResponse {\"reqId\":9,\"errorCode\":61,...} "
           "and the connection stays usable.",
-          "An unknown command is answered by unknownCommandResponse carrying the reqId "
-          "(errorCode 61 unknownCommand)."),
+          "A command the server does not know gets unknownCommandResponse, with the reqId and "
+          "errorCode 61 (unknownCommand)."),
     _case("fleetfreedom.commands.get-object", "§3", _M, "server",
           "get<Type> answers get<Type>Response with the object.",
           "getCompany {\"reqId\":1,\"company\":{\"id\":C}} for the user's company answers "
@@ -686,13 +689,13 @@ _FLEETFREEDOM = (
           "A merge with a stale v is refused with code 6.",
           "merge<Type> with a v older than the stored one answers merge<Type>Response errorCode "
           "6 (wrongVersionKey) and leaves the object unchanged.",
-          "A stale v is refused with errorCode 6 wrongVersionKey"),
+          "A merge whose v is stale is refused with errorCode 6 (wrongVersionKey)"),
     # §4 Subscriptions and sync messages
     _case("fleetfreedom.subscriptions.subscribe", "§4", _M, "server",
           "subscribe is answered and takes effect for that company.",
           "subscribe {\"reqId\":2,\"company\":{\"id\":C},\"subscriptionTypes\":[\"assetGeneral\"]} "
           "answers subscribeResponse {\"reqId\":2,\"errorCode\":0,...}.",
-          "adds to the connection's subscriptions for that company"),
+          "adds the listed types to what this connection receives for that company"),
     _case("fleetfreedom.subscriptions.merged-denied-invalid", "§4", _S, "server",
           "subscribeResponse lists the types merged, denied and invalid.",
           "subscribeResponse carries company {id}, merged (types in effect), denied and invalid "
@@ -713,7 +716,7 @@ _FLEETFREEDOM = (
           "unsubscribe removes the types for that company.",
           "After unsubscribe {\"company\":{\"id\":C},\"subscriptionTypes\":[T]} is answered, no "
           "<T>Merged about company C follows.",
-          "unsubscribe takes the same body and removes."),
+          "unsubscribe takes the same body and removes them."),
     _case("fleetfreedom.subscriptions.list", "§4", _S, "server",
           "getSubscriptionsList reports the connection's subscriptions.",
           "getSubscriptionsList {} answers getSubscriptionsListResponse {\"subscriptions\": "
@@ -723,7 +726,7 @@ _FLEETFREEDOM = (
           "Subscriptions belong to the connection, not the session.",
           "A second connection of the same session, or a reconnect, starts with no "
           "subscriptions: nothing is pushed to it until it subscribes.",
-          "Subscriptions belong to the connection"),
+          "Subscriptions live and die with the connection"),
     _case("fleetfreedom.subscriptions.client-resubscribe", "§4", _M, "client",
           "After a reconnect the client subscribes again.",
           "After reconnecting (connectionResponse errorCode 0) the client sends subscribe again "
@@ -733,7 +736,7 @@ _FLEETFREEDOM = (
           "Changes are pushed as one message per changed piece.",
           "A change arrives as <subscriptionType>Merged {...} (e.g. assetAdvancedMerged with id, "
           "company and v), one message per changed piece.",
-          "one message per changed piece of an object."),
+          "each changed piece of an object is a message of its own."),
     _case("fleetfreedom.subscriptions.deleted", "§4", _S, "server",
           "Deletions are pushed as <objectType>Deleted.",
           "Removing a subscribed object pushes <objectType>Deleted {\"id\":N,\"company\":C} "
@@ -749,22 +752,23 @@ _FLEETFREEDOM = (
           "Synchronised objects carry v, one version per piece.",
           "Objects in get and list responses carry v, an array of integers with a slot per "
           "piece (an asset at least 2, a company 6).",
-          "Every synchronised object carries v, an array of version numbers, one per piece"),
+          "Each synchronised object has v: an array holding one version number per piece."),
     _case("fleetfreedom.versions.piece-single-v", "§5", _M, "server",
           "A piece message carries a one-element v.",
           "Every <piece>Merged push carries v with exactly one integer, that piece's version.",
-          "A piece message (assetAdvancedMerged) carries v with one element: that piece's "
-          "version"),
+          "A piece message such as assetAdvancedMerged carries a v of exactly one element, the "
+          "version of that piece"),
     _case("fleetfreedom.versions.increasing", "§5", _S, "server",
           "Successive pieces of a slot carry increasing versions.",
           "Two pushes of the same piece of the same object carry strictly increasing v[0]; a get "
           "afterwards shows at least that version in the slot.",
-          "A cache applies an incoming piece only if its version is greater than the stored one"),
+          "A cache takes an incoming piece only when its version is above the one it holds for "
+          "that slot"),
     _case("fleetfreedom.versions.client-no-rollback", "§5", _M, "client",
           "Replayed or reordered pieces never roll an object back.",
           "After assetGeneralMerged with v [5], a replayed one with v [4] leaves the client's "
           "object at version 5 with the newer fields.",
-          "reordered or replayed messages never roll an object back."),
+          "a replayed or out-of-order message can never take an object back to an older state."),
     # §6 Objects
     _case("fleetfreedom.objects.client-position-optional", "§6", _M, "client",
           "Every position field may be absent.",
