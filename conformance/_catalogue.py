@@ -198,7 +198,7 @@ _ATMOSPHERE = (
           "The client's heartbeat is exactly the handshake's padding, untrimmed.",
           "Given the handshake <uuid>|1000|P|, the client's heartbeat frames are exactly P "
           "(any padding, spaces included, sent as received).",
-          "the padding is the exact string the client sends as its heartbeat, not trimmed"),
+          "the padding is, character for character, the client's heartbeat (it is not trimmed)"),
     _case("atmosphere.heartbeat.client-none-when-zero", "§2", _M, "client",
           "An interval of 0 means no client heartbeats.",
           "After the handshake <uuid>|0|X| the client sends no X frames.",
@@ -207,7 +207,8 @@ _ATMOSPHERE = (
     _case("atmosphere.tms.only-when-requested", "§3", _M, "server",
           "Length prefixes only for clients that asked for them.",
           "Without X-Atmosphere-TrackMessageSize=true no server frame carries a <n>| prefix.",
-          "The framing is on only when the client sends X-Atmosphere-TrackMessageSize=true"),
+          "The framing is on only if the client asks for it with "
+          "X-Atmosphere-TrackMessageSize=true"),
     _case("atmosphere.tms.every-write-prefixed", "§3", _M, "server",
           "With TrackMessageSize every server write is <length>|<message>.",
           "Every non-blank server frame, handshake and heartbeats included, starts with the "
@@ -231,7 +232,7 @@ _ATMOSPHERE = (
           "The client reassembles messages across frames and splits several per frame.",
           "3|abc5|hello delivers abc and hello; 10|01234 then 56789 delivers 0123456789; "
           "3|abc4|de then fg delivers abc then defg.",
-          "a client must not assume one message per frame: it keeps a carry-over buffer and "
+          "a client cannot count on one message per frame: it holds a carry-over buffer and "
           "reads messages in a loop."),
     _case("atmosphere.tms.client-no-delimiter-raw", "§3", _S, "client",
           "A frame without the delimiter is delivered as it is.",
@@ -261,8 +262,8 @@ _ATMOSPHERE = (
           "The client sends the padding every client-heartbeat-ms on a fixed cadence.",
           "After the handshake <uuid>|1000|X| the client sends X about every 1000 ms from the "
           "handshake on, whatever else it sends.",
-          "the client sends a text frame holding exactly the padding every "
-          "client-heartbeat-ms, on a fixed cadence that other traffic does not reset"),
+          "the client writes the padding, exactly, as a text frame every client-heartbeat-ms, "
+          "on a fixed cadence that other traffic does not reset"),
     _case("atmosphere.heartbeat.server-swallows-padding", "§4", _M, "server",
           "A client frame equal to the padding is a heartbeat, not data.",
           "A client frame X draws no application reply (over iTrack: no error) and the "
@@ -284,7 +285,7 @@ _ATMOSPHERE = (
           "A client that hears nothing for its timeout closes for good.",
           "After the inactivity timeout (300 s by default) without frames the client sends the "
           "close request, closes the socket and does not reconnect.",
-          "When the timer fires the client reports onClientTimeout (status 408), sends the "
+          "When the timer fires, the client raises onClientTimeout (status 408), sends the "
           "close request of §6, closes the socket and does not reconnect"),
     # §5 Reconnecting
     _case("atmosphere.reconnect.client-reconnects", "§5", _S, "client",
@@ -311,16 +312,16 @@ _ATMOSPHERE = (
           "The client reopens on the first frame after reconnecting.",
           "After reconnecting the client sends no application message before the server's "
           "first frame.",
-          "The client fires onReopen on the first frame it receives after reconnecting, not "
-          "when the socket opens"),
+          "onReopen fires on the first frame the client receives after reconnecting, not when "
+          "the socket opens"),
     # §6 Closing
     _case("atmosphere.close.http-request", "§6", _M, "client",
           "Closing sends the HTTP close request, then closes the socket.",
           "On close the client requests <http-url>?X-Atmosphere-Transport=close&"
           "X-Atmosphere-tracking-id=<uuid>&_=<ms> (GET, or POST by sendBeacon), then closes "
           "the socket; it does not reconnect.",
-          "Before closing the socket, the client's close() (and the client timeout) sends an "
-          "HTTP request, not a WebSocket frame"),
+          "Before closing the socket, the client's close() (and the client timeout) sends a "
+          "plain HTTP request rather than a WebSocket frame"),
     _case("atmosphere.close.server-forgets", "§6", _M, "server",
           "After the close request the resource is gone.",
           "The server answers the close request for <uuid>, pushes nothing more to it and does "
@@ -479,7 +480,8 @@ _ITRACK = (
           "state_batch sends current states, then changes every rate_limit.",
           "An initial state_batch event with the current states, then at most one event per "
           "rate_limit holding only the states changed since the previous one.",
-          "sent right after subscribing, then every rate_limit with the states that changed."),
+          "sent right after subscribing, then once per rate_limit with the states changed "
+          "since the last one."),
     _case("itrack.events.lifecycle", "§3", _M, "server",
           "State subscribers get lifecycle events without asking.",
           "{\"type\": \"event\", \"event\": \"lifecycle\", \"data\": {\"source_id\": N, "
@@ -533,7 +535,8 @@ _FLEETFREEDOM = (
     _case("fleetfreedom.framing.client-reads-bare-name", "§1", _S, "client",
           "A server frame without a space is a name with an empty body.",
           "A server frame sessionEnded (no space) is read as sessionEnded with an empty body.",
-          "The official C# client reads a frame without a space as name with an empty body"),
+          "The official C# client takes a frame with no space for a bare name whose body is "
+          "empty"),
     _case("fleetfreedom.framing.compact-json", "§1", _S, "both",
           "JSON goes out compact.",
           "Bodies have no whitespace between JSON tokens (separators , and :).",
@@ -583,7 +586,7 @@ _FLEETFREEDOM = (
           "user and the policies appear only for a logged-in session.",
           "An anonymous connectionResponse has no user, sessionPolicy or passwordPolicy; a "
           "logged-in one (and loginResponse) has all three.",
-          "Present only when the session is logged in: user, sessionPolicy, passwordPolicy."),
+          "Only a logged-in session adds user, sessionPolicy and passwordPolicy."),
     _case("fleetfreedom.session.anonymous-code-8", "§2", _S, "server",
           "A connection without a valid session gets code 8.",
           "Connecting without a ghostId, or with an unknown one, gives connectionResponse "
@@ -593,8 +596,8 @@ _FLEETFREEDOM = (
           "The client goes on after codes 0, 7, 8 and 16.",
           "After connectionResponse with errorCode 0, 7, 8 or 16 the client keeps the connection "
           "open (and logs in, or changes its password for 16).",
-          "The official client carries on after codes 0 (success), 7 (sessionExpired), 8 "
-          "(userNotLoggedIn) and 16 (passwordExpired)"),
+          "The official client continues after code 0 (success), 7 (sessionExpired), 8 "
+          "(userNotLoggedIn) or 16 (passwordExpired)"),
     _case("fleetfreedom.session.client-refused-closes", "§2", _S, "client",
           "Any other connectionResponse code makes the client close with 1008.",
           "After connectionResponse errorCode 9 (or any code other than 0, 7, 8, 16) the client "
@@ -605,8 +608,8 @@ _FLEETFREEDOM = (
           "login {\"username\":U,\"password\":P,\"userAgent\":A,\"reqId\":1} answers loginResponse "
           "{\"reqId\":1,\"errorCode\":0,...} with serverTime, ghostId, expiry, user, "
           "sessionPolicy and passwordPolicy.",
-          "loginResponse, which carries the same fields as connectionResponse, including the "
-          "new ghostId to keep."),
+          "loginResponse, which has every field of connectionResponse, the new ghostId to keep "
+          "among them."),
     _case("fleetfreedom.session.user-agent-checked", "§2", _S, "server",
           "A userAgent outside the company's applications is refused.",
           "login with a userAgent the company does not allow answers loginResponse errorCode 12 "
@@ -641,7 +644,7 @@ _FLEETFREEDOM = (
           "An idle client keeps its session alive with noop.",
           "After about 5 minutes without traffic the client sends noop {\"reqId\":N}; it sends "
           "no ping command.",
-          "after about 5 minutes of silence. There is no ping command."),
+          "once about 5 minutes have passed in silence. No ping command exists."),
     _case("fleetfreedom.session.client-session-ended", "§2", _M, "client",
           "sessionEnded makes the client close for good.",
           "After sessionEnded {} the client closes the socket and does not reconnect.",
@@ -716,7 +719,7 @@ _FLEETFREEDOM = (
           "unsubscribe removes the types for that company.",
           "After unsubscribe {\"company\":{\"id\":C},\"subscriptionTypes\":[T]} is answered, no "
           "<T>Merged about company C follows.",
-          "unsubscribe takes the same body and removes them."),
+          "unsubscribe, with the same body, removes them."),
     _case("fleetfreedom.subscriptions.list", "§4", _S, "server",
           "getSubscriptionsList reports the connection's subscriptions.",
           "getSubscriptionsList {} answers getSubscriptionsListResponse {\"subscriptions\": "
@@ -731,7 +734,7 @@ _FLEETFREEDOM = (
           "After a reconnect the client subscribes again.",
           "After reconnecting (connectionResponse errorCode 0) the client sends subscribe again "
           "for every company and type it had.",
-          "after a reconnect the client subscribes again and reads its lists again"),
+          "after a reconnect the client has to subscribe anew and read its lists again"),
     _case("fleetfreedom.subscriptions.piece-messages", "§4", _M, "server",
           "Changes are pushed as one message per changed piece.",
           "A change arrives as <subscriptionType>Merged {...} (e.g. assetAdvancedMerged with id, "
