@@ -1,10 +1,11 @@
 """The case catalogue: every MUST and SHOULD of the three protocol specifications.
 
-Each :class:`Case` names one requirement of ``spec/atmosphere.md``, ``spec/itrack.md`` or
-``spec/fleetfreedom.md`` with a stable id, the section and the sentence it comes from
-(``quote``, verbatim once Markdown markup is removed), the role it judges, and what a subject
-must do.  The runner and the reports key everything on ``Case.id``, so ids never change
-meaning; a withdrawn requirement gets a new id rather than a reused one.
+Each :class:`Case` names one requirement of the protocol reference shipped with the project
+(``docs/protocols/atmosphere.md``, ``itrack.md`` and ``fleetfreedom.md``) with a stable id, the
+section and the sentence it comes from (``quote``, verbatim once Markdown markup is removed),
+the role it judges, and what a subject must do.  The runner and the reports key everything on
+``Case.id``, so ids never change meaning; a withdrawn requirement gets a new id rather than a
+reused one.
 
 Levels: the spec's "must", "never", "always" and "required", and behaviour without which the
 official peers break, are MUST; its "should", and behaviour of the official peers that a
@@ -77,7 +78,7 @@ class Case:
     """Stable id, e.g. ``atmosphere.handshake.tracking-id-zero``."""
     protocol: ProtocolName
     section: str
-    """Section of the spec file, e.g. ``"§2"``."""
+    """Section of the protocol reference page, e.g. ``"§2"``."""
     level: Level
     role: Role
     description: str
@@ -85,7 +86,8 @@ class Case:
     expectation: str
     """What the subject must do, concretely (frames, codes), in a sentence or two."""
     quote: str
-    """The sentence (or the part of it) of the spec the case comes from, without markup."""
+    """The sentence (or the part of it) of the protocol reference the case comes from, without
+    markup."""
 
     def judges(self, role: str) -> bool:
         """Whether this case applies to a subject playing ``role`` (``server``/``client``)."""
@@ -115,214 +117,223 @@ _ATMOSPHERE = (
     _case("atmosphere.open.tracking-id-zero-first", "§1", _M, "client",
           "The first connection announces tracking id 0.",
           "The first WebSocket URL's query holds X-Atmosphere-tracking-id=0.",
-          "0 on the first connection; the UUID from the handshake on every reconnect"),
+          "On the first connection the tracking id is 0; on every reconnect it is the UUID the "
+          "handshake gave."),
     _case("atmosphere.open.transport-and-framework", "§1", _M, "client",
           "The query names the websocket transport and the framework version.",
           "The query holds X-Atmosphere-Transport=websocket and X-Atmosphere-Framework=<version>.",
-          "X-Atmosphere-Transport | websocket | always"),
+          "Three parameters are always present: the tracking id, the framework version and "
+          "X-Atmosphere-Transport=websocket."),
     _case("atmosphere.open.framework-version", "§1", _M, "client",
           "The framework version is recent enough to get the handshake.",
           "X-Atmosphere-Framework reads at least 221 (digits of the part before '-' joined, "
           "e.g. 2.3.6-javascript is 236).",
-          "the framework version (digits of the part before - concatenated: 2.3.6-javascript → "
-          "236) is at least 221"),
+          "It computes the framework version by joining the digits of the part before the "
+          "first -, so 2.3.6-javascript reads 236."),
     _case("atmosphere.open.atmo-protocol", "§1", _S, "client",
           "The client enables the Atmosphere protocol.",
           "The query holds X-atmo-protocol=true (atmosphere.js enableProtocol, on by default).",
-          "X-atmo-protocol | true | client option enableProtocol (default true)"),
+          "X-atmo-protocol=true is sent when the client's enableProtocol option is on, which "
+          "is its default."),
     _case("atmosphere.handshake.tracking-id-zero", "§1", _M, "server",
           "A new protocol client (tracking id 0) gets the handshake.",
           "A connection with X-Atmosphere-tracking-id=0, X-atmo-protocol=true and framework "
           "2.3.6-javascript receives the handshake frame.",
-          "It sends the handshake (§2) only when X-Atmosphere-tracking-id is 0 and "
-          "X-atmo-protocol is present"),
+          "The server sends the handshake of §2 only if the tracking id is 0, X-atmo-protocol "
+          "is present and that version number is at least 221."),
     _case("atmosphere.handshake.only-when-asked", "§1", _M, "server",
           "No handshake without X-atmo-protocol or for a framework older than 2.2.1.",
           "A connection without X-atmo-protocol, or with X-Atmosphere-Framework=2.0.0-javascript, "
           "receives no frame of the form <uuid>|<ms>|<padding>|.",
-          "A too-old version gets no handshake at all"),
+          "A client announcing an older framework gets no handshake at all"),
     # §2 The handshake frame
     _case("atmosphere.handshake.first-frame", "§2", _M, "server",
           "The handshake is the first frame the server sends.",
           "No frame (heartbeat, application message) precedes the handshake on a new connection.",
-          "The handshake frame (server → client, first frame)"),
+          "The handshake is the first frame the server sends on a new connection."),
     _case("atmosphere.handshake.format", "§2", _M, "server",
           "The handshake is <uuid>|<client-heartbeat-ms>|<padding>| with the trailing delimiter.",
           "The frame is a 36-character UUID, '|', a decimal interval in ms, '|', the padding "
           "(X by default, empty without heartbeat support), and a final '|'.",
-          "<uuid>|<client-heartbeat-ms>|<heartbeat-padding>|"),
+          "The frame has the form <uuid>|<client-heartbeat-ms>|<heartbeat-padding>| with a "
+          "final delimiter"),
     _case("atmosphere.handshake.unique-uuid", "§2", _M, "server",
           "Every new client gets its own random UUID.",
           "Two connections with tracking id 0 receive handshakes with different UUIDs.",
-          "random UUID (36 chars) that identifies this client across reconnects"),
+          "the uuid is a random 36-character UUID; it names the client across reconnects"),
     _case("atmosphere.handshake.length-prefixed", "§2", _M, "server",
           "With TrackMessageSize the handshake carries a length prefix too.",
           "With X-Atmosphere-TrackMessageSize=true the first frame is <n>|<uuid>|<ms>|<padding>|, "
           "n being the UTF-16 length of the rest (45 for padding X and 30000 ms).",
-          "With TrackMessageSize on (§3) the handshake itself carries a length prefix"),
+          "When TrackMessageSize is on (§3), the handshake itself is length-prefixed like "
+          "every other server write"),
     _case("atmosphere.handshake.nothing-appended", "§2", _M, "server",
           "Without TrackMessageSize nothing follows the handshake in its frame.",
           "Without X-Atmosphere-TrackMessageSize the handshake frame ends with its last '|'; "
           "application messages go in later frames.",
-          "A server therefore never appends data to the handshake frame unless TrackMessageSize "
-          "is on"),
+          "So a server never puts data after the handshake in the same frame unless "
+          "TrackMessageSize is on."),
     _case("atmosphere.handshake.once", "§2", _M, "server",
           "The handshake is sent once per tracking id.",
           "No second handshake follows on the connection, whatever the client sends.",
-          "a server sends the handshake exactly once per tracking id"),
+          "A server therefore sends the handshake once per tracking id, never again."),
     _case("atmosphere.handshake.client-waits", "§2", _M, "client",
           "The client opens on the handshake frame, not on the socket's open.",
           "With the protocol on, the client sends nothing (no heartbeat, no application "
           "message) between the socket opening and the handshake frame.",
-          "onOpen fires on this frame, not on the socket's open event"),
+          "The client opens (its onOpen callback) on this frame, not when the socket opens."),
     _case("atmosphere.handshake.client-short-frame", "§2", _S, "client",
           "A frame with too few fields is a message, and the client keeps waiting.",
           "Served hello before the real handshake, the client still opens on the handshake and "
           "reconnects with that handshake's UUID.",
-          "A frame with fewer fields than expected is passed through as an ordinary message and "
-          "the client keeps waiting for a handshake."),
+          "A frame with too few fields is delivered as an ordinary message, and the client "
+          "goes on waiting for the handshake."),
     _case("atmosphere.handshake.client-second-is-data", "§2", _S, "client",
           "A second handshake-looking frame does not replace the tracking id.",
           "After a later frame <other-uuid>|30000|X| the client still reconnects with the first "
           "handshake's UUID.",
-          "A second handshake-looking frame after the first is delivered as ordinary data"),
+          "A second frame shaped like a handshake after the first one is delivered as ordinary "
+          "data"),
     _case("atmosphere.heartbeat.client-padding-exact", "§2", _M, "client",
           "The client's heartbeat is exactly the handshake's padding, untrimmed.",
           "Given the handshake <uuid>|1000|P|, the client's heartbeat frames are exactly P "
           "(any padding, spaces included, sent as received).",
-          "the exact string the client sends as its heartbeat"),
+          "the padding is, character for character, the client's heartbeat (it is not trimmed)"),
     _case("atmosphere.heartbeat.client-none-when-zero", "§2", _M, "client",
           "An interval of 0 means no client heartbeats.",
           "After the handshake <uuid>|0|X| the client sends no X frames.",
-          "how often the client must send a heartbeat; 0 = never"),
+          "client-heartbeat-ms is how often the client must send its heartbeat; 0 means never."),
     # §3 TrackMessageSize framing
     _case("atmosphere.tms.only-when-requested", "§3", _M, "server",
           "Length prefixes only for clients that asked for them.",
           "Without X-Atmosphere-TrackMessageSize=true no server frame carries a <n>| prefix.",
-          "Enabled when the client sends X-Atmosphere-TrackMessageSize=true"),
+          "The framing is on only if the client asks for it with "
+          "X-Atmosphere-TrackMessageSize=true"),
     _case("atmosphere.tms.every-write-prefixed", "§3", _M, "server",
           "With TrackMessageSize every server write is <length>|<message>.",
           "Every non-blank server frame, handshake and heartbeats included, starts with the "
           "decimal length of its message and the delimiter.",
-          "Every server write becomes <length>|<message>"),
+          "Then every server write goes out as <length>|<message>"),
     _case("atmosphere.tms.utf16-length", "§3", _M, "server",
           "Lengths count UTF-16 code units, not bytes or code points.",
           "A message holding é and 😀 is prefixed with String.length (é counts 1, 😀 counts 2), "
           "not with its UTF-8 byte count nor its code point count.",
-          "where length is the message's length in UTF-16 code units"),
+          "where length counts the message in UTF-16 code units"),
     _case("atmosphere.tms.heartbeat-prefixed", "§3", _M, "server",
           "Server heartbeats are prefixed too.",
           "With TrackMessageSize the server heartbeat frame is 1|X (for padding X).",
-          "Heartbeats are prefixed too: 1|X."),
+          "Server heartbeats carry the prefix too: 1|X."),
     _case("atmosphere.tms.blank-unprefixed", "§3", _S, "server",
           "Empty or whitespace-only writes go out without a prefix.",
           "A blank server write (such as the reconnect padding) is sent as it is, with no "
           "<n>| prefix.",
-          "Messages that are empty or only whitespace are not prefixed by the Java server"),
+          "The Java server (2.4.x) writes empty and whitespace-only messages without a prefix."),
     _case("atmosphere.tms.client-carry-over", "§3", _M, "client",
           "The client reassembles messages across frames and splits several per frame.",
           "3|abc5|hello delivers abc and hello; 10|01234 then 56789 delivers 0123456789; "
           "3|abc4|de then fg delivers abc then defg.",
-          "the client must not assume one message per frame: it keeps a carry-over buffer and "
-          "loops."),
+          "a client cannot count on one message per frame: it holds a carry-over buffer and "
+          "reads messages in a loop."),
     _case("atmosphere.tms.client-no-delimiter-raw", "§3", _S, "client",
           "A frame without the delimiter is delivered as it is.",
           "With nothing pending, a frame 1 is delivered as the message 1 and does not change the "
           "carry-over buffer.",
-          "A frame containing no delimiter at all is delivered raw and does not touch the "
-          "carry-over buffer"),
+          "A frame without any delimiter is delivered as it is and leaves the carry-over "
+          "buffer alone"),
     _case("atmosphere.tms.client-bad-length", "§3", _M, "client",
           "A length that is not a number is stream corruption, not a message.",
           "After a frame x|abc the client reports a protocol error and drops its buffer; it "
           "delivers neither x|abc nor abc to the application.",
-          "A length that is not a number desynchronises the stream"),
+          "A length that is not a number leaves the stream out of step"),
     _case("atmosphere.tms.client-frames-unprefixed", "§3", _M, "client",
           "Client frames never carry a length prefix.",
           "With TrackMessageSize on, the client's heartbeat is exactly X and its messages are "
           "sent without a <n>| prefix.",
-          "Client → server frames are never length-prefixed, even with the option on."),
+          "Frames from the client to the server never carry a length prefix, even with the "
+          "option on."),
     _case("atmosphere.tms.client-trims", "§3", _M, "client",
           "Messages are trimmed; empty ones and the padding are not delivered.",
           "The frame 5|  a   (a message with spaces around a) delivers a; 3|    (blank) and "
           "1|X (the padding) deliver nothing to the application.",
-          "On delivery the client trims each message; empty messages and messages equal to the "
-          "heartbeat padding are not delivered to the application."),
+          "The client trims each message before delivery, and delivers neither empty messages "
+          "nor messages equal to the heartbeat padding."),
     # §4 Heartbeats
     _case("atmosphere.heartbeat.client-cadence", "§4", _M, "client",
           "The client sends the padding every client-heartbeat-ms on a fixed cadence.",
           "After the handshake <uuid>|1000|X| the client sends X about every 1000 ms from the "
           "handshake on, whatever else it sends.",
-          "the client sends a text frame holding exactly the padding string (X) every "
-          "client-heartbeat-ms, on a fixed cadence (other traffic does not reset it)"),
+          "the client writes the padding, exactly, as a text frame every client-heartbeat-ms, "
+          "on a fixed cadence that other traffic does not reset"),
     _case("atmosphere.heartbeat.server-swallows-padding", "§4", _M, "server",
           "A client frame equal to the padding is a heartbeat, not data.",
           "A client frame X draws no application reply (over iTrack: no error) and the "
           "connection stays open.",
-          "The server swallows a frame whose bytes equal the padding exactly"),
+          "The server swallows a client frame whose bytes are exactly the padding"),
     _case("atmosphere.heartbeat.server-idle-heartbeat", "§4", _M, "server",
           "An idle server sends its own heartbeat.",
           "After at most 60 s without a write (or the longer X-Heartbeat-Server value) the server "
           "sends X, or 1|X with TrackMessageSize, as a frame of its own.",
-          "after N seconds without any write to that client, the server writes the padding (X, "
-          "or 1|X with TrackMessageSize) as its own frame."),
+          "after N seconds without any write to a client, the server writes the padding as a "
+          "frame of its own (X, or 1|X with TrackMessageSize)."),
     _case("atmosphere.heartbeat.server-interval-request", "§4", _S, "server",
           "X-Heartbeat-Server may lengthen or disable server heartbeats, never shorten them.",
           "With X-Heartbeat-Server=0 the server sends no heartbeats; a value below the server's "
           "interval does not make heartbeats come sooner.",
-          "the client may ask for a longer interval (or 0 to disable) with "
-          "X-Heartbeat-Server=<seconds>, but never a shorter one."),
+          "A client may ask for a longer interval, or 0 for none, with "
+          "X-Heartbeat-Server=<seconds>, but never for a shorter one."),
     _case("atmosphere.heartbeat.client-inactivity-timeout", "§4", _S, "client",
           "A client that hears nothing for its timeout closes for good.",
           "After the inactivity timeout (300 s by default) without frames the client sends the "
           "close request, closes the socket and does not reconnect.",
-          "When it fires the client reports onClientTimeout (status 408), sends the close "
-          "request (§6), closes the socket and does not reconnect"),
+          "When the timer fires, the client raises onClientTimeout (status 408), sends the "
+          "close request of §6, closes the socket and does not reconnect"),
     # §5 Reconnecting
     _case("atmosphere.reconnect.client-reconnects", "§5", _S, "client",
           "The client reconnects after an unexpected close.",
           "When the server drops an open connection, the client opens a new WebSocket to the "
           "same endpoint.",
-          "On an unexpected close the client reconnects"),
+          "After an unexpected close the client reconnects"),
     _case("atmosphere.reconnect.tracking-id-reuse", "§5", _M, "client",
           "Reconnects present the handshake's UUID and otherwise the same query.",
           "The reconnect URL holds X-Atmosphere-tracking-id=<the handshake's UUID>; every other "
           "query parameter is as on the first connection.",
-          "with X-Atmosphere-tracking-id=<uuid>; everything else in the query is the same"),
+          "presenting X-Atmosphere-tracking-id=<uuid>, with the rest of the query unchanged"),
     _case("atmosphere.reconnect.no-handshake", "§5", _M, "server",
           "A reconnect with a known UUID gets no handshake.",
           "A connection with X-Atmosphere-tracking-id=<uuid from a handshake> receives no "
           "handshake frame; the resource keeps that UUID.",
-          "The server reuses that UUID for the resource and sends no handshake"),
+          "The server keeps that UUID for the resource and sends no handshake"),
     _case("atmosphere.reconnect.first-frame", "§5", _M, "server",
           "The server sends a frame right after accepting a reconnect.",
           "Right after a reconnect the server sends some frame (the Java server: 2048 spaces "
           "and \\n) without waiting for the client.",
-          "A compatible server must send some frame right after accepting a reconnect."),
+          "A compatible server must send a frame right after it accepts a reconnect."),
     _case("atmosphere.reconnect.client-reopens-on-first-frame", "§5", _S, "client",
           "The client reopens on the first frame after reconnecting.",
           "After reconnecting the client sends no application message before the server's "
           "first frame.",
-          "The client fires onReopen on the first frame received after reconnecting, not on "
-          "socket open"),
+          "onReopen fires on the first frame the client receives after reconnecting, not when "
+          "the socket opens"),
     # §6 Closing
     _case("atmosphere.close.http-request", "§6", _M, "client",
           "Closing sends the HTTP close request, then closes the socket.",
           "On close the client requests <http-url>?X-Atmosphere-Transport=close&"
           "X-Atmosphere-tracking-id=<uuid>&_=<ms> (GET, or POST by sendBeacon), then closes "
           "the socket; it does not reconnect.",
-          "first sends an HTTP request, not a WebSocket frame:"),
+          "Before closing the socket, the client's close() (and the client timeout) sends a "
+          "plain HTTP request rather than a WebSocket frame"),
     _case("atmosphere.close.server-forgets", "§6", _M, "server",
           "After the close request the resource is gone.",
           "The server answers the close request for <uuid>, pushes nothing more to it and does "
           "not resume it for a later connection presenting that UUID.",
-          "The server marks that resource \"closed by client\" and does not keep it for "
-          "reconnection."),
+          "The server marks the resource as closed by the client and does not keep it for a "
+          "reconnect."),
     # §7 Other frames
     _case("atmosphere.frames.client-ignores-blank", "§7", _M, "client",
           "Empty and whitespace-only frames are ignored.",
           "Empty frames, whitespace-only frames and the reconnect padding (2048 spaces and \\n) "
           "deliver nothing and leave the connection open.",
-          "empty or whitespace-only | ignored"),
+          "Empty and whitespace-only frames from the server are ignored"),
 )
 
 _ITRACK = (
@@ -331,27 +342,27 @@ _ITRACK = (
           "user/auth with valid credentials answers a 32-hex hash.",
           "POST <base>user/auth (form-encoded login and password, or GET with query) answers "
           "{\"success\": true, \"hash\": <32 hex chars>}.",
-          "Success: {\"success\": true, \"hash\": \"<32 hex chars>\"}"),
+          "On success it answers {\"success\": true, \"hash\": \"<32 hex characters>\"}."),
     _case("itrack.auth.failure", "§1", _M, "server",
           "user/auth with a wrong password answers code 102.",
           "A wrong login or password answers {\"success\": false, \"status\": {\"code\": 102, "
           "\"description\": ...}} and no hash.",
-          "Failure: {\"success\": false, \"status\": {\"code\": 102, \"description\": \"Wrong "
-          "login or password\"}}"),
+          "On failure it answers {\"success\": false, \"status\": {\"code\": 102, "
+          "\"description\": \"Wrong login or password\"}} and no hash."),
     _case("itrack.open.path-spellings", "§1", _S, "server",
           "The WebSocket is served with and without the trailing slash.",
           "Both <base>event/subscription and <base>event/subscription/ accept the Atmosphere "
           "WebSocket.",
-          "both spellings are seen"),
+          "deployments answer at both spellings, with and without the trailing slash."),
     _case("itrack.session.subscribe-after-handshake", "§1", _M, "client",
           "The client subscribes only after the Atmosphere handshake.",
           "No subscribe frame reaches the server before the handshake frame was sent.",
-          "Wait for the Atmosphere handshake, then send subscribe."),
+          "Wait for the Atmosphere handshake before sending subscribe."),
     _case("itrack.session.resubscribe-after-reconnect", "§1", _M, "client",
           "After a reconnect the client sends its subscriptions again.",
           "After reconnecting (and the server's first frame) the client sends subscribe again "
           "for every subscription still in effect.",
-          "After a reconnect, send the subscriptions again"),
+          "After a reconnect the client sends its subscriptions again"),
     _case("itrack.errors.bad-params", "§1", _S, "server",
           "Malformed requests are refused with invalid parameters.",
           "A subscribe whose requests are malformed (trackers not integers, unknown type, bad "
@@ -362,67 +373,70 @@ _ITRACK = (
           "Every client message is a JSON object with action and a 32-character hash.",
           "Every non-heartbeat client frame is a JSON object with action subscribe or "
           "unsubscribe and hash, the 32-character string from user/auth.",
-          "Every client message has action and hash."),
+          "Each client message carries action and hash."),
     _case("itrack.actions.client-valid-requests", "§2", _M, "client",
           "Requests follow the documented shapes.",
           "state requests carry an integer array trackers; batch requests a target "
           "{\"type\": \"all\"} or {\"type\": \"selected\", \"tracker_ids\": [..]}; "
           "rate_limit is a timespan such as 5s.",
-          "target is {\"type\": \"all\"} or {\"type\": \"selected\", \"tracker_ids\": [..]}."),
+          "target is either {\"type\": \"all\"} or {\"type\": \"selected\", \"tracker_ids\": "
+          "[...]}."),
     _case("itrack.actions.subscribe-state", "§2", _M, "server",
           "A current-format state subscription is accepted.",
           "{\"action\": \"subscribe\", \"hash\": H, \"requests\": [{\"type\": \"state\", "
           "\"trackers\": [own ids]}]} is answered by a subscribe response.",
-          "state: trackers (int array), format (full default | compact). One event per tracker."),
+          "state: trackers (an integer array) and format (full by default, or compact); one "
+          "event per tracker."),
     _case("itrack.actions.subscribe-state-batch", "§2", _M, "server",
           "A state_batch subscription with a target is accepted.",
           "A state_batch request with target all or selected and rate_limit 5s is answered by a "
           "subscribe response listing the covered trackers.",
-          "state_batch: target, rate_limit (timespan string like 5s), format. Arrays of states."),
+          "state_batch: target, rate_limit (a timespan string such as 5s) and format; events "
+          "carry arrays of states."),
     _case("itrack.actions.legacy-format", "§2", _S, "server",
           "The deprecated events/trackers format is still accepted.",
           "{\"action\": \"subscribe\", \"hash\": H, \"events\": [\"state\"], \"trackers\": [..]} "
           "is answered with data {\"state\": {\"<id>\": \"<status>\"}}.",
-          "Deprecated format (still seen; iTrack-era)"),
+          "An older format from the iTrack era is still seen"),
     _case("itrack.actions.iot-monitor-limit", "§2", _S, "server",
           "iot_monitor covers at most 10 trackers.",
           "An iot_monitor request naming more than 10 trackers is refused with a type error "
           "(code 7) instead of being subscribed.",
-          "iot_monitor: target (max 10 trackers), rate_limit."),
+          "iot_monitor: target (at most 10 trackers) and rate_limit."),
     _case("itrack.actions.hash-required", "§2", _M, "server",
           "An action without a valid 32-character hash is refused with code 3.",
           "An action whose hash is missing or not a 32-character string is answered "
           "{\"type\": \"error\", \"action\": \"subscription/subscribe\", \"status\": {\"code\": 3, "
           "...}} and subscribes nothing.",
-          "hash is required, a 32-character string."),
+          "hash is required: a string of 32 characters."),
     # §3 Server → client
     _case("itrack.messages.type-field", "§3", _M, "server",
           "Every server message has a type.",
           "Every non-heartbeat server frame is a JSON object whose type is event, response or "
           "error.",
-          "Every server message has type (event, response or error)"),
+          "Each message from the server names its type (event, response or error)"),
     _case("itrack.responses.subscribe", "§3", _M, "server",
           "subscribe is answered with per-tracker statuses.",
           "{\"type\": \"response\", \"action\": \"subscription/subscribe\", \"events\": [..], "
           "\"data\": {\"state\": {\"value\": {\"<id>\": \"<status>\"}, \"success\": true}}}, one "
           "entry per requested tracker.",
-          "Response to subscribe:"),
+          "A subscribe is answered like this:"),
     _case("itrack.responses.tracker-statuses", "§3", _M, "server",
           "Unknown and other users' trackers are reported unknown and yield nothing.",
           "The user's own trackers are normal (or blocked/disallowed); a tracker that does not "
           "exist or belongs to another user is unknown and no event about it is ever sent.",
-          "unknown (no such tracker, or not this user's)"),
+          "unknown (no such tracker, or one that is not this user's)"),
     _case("itrack.responses.unsubscribe", "§3", _M, "server",
           "unsubscribe is answered with the ids removed, and their events stop.",
           "{\"type\": \"response\", \"action\": \"subscription/unsubscribe\", \"events\": [..], "
           "\"data\": [ids]}; no state event for those trackers follows.",
-          "Unsubscribe answers {\"type\": \"response\", \"action\": \"subscription/unsubscribe\","
-          " \"events\": [\"state\"], \"data\": [15568]}."),
+          "An unsubscribe is answered with {\"type\": \"response\", \"action\": "
+          "\"subscription/unsubscribe\", \"events\": [\"state\"], \"data\": [15568]}."),
     _case("itrack.responses.client-tolerates-variants", "§3", _M, "client",
           "The client accepts every documented response shape.",
           "Subscribe responses without success, and legacy ones (data {\"state\": {\"<id>\": "
           "status}}), are accepted and the client keeps working.",
-          "a live deployment has been seen answering without success"),
+          "one live deployment answers without success"),
     _case("itrack.errors.wrong-hash", "§3", _M, "server",
           "A well-formed hash that is no live session is refused.",
           "An action with an unknown 32-hex hash is answered {\"type\": \"error\", \"action\": "
@@ -434,59 +448,62 @@ _ITRACK = (
           "A non-JSON frame, a JSON non-object or an unknown action is answered {\"type\": "
           "\"error\", \"action\": \"null\", \"status\": {\"code\": 5, ...}}; a valid subscribe "
           "afterwards still works.",
-          "action may be \"null\" for unexpected errors; data is optional."),
+          "For an unexpected error action can be \"null\", and data may be missing."),
     _case("itrack.errors.client-null-action", "§3", _M, "client",
           "The client accepts errors with action \"null\" and no data.",
           "{\"type\": \"error\", \"action\": \"null\", \"status\": {\"code\": 1, ...}} reaches the "
           "application as an error and the connection stays up.",
-          "action may be \"null\" for unexpected errors; data is optional."),
+          "For an unexpected error action can be \"null\", and data may be missing."),
     _case("itrack.errors.client-bad-json", "§3", _M, "client",
           "A server frame that is not a typed JSON object is kept raw.",
           "A frame that is not JSON, or lacks type, reaches the application as an invalid or "
           "unknown message with its raw text, and later frames are still processed.",
-          "Every server message has type (event, response or error) and usually data."),
+          "Each message from the server names its type (event, response or error) and mostly "
+          "carries data."),
     _case("itrack.events.state-after-subscribe", "§3", _M, "server",
           "Current states follow the subscribe response.",
           "Right after the response, one {\"type\": \"event\", \"event\": \"state\", \"data\": "
           "<source state>} per normal tracker with a known state.",
-          "sent on change, right after subscribing, and after unblocking"),
+          "sent when it changes, right after subscribing and after an unblock"),
     _case("itrack.events.state-on-change", "§3", _M, "server",
           "A subscribed tracker's change is pushed as a state event.",
           "When a subscribed tracker moves, a state event with its new source state follows; "
           "trackers not subscribed on this connection produce none.",
-          "data is one source state; sent on change"),
+          "data is one source state, sent when it changes"),
     _case("itrack.events.blocked", "§3", _M, "server",
           "Blocked trackers send no states until unblocked.",
           "A blocked tracker yields no state events (lifecycle events still flow); on unblock "
           "its current state is sent.",
-          "blocked (no state events; lifecycle events still do; current state is sent on "
-          "unblock)"),
+          "blocked (no state events, though lifecycle events still flow; the current state is "
+          "sent on unblock)"),
     _case("itrack.events.state-batch", "§3", _M, "server",
           "state_batch sends current states, then changes every rate_limit.",
           "An initial state_batch event with the current states, then at most one event per "
           "rate_limit holding only the states changed since the previous one.",
-          "sent right after subscribing and then every rate_limit with the states that changed."),
+          "sent right after subscribing, then once per rate_limit with the states changed "
+          "since the last one."),
     _case("itrack.events.lifecycle", "§3", _M, "server",
           "State subscribers get lifecycle events without asking.",
           "{\"type\": \"event\", \"event\": \"lifecycle\", \"data\": {\"source_id\": N, "
           "\"lifecycle_event\": \"block\" | \"unblock\" | \"corrupt\"}} reaches every state or "
           "state_batch subscriber of that tracker.",
-          "Subscribing to state, state_batch or readings_batch subscribes to it automatically."),
+          "A subscription to state, state_batch or readings_batch includes it without being "
+          "asked."),
     _case("itrack.events.logout", "§3", _M, "server",
           "An ended session is announced, and its hash dies.",
           "Subscribed connections get {\"type\": \"event\", \"event\": \"logout\", \"data\": "
           "\"session closed\"}; later actions with that hash are refused (code 3 or 4).",
-          "logout: \"data\": \"session closed\"; any subscription implies it."),
+          "logout: data is \"session closed\"; every subscription implies it."),
     _case("itrack.events.source-state-shape", "§3", _M, "server",
           "Source states carry source_id and offset-less local times.",
           "data has an integer source_id; gps.updated, last_update and user_time read "
           "YYYY-MM-DD HH:MM:SS with no offset.",
-          "Times are YYYY-MM-DD HH:MM:SS in the user's time zone, without an offset."),
+          "Times read YYYY-MM-DD HH:MM:SS in the user's time zone, with no offset."),
     _case("itrack.events.client-keeps-unknown", "§3", _M, "client",
           "The client keeps fields and events it does not model.",
           "Unknown fields of known events, and events such as readings_batch, iot_monitor or "
           "new ones, reach the application with their raw data.",
-          "a client must keep what it does not model."),
+          "a client has to keep the fields it does not model."),
 )
 
 _FLEETFREEDOM = (
@@ -494,55 +511,56 @@ _FLEETFREEDOM = (
     _case("fleetfreedom.framing.text-frames", "§1", _M, "server",
           "The server sends text frames only.",
           "Every server frame is a UTF-8 text frame; none is binary.",
-          "Text frames only, UTF-8."),
+          "Only text frames are used, encoded in UTF-8."),
     _case("fleetfreedom.framing.client-binary-is-error", "§1", _S, "client",
           "A binary frame is a protocol error for the client.",
           "On a binary frame from the server the client fails the connection rather than "
           "delivering it as a message.",
-          "A binary frame is a protocol error for the official client."),
+          "The official client treats a binary frame as a protocol error."),
     _case("fleetfreedom.framing.line-format", "§1", _M, "both",
           "Every message is a lowerCamelCase name, one space, a JSON object.",
           "Every frame reads <name> + ' ' + <JSON object>, the name matching [a-z][A-Za-z0-9]*, "
           "e.g. noop {\"reqId\":1}.",
-          "Every message, both ways, is name SP body: a lowerCamelCase name, one space (0x20), "
-          "then a JSON object."),
+          "Every message, in both directions, is name SP body: a lowerCamelCase name, exactly "
+          "one space (0x20), then a JSON object."),
     _case("fleetfreedom.framing.split-at-first-space", "§1", _M, "both",
           "Frames split at the first space only.",
           "A body holding spaces, e.g. login {\"username\": \"a b\", \"password\": \"c d\"}, "
           "is read as the name login and everything after the first space.",
-          "Split at the first space."),
+          "A reader splits the frame at its first space."),
     _case("fleetfreedom.framing.client-always-body", "§1", _M, "client",
           "The client always sends a body.",
           "The client never sends a bare name: logout goes out as logout {}.",
-          "clients always send a body, even {}"),
+          "clients never leave the body out and send {} when there is nothing to say."),
     _case("fleetfreedom.framing.client-reads-bare-name", "§1", _S, "client",
           "A server frame without a space is a name with an empty body.",
           "A server frame sessionEnded (no space) is read as sessionEnded with an empty body.",
-          "The official C# client accepts a frame without a space as name with an empty body"),
+          "The official C# client takes a frame with no space for a bare name whose body is "
+          "empty"),
     _case("fleetfreedom.framing.compact-json", "§1", _S, "both",
           "JSON goes out compact.",
           "Bodies have no whitespace between JSON tokens (separators , and :).",
-          "JSON is sent compact."),
+          "JSON is written without optional whitespace."),
     _case("fleetfreedom.framing.error-code-number", "§1", _M, "server",
           "errorCode is a JSON number; other enums are strings.",
           "Every response's errorCode is a JSON integer; enum values such as kind or multiUser "
           "are JSON strings.",
-          "Other enums are JSON strings; errorCode is a number."),
+          "errorCode is a number; the other enums are JSON strings."),
     _case("fleetfreedom.session.connection-response-first", "§1", _M, "server",
           "connectionResponse is the server's first message.",
           "The first frame on every connection is connectionResponse {...}, sent without "
           "waiting for the client.",
-          "The server is not ready until it has sent connectionResponse."),
+          "Until the server has sent connectionResponse it accepts no command."),
     _case("fleetfreedom.session.no-command-before-connection-response", "§1", _M, "client",
           "The client holds its commands until connectionResponse.",
           "The client sends nothing before it has received connectionResponse, even when the "
           "server delays it.",
-          "a client must hold commands until then."),
+          "a client must hold its commands until then."),
     _case("fleetfreedom.errors.oversize-line", "§1", _S, "server",
           "An oversized line does not take the server down.",
           "A line of several MiB is refused (an error answer, or that connection closed) and "
           "the server keeps serving its other connections.",
-          "Every message, both ways, is name SP body"),
+          "Every message, in both directions, is name SP body"),
     _case("fleetfreedom.errors.client-bad-json", "§1", _M, "client",
           "A server frame with a bad body is kept raw.",
           "A server frame with invalid JSON or a non-object body reaches the application as an "
@@ -553,71 +571,71 @@ _FLEETFREEDOM = (
           "The ghostId in the path resumes a session; a blank path opens a new one.",
           "Connecting to /<ghostId> of a live session gives connectionResponse errorCode 0 with "
           "that ghostId; connecting to / gives a new ghostId.",
-          "Connect to wss://host/ + ghostId (blank for a new session)."),
+          "Connect to wss://host/ followed by the ghostId (blank for a new session)."),
     _case("fleetfreedom.session.ghost-id-query-or-subprotocol", "§2", _S, "server",
           "The ghostId is also accepted as a query parameter and as a subprotocol.",
           "?ghostId=<guid> and the WebSocket subprotocol <guid> resume the session as the path "
           "does.",
-          "a server should accept all three."),
+          "a server should take the ghostId from any of the three places."),
     _case("fleetfreedom.session.connection-response-fields", "§2", _M, "server",
           "connectionResponse always has errorCode, message, serverTime, ghostId, expiry.",
           "connectionResponse carries errorCode (number), message, serverTime, ghostId (GUID) "
           "and expiry on every connection.",
-          "Always: errorCode, message, serverTime, ghostId, expiry."),
+          "Always present: errorCode, message, serverTime, ghostId, expiry."),
     _case("fleetfreedom.session.session-fields-only-logged-in", "§2", _M, "server",
           "user and the policies appear only for a logged-in session.",
           "An anonymous connectionResponse has no user, sessionPolicy or passwordPolicy; a "
           "logged-in one (and loginResponse) has all three.",
-          "Only when the session is logged in: user, sessionPolicy, passwordPolicy."),
+          "Only a logged-in session adds user, sessionPolicy and passwordPolicy."),
     _case("fleetfreedom.session.anonymous-code-8", "§2", _S, "server",
           "A connection without a valid session gets code 8.",
           "Connecting without a ghostId, or with an unknown one, gives connectionResponse "
           "errorCode 8 (userNotLoggedIn).",
-          "a server should send 8 when no valid session was given."),
+          "a server should answer 8 to a connection that brought no valid session."),
     _case("fleetfreedom.session.client-accepted-codes", "§2", _M, "client",
           "The client goes on after codes 0, 7, 8 and 16.",
           "After connectionResponse with errorCode 0, 7, 8 or 16 the client keeps the connection "
           "open (and logs in, or changes its password for 16).",
-          "The official client goes on after codes 0 (success), 7 (sessionExpired), 8 "
-          "(userNotLoggedIn) and 16 (passwordExpired)"),
+          "The official client continues after code 0 (success), 7 (sessionExpired), 8 "
+          "(userNotLoggedIn) or 16 (passwordExpired)"),
     _case("fleetfreedom.session.client-refused-closes", "§2", _S, "client",
           "Any other connectionResponse code makes the client close with 1008.",
           "After connectionResponse errorCode 9 (or any code other than 0, 7, 8, 16) the client "
           "closes with code 1008.",
-          "closes (1008) on anything else"),
+          "closes with 1008 on any other code."),
     _case("fleetfreedom.session.login", "§2", _M, "server",
           "A valid login answers loginResponse with a new ghostId and the session.",
           "login {\"username\":U,\"password\":P,\"userAgent\":A,\"reqId\":1} answers loginResponse "
           "{\"reqId\":1,\"errorCode\":0,...} with serverTime, ghostId, expiry, user, "
           "sessionPolicy and passwordPolicy.",
-          "loginResponse with the same fields as connectionResponse, including the new ghostId "
-          "to save."),
+          "loginResponse, which has every field of connectionResponse, the new ghostId to keep "
+          "among them."),
     _case("fleetfreedom.session.user-agent-checked", "§2", _S, "server",
           "A userAgent outside the company's applications is refused.",
           "login with a userAgent the company does not allow answers loginResponse errorCode 12 "
           "(applicationNotAllowed).",
-          "userAgent is checked against the company's allowed applications (error 12)."),
+          "userAgent is checked against the applications the company allows (error 12)."),
     _case("fleetfreedom.session.resume", "§2", _M, "server",
           "Reconnecting with a live ghostId logs the socket straight in.",
           "A new connection presenting the ghostId from loginResponse gets connectionResponse "
           "errorCode 0 with user, sessionPolicy and passwordPolicy, and commands work without "
           "login.",
-          "Reconnecting with a still-valid ghostId logs the socket straight in"),
+          "Reconnecting with a ghostId that is still valid logs the socket straight in"),
     _case("fleetfreedom.session.logout", "§2", _M, "server",
           "logout always succeeds and ends the session.",
           "logout {} answers logoutResponse errorCode 0 with ghostId and expiry; that ghostId no "
           "longer resumes a session.",
-          "logout {} → logoutResponse {ghostId, expiry} (always succeeds)"),
+          "logout {} → logoutResponse {ghostId, expiry}, which always succeeds"),
     _case("fleetfreedom.session.client-closes-after-logout", "§2", _S, "client",
           "The client closes after logging out.",
           "After logoutResponse the client closes the socket.",
-          "then the client closes."),
+          "after which the client closes the socket."),
     _case("fleetfreedom.session.get-session-details", "§2", _M, "server",
           "getSessionDetails answers the connectionResponse fields.",
           "getSessionDetails {\"reqId\":3} answers getSessionDetailsResponse {\"reqId\":3,"
           "\"errorCode\":0,...} with serverTime, ghostId, expiry and, logged in, user and "
           "policies.",
-          "getSessionDetails {} → same fields as connectionResponse."),
+          "getSessionDetails {} → the same fields as connectionResponse."),
     _case("fleetfreedom.session.noop", "§2", _M, "server",
           "noop answers noopResponse.",
           "noop {\"reqId\":N} answers noopResponse {\"reqId\":N,\"errorCode\":0,...}.",
@@ -626,37 +644,38 @@ _FLEETFREEDOM = (
           "An idle client keeps its session alive with noop.",
           "After about 5 minutes without traffic the client sends noop {\"reqId\":N}; it sends "
           "no ping command.",
-          "about every 5 minutes of silence. There is no ping command."),
+          "once about 5 minutes have passed in silence. No ping command exists."),
     _case("fleetfreedom.session.client-session-ended", "§2", _M, "client",
           "sessionEnded makes the client close for good.",
           "After sessionEnded {} the client closes the socket and does not reconnect.",
-          "sessionEnded (the client must close and not reconnect)"),
+          "sessionEnded (the client must then close and must not reconnect)"),
     _case("fleetfreedom.session.datetimes", "§2", _M, "server",
           "Datetimes are ISO 8601 UTC with milliseconds.",
           "serverTime, expiry and every other datetime look like 2018-04-12T16:13:00.000Z.",
-          "Datetimes are ISO 8601 UTC with milliseconds: 2018-04-12T16:13:00.000Z."),
+          "Every datetime is written in ISO 8601, in UTC, to the millisecond: "
+          "2018-04-12T16:13:00.000Z."),
     # §3 Requests and responses
     _case("fleetfreedom.commands.response-shape", "§3", _M, "server",
           "A command is answered by <name>Response with errorCode and message.",
           "getSessionDetails {} answers getSessionDetailsResponse {...} holding errorCode and "
           "message, whatever the outcome.",
-          "The response is <name>Response with the same reqId (only present if one was sent) "
-          "and always errorCode and message"),
+          "The answer is named <name>Response; it repeats the reqId (present only if one was "
+          "sent) and always holds errorCode and message"),
     _case("fleetfreedom.commands.req-id-echo", "§3", _M, "server",
           "Responses carry the request's reqId.",
           "noop {\"reqId\":7} and noop {\"reqId\":\"x\"} answer noopResponse with the same reqId "
           "value.",
-          "with the same reqId (only present if one was sent)"),
+          "it repeats the reqId (present only if one was sent)"),
     _case("fleetfreedom.commands.no-req-id-when-absent", "§3", _M, "server",
           "No reqId in the response when the request had none.",
           "noop {} answers noopResponse without a reqId field.",
-          "only present if one was sent"),
+          "present only if one was sent"),
     _case("fleetfreedom.commands.unknown-command", "§3", _M, "server",
           "Unknown commands get unknownCommandResponse 61.",
           "fooBar {\"reqId\":9} answers unknownCommandResponse {\"reqId\":9,\"errorCode\":61,...} "
           "and the connection stays usable.",
-          "An unknown command is answered by unknownCommandResponse carrying the reqId "
-          "(errorCode 61 unknownCommand)."),
+          "A command the server does not know gets unknownCommandResponse, with the reqId and "
+          "errorCode 61 (unknownCommand)."),
     _case("fleetfreedom.commands.get-object", "§3", _M, "server",
           "get<Type> answers get<Type>Response with the object.",
           "getCompany {\"reqId\":1,\"company\":{\"id\":C}} for the user's company answers "
@@ -673,13 +692,13 @@ _FLEETFREEDOM = (
           "A merge with a stale v is refused with code 6.",
           "merge<Type> with a v older than the stored one answers merge<Type>Response errorCode "
           "6 (wrongVersionKey) and leaves the object unchanged.",
-          "A stale v is refused with errorCode 6 wrongVersionKey"),
+          "A merge whose v is stale is refused with errorCode 6 (wrongVersionKey)"),
     # §4 Subscriptions and sync messages
     _case("fleetfreedom.subscriptions.subscribe", "§4", _M, "server",
           "subscribe is answered and takes effect for that company.",
           "subscribe {\"reqId\":2,\"company\":{\"id\":C},\"subscriptionTypes\":[\"assetGeneral\"]} "
           "answers subscribeResponse {\"reqId\":2,\"errorCode\":0,...}.",
-          "adds to the connection's subscriptions for that company"),
+          "adds the listed types to what this connection receives for that company"),
     _case("fleetfreedom.subscriptions.merged-denied-invalid", "§4", _S, "server",
           "subscribeResponse lists the types merged, denied and invalid.",
           "subscribeResponse carries company {id}, merged (types in effect), denied and invalid "
@@ -695,12 +714,12 @@ _FLEETFREEDOM = (
           "Sync messages follow the connection's subscriptions only.",
           "Merged, Deleted and Suspended pushes concern only the companies and types this "
           "connection subscribed to, and none precede subscribeResponse.",
-          "After subscribeResponse, the server pushes:"),
+          "After subscribeResponse the server pushes:"),
     _case("fleetfreedom.subscriptions.unsubscribe", "§4", _M, "server",
           "unsubscribe removes the types for that company.",
           "After unsubscribe {\"company\":{\"id\":C},\"subscriptionTypes\":[T]} is answered, no "
           "<T>Merged about company C follows.",
-          "unsubscribe takes the same body and removes."),
+          "unsubscribe, with the same body, removes them."),
     _case("fleetfreedom.subscriptions.list", "§4", _S, "server",
           "getSubscriptionsList reports the connection's subscriptions.",
           "getSubscriptionsList {} answers getSubscriptionsListResponse {\"subscriptions\": "
@@ -710,17 +729,17 @@ _FLEETFREEDOM = (
           "Subscriptions belong to the connection, not the session.",
           "A second connection of the same session, or a reconnect, starts with no "
           "subscriptions: nothing is pushed to it until it subscribes.",
-          "Subscriptions belong to the connection"),
+          "Subscriptions live and die with the connection"),
     _case("fleetfreedom.subscriptions.client-resubscribe", "§4", _M, "client",
           "After a reconnect the client subscribes again.",
           "After reconnecting (connectionResponse errorCode 0) the client sends subscribe again "
           "for every company and type it had.",
-          "after a reconnect the client subscribes again and re-reads its lists"),
+          "after a reconnect the client has to subscribe anew and read its lists again"),
     _case("fleetfreedom.subscriptions.piece-messages", "§4", _M, "server",
           "Changes are pushed as one message per changed piece.",
           "A change arrives as <subscriptionType>Merged {...} (e.g. assetAdvancedMerged with id, "
           "company and v), one message per changed piece.",
-          "one message per changed piece of an object."),
+          "each changed piece of an object is a message of its own."),
     _case("fleetfreedom.subscriptions.deleted", "§4", _S, "server",
           "Deletions are pushed as <objectType>Deleted.",
           "Removing a subscribed object pushes <objectType>Deleted {\"id\":N,\"company\":C} "
@@ -730,38 +749,39 @@ _FLEETFREEDOM = (
           "Messages the client does not model reach the application.",
           "broadcast, alerts, <objectType>Suspended and unknown names are delivered raw and the "
           "client keeps going.",
-          "Alerts and broadcast arrive regardless of subscriptions."),
+          "Alerts and broadcast arrive whatever the subscriptions."),
     # §5 Versions
     _case("fleetfreedom.versions.objects-carry-v", "§5", _M, "server",
           "Synchronised objects carry v, one version per piece.",
           "Objects in get and list responses carry v, an array of integers with a slot per "
           "piece (an asset at least 2, a company 6).",
-          "Every synchronised object carries v, an array of version numbers, one per piece"),
+          "Each synchronised object has v: an array holding one version number per piece."),
     _case("fleetfreedom.versions.piece-single-v", "§5", _M, "server",
           "A piece message carries a one-element v.",
           "Every <piece>Merged push carries v with exactly one integer, that piece's version.",
-          "A piece message (assetAdvancedMerged) carries v with one element: that piece's "
-          "version"),
+          "A piece message such as assetAdvancedMerged carries a v of exactly one element, the "
+          "version of that piece"),
     _case("fleetfreedom.versions.increasing", "§5", _S, "server",
           "Successive pieces of a slot carry increasing versions.",
           "Two pushes of the same piece of the same object carry strictly increasing v[0]; a get "
           "afterwards shows at least that version in the slot.",
-          "A cache applies an incoming piece only if its version is greater than the stored one"),
+          "A cache takes an incoming piece only when its version is above the one it holds for "
+          "that slot"),
     _case("fleetfreedom.versions.client-no-rollback", "§5", _M, "client",
           "Replayed or reordered pieces never roll an object back.",
           "After assetGeneralMerged with v [5], a replayed one with v [4] leaves the client's "
           "object at version 5 with the newer fields.",
-          "reordered or replayed messages never roll an object back"),
+          "a replayed or out-of-order message can never take an object back to an older state."),
     # §6 Objects
     _case("fleetfreedom.objects.client-position-optional", "§6", _M, "client",
           "Every position field may be absent.",
           "A position with any subset of its fields (even {}) is accepted.",
-          "every field may be absent."),
+          "any of its fields may be absent."),
     # §7 Error codes
     _case("fleetfreedom.errors.client-unknown-code", "§7", _M, "client",
           "Unknown error codes are carried through as numbers.",
           "A response with errorCode 9999 reaches the application with code 9999.",
-          "An unknown code must still be carried through as a number."),
+          "A code not in this list must still reach the application as a number."),
     _case("fleetfreedom.errors.bad-json", "§7", _M, "server",
           "A bad body is answered with invalidData, and serving goes on.",
           "The frames 'getCompany {not json' and 'getCompany [1]' are answered by "
@@ -787,21 +807,21 @@ _FLEETFREEDOM = (
           "Reconnects back off from 1 s, doubling, to 5 min.",
           "Successive failed reconnect attempts wait about 1 s, 2 s, 4 s and so on, capped at "
           "5 minutes.",
-          "Reconnect with backoff (1 s doubling to 5 min)"),
+          "Reconnect with a backoff from 1 s, doubling up to 5 min"),
     _case("fleetfreedom.client.no-reconnect-after-end", "§8", _M, "client",
           "No reconnect after logout, sessionEnded or a refused connectionResponse.",
           "After logoutResponse, sessionEnded or a connectionResponse code other than 0, 7, 8, "
           "16 the client opens no new connection.",
-          "never after logout, sessionEnded, or a refused connectionResponse."),
+          "never after logout, sessionEnded or a refused connectionResponse."),
     _case("fleetfreedom.client.reconnect-same-ghost-id", "§8", _M, "client",
           "Reconnects present the session's ghostId.",
           "The reconnect carries the ghostId of the session (path, ?ghostId= or subprotocol), "
           "so that the server resumes it.",
-          "After reconnecting: same ghostId, subscribe again, re-read lists."),
+          "After reconnecting: the same ghostId, subscribe again, read the lists again."),
     _case("fleetfreedom.client.close-code", "§8", _S, "client",
           "The client closes with 1000 and a short reason.",
           "A deliberate close uses code 1000 with a reason of at most 123 bytes.",
-          "Close with code 1000 (reason at most 123 bytes)."),
+          "Close with code 1000 (a reason of at most 123 bytes)."),
 )
 # fmt: on
 

@@ -1,4 +1,4 @@
-"""Server probes of the Atmosphere transport (spec ``atmosphere.md``), and the helpers the
+"""Server probes of the Atmosphere transport (``docs/protocols/atmosphere.md``), and the helpers the
 iTrack probes share: opening with a given query, reading the handshake, checking
 TrackMessageSize prefixes.
 

@@ -1,4 +1,4 @@
-"""Server probes of the FleetFreedom / Trak-iT protocol (spec ``fleetfreedom.md``).
+"""Server probes of the FleetFreedom / Trak-iT protocol (``docs/protocols/fleetfreedom.md``).
 
 The subject URL is the WebSocket endpoint (``wss://socket.example/``); the kit adds the
 ghostId itself.  Cases about a logged-in session need ``--username``/``--password``; the

@@ -1,4 +1,4 @@
-"""Server probes of the iTrack application protocol (spec ``itrack.md``).
+"""Server probes of the iTrack application protocol (``docs/protocols/itrack.md``).
 
 The subject URL is the API base URL (``https://api.example/v2/``): the kit logs in with
 ``--login``/``--password`` at ``<base>user/auth`` and opens ``<base>event/subscription``

@@ -1,7 +1,11 @@
 """Hypothesis strategies for valid and invalid frames, messages and sessions of both protocols.
 
 For property tests of any client or server of the Atmosphere transport, the iTrack
-application messages and the FleetFreedom line protocol, e.g.::
+application messages and the FleetFreedom line protocol, e.g.:
+
+.. not-run: a template: MyClient stands for the client under test
+
+::
 
     from hypothesis import given
     from trackwire.conformance import strategies as tws

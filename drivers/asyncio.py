@@ -2,14 +2,21 @@
 
 ::
 
+    import asyncio
     from trackwire import FleetFreedomClient
     from trackwire.drivers.asyncio import connect
-    from trackwire.fleetfreedom import Command, ConnectionResponse
+    from trackwire.fleetfreedom import Command, ConnectionResponse, SessionResponse
 
-    async with connect(FleetFreedomClient("wss://socket.trakit.ca/")) as conn:
-        async for event in conn:                # ends after GaveUp
-            if isinstance(event, ConnectionResponse):
-                await conn.send(Command.login("me", "secret", "my-app"))
+    async def main() -> None:
+        async with connect(FleetFreedomClient("wss://socket.trakit.ca/")) as conn:
+            async for event in conn:            # ends after GaveUp
+                if isinstance(event, ConnectionResponse) and event.error_code != 0:
+                    await conn.send(Command.login("me@example.com", "secret", "my-app"))
+                elif isinstance(event, SessionResponse):
+                    print(event.name, event.error_code)   # loginResponse 0
+                    break
+
+    asyncio.run(main())
 """
 
 from trackwire.itrack import LoginRefused

@@ -4,12 +4,15 @@
 
     from trackwire import FleetFreedomClient
     from trackwire.drivers.blocking import connect
-    from trackwire.fleetfreedom import Command, ConnectionResponse
+    from trackwire.fleetfreedom import Command, ConnectionResponse, SessionResponse
 
     with connect(FleetFreedomClient("wss://socket.trakit.ca/")) as conn:
         for event in conn:                      # ends after GaveUp
-            if isinstance(event, ConnectionResponse):
-                conn.send(Command.login("me", "secret", "my-app"))
+            if isinstance(event, ConnectionResponse) and event.error_code != 0:
+                conn.send(Command.login("me@example.com", "secret", "my-app"))
+            elif isinstance(event, SessionResponse):
+                print(event.name, event.error_code)   # loginResponse 0
+                break
 
 ``conn.next_event(timeout)`` polls instead (``None`` when the time ran out).
 """

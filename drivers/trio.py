@@ -13,10 +13,11 @@ a WebSocket + HTTP server, and iTrack login over HTTP.
         session_hash = await itrack_login(base, "me", "secret")
         core = ITrackClient(subscription_url(base), session_hash)
         async with connect(core) as conn:       # reconnects with the same tracking id
-            await conn.send(Subscribe([StateRequest([1, 2])]))
+            await conn.send(Subscribe([StateRequest([1701976, 1701975])]))
             async for event in conn:            # ends after GaveUp
                 if isinstance(event, StateEvent):
                     print(event.state)
+                    break                       # leaving the block closes the connection
 
     trio.run(main)
 

@@ -23,27 +23,24 @@ from trackwire.conformance._catalogue import (
     verdict_for,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-"""The shared folder sits next to the repository root (``../shared`` in CI)."""
+PROTOCOL_DOCS = Path(__file__).resolve().parents[1] / "docs" / "protocols"
+"""The protocol reference inside the repository, which every case's quote comes from."""
 
 
 def _normalise(text: str) -> str:
-    """Spec text without Markdown markup: no backticks or emphasis, ``\\|`` as ``|``,
+    """Reference text without Markdown markup: no backticks or emphasis, ``\\|`` as ``|``,
     whitespace collapsed."""
     return " ".join(text.replace("\\|", "|").replace("`", "").replace("*", "").split())
 
 
 @pytest.fixture(scope="module")
 def spec_sections() -> dict[tuple[str, str], str]:
-    """``(protocol, "§N")`` → the normalised text of that section, heading included."""
-    spec = SHARED / "spec"
-    if not spec.is_dir():
-        pytest.fail(f"the shared spec folder is missing: expected {spec} (../shared/spec)")
+    """``(protocol, "§N")`` → the normalised text of that section of docs/protocols/."""
     sections: dict[tuple[str, str], str] = {}
     for protocol in PROTOCOLS:
-        path = spec / f"{protocol}.md"
+        path = PROTOCOL_DOCS / f"{protocol}.md"
         if not path.is_file():
-            pytest.fail(f"spec file missing: {path}")
+            pytest.fail(f"protocol reference page missing: {path}")
         parts = re.split(r"^## (\d+)\.", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
         for number, body in zip(parts[1::2], parts[2::2], strict=True):
             sections[(protocol, f"§{number}")] = _normalise(body)

@@ -1,4 +1,8 @@
-"""The Atmosphere WebSocket transport (spec ``atmosphere.md``), client and server cores."""
+"""The Atmosphere WebSocket transport, client and server cores.
+
+The protocol is described in ``docs/protocols/atmosphere.md`` (section numbers such as §3 in
+the docstrings refer to it).
+"""
 
 from ._client import AtmosphereClient, ClientState
 from ._events import (

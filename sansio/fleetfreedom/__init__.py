@@ -1,5 +1,9 @@
-"""The FleetFreedom / Trak-iT ``name {JSON}`` protocol (spec ``fleetfreedom.md``): codec,
-client and server cores, and a version-aware object cache."""
+"""The FleetFreedom / Trak-iT ``name {JSON}`` protocol: codec, client and server cores, and a
+version-aware object cache.
+
+The protocol is described in ``docs/protocols/fleetfreedom.md`` (section numbers such as §5 in
+the docstrings refer to it).
+"""
 
 from .._json import get_json_loads, set_json_loads
 from ._cache import Change, ObjectCache

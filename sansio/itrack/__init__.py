@@ -1,5 +1,8 @@
-"""The iTrack / Navixy real-time API (spec ``itrack.md``): ``user/auth`` and ``tracker/list``,
-client and server cores.
+"""The iTrack / Navixy real-time API: ``user/auth`` and ``tracker/list``, client and server
+cores.
+
+The messages are described in ``docs/protocols/itrack.md`` (section numbers such as §3 in the
+docstrings refer to it).
 
 The cores sit on the Atmosphere cores (``trackwire.atmosphere``) and speak JSON actions and
 events; the transport events are re-exported here so one import covers a whole session.

@@ -1,7 +1,12 @@
 """The sans-IO WebSocket stack: wsproto and h11 joined to any text core, both roles.
 
 A :class:`ClientStack` or :class:`ServerStack` takes and gives bytes and offers the same
-surface as a core, so a custom event loop needs only this layer and a socket::
+surface as a core, so a custom event loop needs only this layer and a socket (an outline;
+the documentation's "Your own event loop" tutorial has the complete, tested program):
+
+.. not-run: an outline with "..." where the program's own waiting and handling go
+
+::
 
     stack.connection_made(now)                 # TCP is up (client: the upgrade is queued)
     while stack.state is not StackState.CLOSED:
