@@ -123,12 +123,14 @@ def test_fleetfreedom_a_stranger_cannot_lock_the_demo_user_out(driver: str) -> N
 def test_one_address_cannot_take_every_connection(driver: str) -> None:
     app = ITrackReference(demo_fleet(2))
     options = {"max_connections_per_address": 3}
-    with ServerThread(driver, app.factory, app=app, **options) as st:
-        with contextlib.ExitStack() as held:
-            for _ in range(3):
-                held.enter_context(ws_from(STRANGER, st.port, OPEN))
-            with pytest.raises(InvalidStatus) as refused:
-                ws_from(STRANGER, st.port, OPEN)
-            assert refused.value.response.status_code == 503
-            with ws_from(USER, st.port, OPEN) as ws:
-                assert isinstance(ws.recv(timeout=10), str)  # the Atmosphere handshake
+    with (
+        ServerThread(driver, app.factory, app=app, **options) as st,
+        contextlib.ExitStack() as held,
+    ):
+        for _ in range(3):
+            held.enter_context(ws_from(STRANGER, st.port, OPEN))
+        with pytest.raises(InvalidStatus) as refused:
+            ws_from(STRANGER, st.port, OPEN)
+        assert refused.value.response.status_code == 503
+        with ws_from(USER, st.port, OPEN) as ws:
+            assert isinstance(ws.recv(timeout=10), str)  # the Atmosphere handshake
