@@ -1,5 +1,6 @@
-"""The asyncio server end to end, all on one asyncio loop: both reference servers (their fleets
-ticking on the loop's clock) with our asyncio client, and a clean stop by cancellation."""
+"""The asyncio server end to end: both reference servers (their fleets ticking on the loop's
+clock) with our asyncio client on one asyncio loop, a clean stop by cancellation, and the
+conformance kit judging the reference servers served by it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,19 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+from _server_harness import ServerThread
+from test_conformance_runner import (
+    FAST,
+    FF_LOGIN,
+    ITRACK_LOGIN,
+    TIMEOUT,
+    assert_probed_musts_pass,
+    itrack_factory,
+)
+
 from trackwire import Event, FleetFreedomClient, ITrackClient
 from trackwire.conformance import FleetFreedomReference, ITrackReference, demo_fleet
+from trackwire.conformance._runner import run_server_cases_async
 from trackwire.drivers.asyncio import Server, connect, itrack_login, serve, start_server
 from trackwire.fleetfreedom import Command, ConnectionResponse, Merged, SessionResponse
 from trackwire.itrack import StateEvent, StateRequest, Subscribe, subscription_url
@@ -117,3 +129,29 @@ def test_cancelling_serve_ends_every_connection_and_its_core() -> None:
             await first(conn, ConnectionClosed)  # the client sees the end too
 
     run(main)
+
+
+# -- the conformance kit judges the reference servers on the asyncio server too ----------------
+
+
+async def test_conformance_kit_passes_the_reference_servers_on_asyncio() -> None:
+    itrack = ITrackReference(demo_fleet(3, rate=10))
+    with ServerThread("asyncio", itrack_factory(itrack), app=itrack) as st:
+        url = f"http://127.0.0.1:{st.port}/v2/event/subscription"
+        report = await run_server_cases_async(url, "atmosphere", timeout=TIMEOUT, options=FAST)
+    assert_probed_musts_pass(report)
+    with ServerThread(
+        "asyncio", itrack.factory, app=itrack, http_handler=itrack.http_handler
+    ) as st:
+        url = f"http://127.0.0.1:{st.port}/v2/"
+        report = await run_server_cases_async(
+            url, "itrack", timeout=TIMEOUT, options=FAST, **ITRACK_LOGIN
+        )
+    assert_probed_musts_pass(report)
+    fleetfreedom = FleetFreedomReference(demo_fleet(3, rate=10))
+    with ServerThread("asyncio", fleetfreedom.factory, app=fleetfreedom) as st:
+        url = f"ws://127.0.0.1:{st.port}/"
+        report = await run_server_cases_async(
+            url, "fleetfreedom", timeout=TIMEOUT, options=FAST, **FF_LOGIN
+        )
+    assert_probed_musts_pass(report)

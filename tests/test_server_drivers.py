@@ -294,7 +294,7 @@ def test_a_client_that_stops_reading_is_aborted_and_stalls_no_one(driver: str) -
 # -- bad input and the end -------------------------------------------------------------------
 
 
-def test_garbage_gets_400_and_an_oversize_message_1009(driver: str) -> None:
+def test_garbage_gets_400_an_oversize_message_1009_and_binary_1003(driver: str) -> None:
     with ServerThread(driver, boom_factory, max_message_size=200) as st:
         st.on_event = echo
         answer = http(st.port, b"\x16\x03\x01 not http at all\r\n\r\n")
@@ -304,6 +304,11 @@ def test_garbage_gets_400_and_an_oversize_message_1009(driver: str) -> None:
         with open_ws(st.port) as ws:
             ws.send("x" * 300)
             assert closed_code(ws) == 1009
+        with open_ws(st.port) as ws:
+            ws.send(b"\x00\x01")
+            assert closed_code(ws) == 1003
+        closes = [(e.code, e.by_peer) for _, e in st.of(ConnectionClosed)]
+        assert closes == [(1009, False), (1003, False)]
         served(st)
 
 
