@@ -188,9 +188,13 @@ def log_failure(peer: str, exc: BaseException) -> LocalProtocolError:
     """Log that the connection from ``peer`` raised ``exc`` (type, redacted message and
     where it was raised: no frame data, password, hash or ghostId); returns the error the
     application's events carry."""
-    message = redact(str(exc))
+    try:
+        message = redact(str(exc)[:400])
+    except Exception:  # an exception whose text itself fails
+        message = "?"
     if len(message) > 200:
         message = message[:200] + "…"
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
     where = ""
     tb = traceback.extract_tb(exc.__traceback__)
     if tb:
