@@ -162,7 +162,11 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
             # 503 (plain TCP only), our side ended, the client's input read and dropped for
             # at most a second (closing on unread input would reset the connection).
             self._ended = True
-            if transport.get_extra_info("sslcontext") is None and transport.can_write_eof():
+            if (
+                transport.get_extra_info("sslcontext") is None
+                and transport.can_write_eof()
+                and server.admission.start_refusal()
+            ):
                 self._refused = RefusedHead()
                 self._timer = self._loop.call_later(_REFUSE_LINGER, transport.abort)
             else:
@@ -197,6 +201,8 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._cancel_timer()
+        if self._refused is not None:
+            self.server.admission.end_refusal()
         if not self._ended:
             # Reset, or the server is stopping: the core learns it as an end of input.
             reason = "the server stopped" if self.server._closing else "the connection was lost"

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_PER_ADDRESS",
     "INTERNAL_ERROR",
+    "MAX_REFUSING",
     "SERVICE_UNAVAILABLE",
     "AdmissionControl",
     "RefusedHead",
@@ -41,6 +42,9 @@ DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_MAX_PER_ADDRESS = 256
 """Connections one peer address may have open at once; more are refused (503, then
 closed), so one host cannot take every slot of :data:`DEFAULT_MAX_CONNECTIONS`."""
+MAX_REFUSING = 64
+"""Refused connections kept at once to be answered 503 (each for at most a second); past
+that a refused connection is closed at once, so a flood of them costs no more than this."""
 INTERNAL_ERROR = 1011
 """The WebSocket close code a connection whose core or handler raised is closed with."""
 
@@ -75,7 +79,14 @@ class AdmissionControl:
     number of addresses connected right now.
     """
 
-    __slots__ = ("_by_address", "live", "max_connections", "max_per_address", "refused")
+    __slots__ = (
+        "_by_address",
+        "live",
+        "max_connections",
+        "max_per_address",
+        "refused",
+        "refusing",
+    )
 
     def __init__(self, max_connections: int, max_per_address: int | None) -> None:
         if max_connections < 1 or (max_per_address is not None and max_per_address < 1):
@@ -85,6 +96,8 @@ class AdmissionControl:
         self.live = 0
         self.refused = 0
         """Connections refused so far (either limit)."""
+        self.refusing = 0
+        """Refused connections being answered 503 right now (at most :data:`MAX_REFUSING`)."""
         self._by_address: dict[str, int] = {}
 
     def admit(self, address: str) -> bool:
@@ -98,6 +111,18 @@ class AdmissionControl:
         self.live += 1
         self._by_address[address] = held + 1
         return True
+
+    def start_refusal(self) -> bool:
+        """Whether a refused connection may be kept to be answered 503 (then
+        :meth:`end_refusal` when it is gone), or must be closed at once."""
+        if self.refusing >= MAX_REFUSING:
+            return False
+        self.refusing += 1
+        return True
+
+    def end_refusal(self) -> None:
+        """A refused connection kept by :meth:`start_refusal` is gone."""
+        self.refusing -= 1
 
     def release(self, address: str) -> None:
         """An admitted connection from ``address`` ended."""

@@ -877,20 +877,25 @@ class Server(Generic[ServerCoreT]):
     async def _refuse(self, stream: trio.abc.Stream) -> None:
         """Answer 503 (plain TCP only: no TLS handshake is spent on it) after the request
         head, then end our side and drop what else comes, for at most a second in all
-        (answering before the request, or closing on unread input, can lose the answer)."""
-        if not isinstance(stream, trio.SocketStream):
+        (answering before the request, or closing on unread input, can lose the answer).
+        Past ``MAX_REFUSING`` such connections at once, close at once instead."""
+        admission = self.admission
+        if not isinstance(stream, trio.SocketStream) or not admission.start_refusal():
             return
-        with trio.move_on_after(_REFUSE_LINGER), contextlib.suppress(*_NETWORK_ERRORS):
-            head = RefusedHead()
-            while not head.complete:
-                data = await stream.receive_some(_RECEIVE_SIZE)
-                if not data:
-                    break
-                head.feed(data)
-            await stream.send_all(SERVICE_UNAVAILABLE)
-            await stream.send_eof()
-            while await stream.receive_some(_RECEIVE_SIZE):
-                pass
+        try:
+            with trio.move_on_after(_REFUSE_LINGER), contextlib.suppress(*_NETWORK_ERRORS):
+                head = RefusedHead()
+                while not head.complete:
+                    data = await stream.receive_some(_RECEIVE_SIZE)
+                    if not data:
+                        break
+                    head.feed(data)
+                await stream.send_all(SERVICE_UNAVAILABLE)
+                await stream.send_eof()
+                while await stream.receive_some(_RECEIVE_SIZE):
+                    pass
+        finally:
+            admission.end_refusal()
 
     async def _serve_connection(self, stream: trio.abc.Stream) -> None:
         conn = ServerConnection(self, stream)

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from websockets.sync.client import connect as ws_connect
 
 from trackwire import Event, LocalProtocolError, RemoteProtocolError, current_peer
 from trackwire.atmosphere import AtmosphereClient, AtmosphereServer, Message
+from trackwire.drivers._serving import MAX_REFUSING
 from trackwire.ws import (
     Connected,
     ConnectionClosed,
@@ -236,6 +238,30 @@ def test_connections_over_the_overall_limit_get_503(driver: str) -> None:
             answer = http(st.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert answer.startswith(b"HTTP/1.1 503 ")
         served(st)
+
+
+def test_a_flood_of_refused_connections_is_closed_without_waiting(driver: str) -> None:
+    with ServerThread(driver, boom_factory, max_connections=1) as st, open_ws(st.port):
+        silent = [socket.create_connection(("127.0.0.1", st.port)) for _ in range(MAX_REFUSING)]
+        try:
+            for _ in range(500):
+                if st.call(lambda: st.server.admission.refusing) == MAX_REFUSING:
+                    break
+                time.sleep(0.01)
+            # Every slot to answer 503 is taken by a silent peer: closed without an answer.
+            try:
+                answer = http(st.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            except ConnectionResetError:
+                answer = b""
+            assert answer == b""
+        finally:
+            for sock in silent:
+                sock.close()
+        for _ in range(500):
+            if st.call(lambda: st.server.admission.refusing) == 0:
+                break
+            time.sleep(0.01)
+        assert http(st.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 503 ")
 
 
 def test_the_peer_address_is_known_to_the_factory_and_handlers(driver: str) -> None:

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from trackwire import LocalProtocolError
-from trackwire.drivers._serving import AdmissionControl, RefusedHead, log_failure
+from trackwire.drivers._serving import MAX_REFUSING, AdmissionControl, RefusedHead, log_failure
 
 
 def test_admission_counts_overall_and_per_address_and_forgets_idle_addresses() -> None:
@@ -59,3 +59,11 @@ def test_the_failure_log_has_no_secret_and_survives_odd_exceptions(
     assert "hunter2" not in text
     assert '"hash":"abc"' not in text
     assert "test_serving_policy.py" in text  # where it was raised
+
+
+def test_refusals_kept_to_answer_503_are_bounded() -> None:
+    admission = AdmissionControl(1, None)
+    assert all(admission.start_refusal() for _ in range(MAX_REFUSING))
+    assert not admission.start_refusal()
+    admission.end_refusal()
+    assert admission.start_refusal()
