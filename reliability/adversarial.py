@@ -610,7 +610,20 @@ def run(drivers: Sequence[str]) -> tuple[list[Row], list[str]]:
     return rows, problems
 
 
+def _raise_fd_limit(wanted: int = 4096) -> None:
+    """Room for the idle-socket flood (a few hundred sockets on each side)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _raise_fd_limit()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drivers", default="trio,asyncio")
     parser.add_argument("--json", type=Path, help="write the rows here")
