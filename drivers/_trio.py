@@ -27,14 +27,8 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from trackwire import (
-    ClientCore,
-    Event,
-    LocalProtocolError,
-    ReconnectPolicy,
-    RemoteProtocolError,
-    peer_context,
-)
+from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy, RemoteProtocolError
+from trackwire._peer import peer_context
 from trackwire.itrack import AuthExchange, AuthFailure, LoginRefused, build_auth_request
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
