@@ -140,6 +140,7 @@ def reference(limit: int) -> None:
                     0,
                     http_handler=app.http_handler,
                     max_connections=limit,
+                    max_connections_per_address=None,  # every client is on 127.0.0.1
                 )
             )
             print(json.dumps({"port": server.port, "fd_limit": fds}), flush=True)

@@ -29,6 +29,7 @@ from ._fleet import Fleet, Vehicle, VehicleUpdate
 from ._probes import ProbeOptions
 from ._probes_client import CLOSE_SIGNAL
 from ._reference import (
+    DEFAULT_ADDRESS_FAILURES,
     DEFAULT_ANONYMOUS_TIMEOUT,
     DEFAULT_LOGIN_FAILURES,
     DEFAULT_LOGIN_WINDOW,
@@ -52,6 +53,7 @@ from ._runner import (
 __all__ = [
     "CATALOGUE",
     "CLOSE_SIGNAL",
+    "DEFAULT_ADDRESS_FAILURES",
     "DEFAULT_ANONYMOUS_TIMEOUT",
     "DEFAULT_LOGIN_FAILURES",
     "DEFAULT_LOGIN_WINDOW",

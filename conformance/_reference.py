@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trackwire import current_peer
 from trackwire.fleetfreedom import (
     Account,
     ErrorCode,
@@ -42,6 +43,7 @@ from trackwire.ws import Accept, Headers, HttpResponse, Refuse, UpgradeRequest
 from ._fleet import Fleet, VehicleUpdate
 
 __all__ = [
+    "DEFAULT_ADDRESS_FAILURES",
     "DEFAULT_ANONYMOUS_TIMEOUT",
     "DEFAULT_LOGIN_FAILURES",
     "DEFAULT_LOGIN_WINDOW",
@@ -54,7 +56,10 @@ __all__ = [
 ]
 
 DEFAULT_LOGIN_FAILURES = 5
-"""Failed logins of one login name allowed within :data:`DEFAULT_LOGIN_WINDOW`."""
+"""Failed logins of one login name from one address allowed within
+:data:`DEFAULT_LOGIN_WINDOW`."""
+DEFAULT_ADDRESS_FAILURES = 20
+"""Failed logins (of any names) from one address allowed within :data:`DEFAULT_LOGIN_WINDOW`."""
 DEFAULT_LOGIN_WINDOW = 60.0
 """The sliding window of the login rate limit, in seconds."""
 DEFAULT_ANONYMOUS_TIMEOUT = 60.0
@@ -92,66 +97,104 @@ def demo_fleet(vehicles: int = 10, *, seed: int = 1, rate: float = 1.0) -> Fleet
 
 
 class LoginThrottle:
-    """Per-login rate limit of failed logins over a sliding window; time is passed in.
+    """Rate limit of failed logins over a sliding window, per (address, login) pair and per
+    address; time and the peer address are passed in.
 
-    A login name that failed ``max_failures`` times within the last ``window`` seconds is
-    refused without its password being checked until the oldest of those failures leaves the
-    window.  Refused attempts are not counted (a throttled client cannot extend its own
-    lock-out); a success forgets the login's failures.  At most ``max_logins`` names are
-    tracked (the stalest is dropped first), so guessing many names costs bounded memory.
+    A login name that failed ``max_failures`` times from one address within the last
+    ``window`` seconds is refused from that address, without its password being checked,
+    until the oldest of those failures leaves the window: someone guessing a user's password
+    from elsewhere cannot lock that user out.  An address that failed
+    ``max_address_failures`` times within the window (any names: spraying many logins) is
+    refused for every login the same way (``None``: no per-address limit).  Refused
+    attempts are not counted (a throttled client cannot extend its own lock-out); a success
+    forgets the pair's failures, not the address's.  At most ``max_logins`` pairs and
+    ``max_addresses`` addresses are tracked (the stalest are dropped first), so guessing
+    many names from many addresses costs bounded memory.  The address ``""`` (unknown: no
+    driver told it) is one address like any other.
     """
 
-    __slots__ = ("_failures", "max_failures", "max_logins", "window")
+    __slots__ = (
+        "_addresses",
+        "_failures",
+        "max_address_failures",
+        "max_addresses",
+        "max_failures",
+        "max_logins",
+        "window",
+    )
 
     def __init__(
         self,
         max_failures: int = DEFAULT_LOGIN_FAILURES,
         window: float = DEFAULT_LOGIN_WINDOW,
         *,
+        max_address_failures: int | None = DEFAULT_ADDRESS_FAILURES,
         max_logins: int = 100_000,
+        max_addresses: int = 100_000,
     ) -> None:
-        if max_failures < 1 or window <= 0 or max_logins < 1:
-            raise ValueError("max_failures, window and max_logins must be positive")
+        if max_failures < 1 or window <= 0 or max_logins < 1 or max_addresses < 1:
+            raise ValueError("max_failures, window, max_logins and max_addresses must be positive")
+        if max_address_failures is not None and max_address_failures < 1:
+            raise ValueError("max_address_failures must be positive (None turns it off)")
         self.max_failures = max_failures
+        self.max_address_failures = max_address_failures
         self.window = window
         self.max_logins = max_logins
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self.max_addresses = max_addresses
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._addresses: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _recent(self, login: str, now: float) -> deque[float] | None:
-        times = self._failures.get(login)
+    def _recent(self, table: OrderedDict[Any, deque[float]], key: Any, now: float) -> int:
+        times = table.get(key)
         if times is None:
-            return None
+            return 0
         while times and times[0] <= now - self.window:
             times.popleft()
         if not times:
-            del self._failures[login]
-            return None
-        return times
+            del table[key]
+        return len(times)
 
-    def allowed(self, login: str, now: float) -> bool:
-        """Whether ``login`` may try a password at ``now``."""
-        times = self._recent(login, now)
-        return times is None or len(times) < self.max_failures
+    def allowed(self, login: str, now: float, address: str = "") -> bool:
+        """Whether ``login`` may try a password from ``address`` at ``now``."""
+        if self._recent(self._failures, (address, login), now) >= self.max_failures:
+            return False
+        limit = self.max_address_failures
+        return limit is None or self._recent(self._addresses, address, now) < limit
 
-    def failed(self, login: str, now: float) -> None:
-        """Record a failed attempt of ``login`` at ``now``."""
-        times = self._recent(login, now)
+    def failed(self, login: str, now: float, address: str = "") -> None:
+        """Record a failed attempt of ``login`` from ``address`` at ``now``."""
+        self._record(self._failures, (address, login), now, self.max_failures, self.max_logins)
+        if self.max_address_failures is not None:
+            self._record(
+                self._addresses, address, now, self.max_address_failures, self.max_addresses
+            )
+
+    def _record(
+        self, table: OrderedDict[Any, deque[float]], key: Any, now: float, keep: int, most: int
+    ) -> None:
+        self._recent(table, key, now)
+        times = table.get(key)
         if times is None:
-            times = self._failures[login] = deque(maxlen=self.max_failures)
-            while len(self._failures) > self.max_logins:
-                self._failures.popitem(last=False)
+            times = table[key] = deque(maxlen=keep)
+            while len(table) > most:
+                table.popitem(last=False)
         else:
-            self._failures.move_to_end(login)
+            table.move_to_end(key)
         times.append(now)
 
-    def succeeded(self, login: str) -> None:
-        """``login`` got in: its failures are forgotten."""
-        self._failures.pop(login, None)
+    def succeeded(self, login: str, address: str = "") -> None:
+        """``login`` got in from ``address``: that pair's failures are forgotten."""
+        self._failures.pop((address, login), None)
 
     @property
     def tracked(self) -> int:
-        """How many login names have failures on record."""
+        """How many (address, login) pairs have failures on record."""
         return len(self._failures)
+
+    @property
+    def tracked_addresses(self) -> int:
+        """How many addresses have failures on record."""
+        return len(self._addresses)
 
 
 class _ThrottledDirectory(Directory):
@@ -168,13 +211,14 @@ class _ThrottledDirectory(Directory):
         self, login: str, password: str, dealer_id: int | None = None
     ) -> AuthSuccess | AuthFailure:
         now = self._clock()
-        if not self.throttle.allowed(login, now):
+        address = current_peer()
+        if not self.throttle.allowed(login, now, address):
             return AuthFailure(*ITRACK_LOGIN_LIMIT)
         result = super().authenticate(login, password, dealer_id)
         if isinstance(result, AuthFailure):
-            self.throttle.failed(login, now)
+            self.throttle.failed(login, now, address)
         else:
-            self.throttle.succeeded(login)
+            self.throttle.succeeded(login, address)
         return result
 
 
@@ -188,9 +232,12 @@ class ITrackReference:
 
     ``wall_offset`` turns the monotonic ``now`` into wall-clock time for the timestamps
     (``YYYY-MM-DD HH:MM:SS``, UTC as the demo users' time zone).  ``user/auth`` is
-    rate-limited per login by ``login_throttle`` (5 failures per 60 s by default; error 105
-    beyond), reading the time from ``clock``.  A connection that has sent no action with a
-    valid hash ``anonymous_timeout`` seconds after the app first saw it is closed.
+    rate-limited per (peer address, login) and per address by ``login_throttle`` (5 and 20
+    failures per 60 s by default; error 105 beyond), reading the time from ``clock`` and
+    the address from :func:`trackwire.current_peer`.  A connection that has sent no action
+    with a valid hash ``anonymous_timeout`` seconds after the app first saw it (at the
+    :meth:`tick` after it opened; :meth:`next_deadline` brings ticks at least every second
+    while one is waiting) is closed, whatever its heartbeat setting.
     :meth:`block`, :meth:`unblock` and :meth:`logout` are the operator's actions: they send
     ``lifecycle`` and ``logout`` events to whoever may see them.
     """
@@ -224,6 +271,7 @@ class ITrackReference:
         self.connections: dict[ITrackServer, float | None] = {}
         """Live connections → when the app first saw them (set by :meth:`tick`)."""
         self.anonymous_timeout = anonymous_timeout
+        self._last_tick: float | None = None
 
     def source_state(self, update: VehicleUpdate) -> SourceState:
         stamp = _wall(update.time, self.wall_offset).strftime("%Y-%m-%d %H:%M:%S")
@@ -267,8 +315,11 @@ class ITrackReference:
         return self.responder(method, target, headers, body)
 
     def tick(self, now: float) -> list[ITrackServer]:
-        """Move the fleet to ``now``; queue the updates; return the connections to flush."""
+        """Move the fleet to ``now``; queue the updates; return the connections to flush
+        (those closed here for staying anonymous too: their close is theirs to write)."""
+        self._last_tick = now
         updates = self.fleet.step(now)
+        expired: list[ITrackServer] = []
         for conn, seen in list(self.connections.items()):
             if conn.state.name == "CLOSED":
                 del self.connections[conn]
@@ -281,15 +332,24 @@ class ITrackReference:
             ):
                 conn.close()  # never authenticated: the stack closes the WebSocket
                 del self.connections[conn]
+                expired.append(conn)
         for update in updates:
             state = self.source_state(update)
             self.directory.set_state(update.vehicle_id, state)
             for conn in self.connections:
                 conn.push_state(update.vehicle_id, state, now)
-        return list(self.connections)
+        return [*self.connections, *expired]
 
     def next_deadline(self) -> float | None:
-        return self.fleet.next_deadline()
+        """The next fleet step, or sooner the next anonymous connection to close (and, while
+        any connection is still anonymous, a second after the last tick: they are checked then)."""
+        deadline = self.fleet.next_deadline()
+        last = self._last_tick
+        if self.anonymous_timeout is None or last is None:
+            return deadline
+        if any(conn.session_hash is None for conn in self.connections):
+            return last + 1.0 if deadline is None else min(deadline, last + 1.0)
+        return deadline
 
     def block(self, tracker_id: int, now: float) -> list[ITrackServer]:
         """Block a tracker: its subscribers get ``lifecycle`` ``block`` and no more states."""
@@ -318,8 +378,10 @@ class ITrackReference:
 class FleetFreedomReference:
     """The FleetFreedom reference server: sessions, assets from the fleet, their pushes.
 
-    Logins are rate-limited per username by ``login_throttle`` (5 failures per 60 s by
-    default; errorCode 73 ``sessionThrottled`` beyond), reading the time from ``clock``;
+    Logins are rate-limited per (peer address, username) and per address by
+    ``login_throttle`` (5 and 20 failures per 60 s by default; errorCode 73
+    ``sessionThrottled`` beyond), reading the time from ``clock`` and the address from
+    :func:`trackwire.current_peer`;
     a connection that has not logged in after ``anonymous_timeout`` seconds is closed.
     """
 
@@ -356,13 +418,14 @@ class FleetFreedomReference:
 
     def _authenticate(self, username: str, password: str) -> Account | ErrorCode | None:
         now = self._clock()
+        address = current_peer()
         throttle = self.login_throttle
-        if not throttle.allowed(username, now):
+        if not throttle.allowed(username, now, address):
             return ErrorCode.SESSION_THROTTLED
         if self._passwords.get(username) != password:
-            throttle.failed(username, now)
+            throttle.failed(username, now, address)
             return None
-        throttle.succeeded(username)
+        throttle.succeeded(username, address)
         return self.accounts[username]
 
     def _asset(self, vehicle_id: int, update: VehicleUpdate, *, general: bool) -> dict[str, Any]:

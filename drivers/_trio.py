@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy, RemoteProtocolError
+from trackwire._peer import peer_context
 from trackwire.itrack import (
     AuthExchange,
     AuthFailure,
@@ -50,11 +51,23 @@ from trackwire.ws import (
     TextCore,
 )
 
+from ._serving import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_ADDRESS,
+    SERVICE_UNAVAILABLE,
+    AdmissionControl,
+    RefusedHead,
+    failure_events,
+    failure_output,
+    log_failure,
+    peer_host,
+)
 from ._session import ClientSession, SessionView, TrackerListCall
 
 __all__ = [
     "DEFAULT_MAX_BUFFER",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_PER_ADDRESS",
     "DEFAULT_QUEUE_SIZE",
     "Connection",
     "EventHandler",
@@ -72,10 +85,10 @@ DEFAULT_QUEUE_SIZE = 1024
 stops reading the socket."""
 DEFAULT_MAX_BUFFER = 4 << 20
 """Bytes a server connection may have waiting to be written before it is aborted."""
-DEFAULT_MAX_CONNECTIONS = 4096
-"""Connections a server serves at once; more are closed right after ``accept``."""
 
 _RECEIVE_SIZE = 65536
+_REFUSE_LINGER = 1.0
+"""Seconds a refused connection is kept to deliver its 503 (reading and dropping input)."""
 _ABNORMAL = 1006
 _ABORTED = 1008
 """The close code reported (not sent: the peer is not reading) for a connection aborted
@@ -572,12 +585,15 @@ class ServerConnection(Generic[ServerCoreT]):
         )
         self.remote = _peer_name(stream)
         """``host:port`` of the peer (``""`` when unknown)."""
+        self.address = peer_host(_peer_address(stream))
+        """The peer's IP address (``""`` when unknown): what the per-address limits count."""
         self._buffer = bytearray()
         self._writable = trio.Event()
         self._read_scope: trio.CancelScope | None = None
         self._kicked = False
         self._broken = False
         self._finished = False
+        self._failed = False
         self._abort: tuple[int, str, RemoteProtocolError | None] | None = None
         """Why the connection is to be dropped at once (close code, reason, error)."""
 
@@ -598,10 +614,20 @@ class ServerConnection(Generic[ServerCoreT]):
         """Bytes waiting to be written."""
         return len(self._buffer)
 
+    @property
+    def failed(self) -> bool:
+        """Whether the connection was ended because its core or handler raised."""
+        return self._failed
+
     def flush(self) -> None:
         """Write what the core queued (non-blocking: the bytes join this connection's
-        buffer) and let the connection look at its timers and events again."""
-        self._pull()
+        buffer) and let the connection look at its timers and events again.  If the core
+        raises, this connection is closed (1011) and the error logged; it does not
+        propagate."""
+        try:
+            self._pull()
+        except Exception as exc:
+            self._fail(exc)
         self._kick()
 
     def send(self, item: Any) -> object:
@@ -631,7 +657,7 @@ class ServerConnection(Generic[ServerCoreT]):
             scope.cancel()
 
     def _pull(self) -> None:
-        if self._abort is not None:
+        if self._abort is not None or self._failed:
             return
         data = self.stack.data_to_send()
         if not data:
@@ -646,8 +672,10 @@ class ServerConnection(Generic[ServerCoreT]):
         self._writable.set()
 
     async def _run(self) -> None:
-        stack = self.stack
-        stack.connection_made(trio.current_time())
+        try:
+            self.stack.connection_made(trio.current_time())
+        except Exception as exc:
+            self._fail(exc)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._writer)
             await self._reader()
@@ -659,10 +687,42 @@ class ServerConnection(Generic[ServerCoreT]):
                 self._writable.set()
                 nursery.cancel_scope.deadline = trio.current_time() + self.server.close_timeout
 
+    def _fail(self, exc: Exception) -> None:
+        """The core, the factory or a handler raised: log it, queue the last answer (a 500
+        before the upgrade, a 1011 close frame after), tell the core and the application,
+        and end this connection only."""
+        if self._failed:
+            return
+        self._failed = True
+        error = log_failure(self.remote, exc)
+        stack = self.stack
+        if self._abort is None:
+            self._buffer += failure_output(stack)
+            self._writable.set()
+        self._dispatch_quietly(failure_events(stack, error, trio.current_time()))
+        self._kick()
+
+    def _dispatch_quietly(self, events: Iterable[Event]) -> None:
+        """:meth:`_dispatch` for a connection that is ending: a handler that raises is
+        logged, the other events still go out."""
+        for event in events:
+            try:
+                self._dispatch((event,))
+            except Exception as exc:
+                log_failure(self.remote, exc)
+
     async def _reader(self) -> None:
+        try:
+            await self._read_loop()
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _read_loop(self) -> None:
         stack = self.stack
         stream = self.stream
         while True:
+            if self._failed:
+                return
             self._dispatch(stack.events())
             self._pull()
             if self._abort is not None:
@@ -696,7 +756,7 @@ class ServerConnection(Generic[ServerCoreT]):
         stack = self.stack
         if stack.state is StackState.OPEN or stack.state is StackState.CLOSING:
             stack.receive_eof(trio.current_time())
-            self._dispatch(
+            self._dispatch_quietly(
                 [
                     ConnectionClosed(code, reason, by_peer=False, error=error)
                     if isinstance(event, ConnectionClosed)
@@ -707,7 +767,7 @@ class ServerConnection(Generic[ServerCoreT]):
         elif stack.state is not StackState.CLOSED:
             stack.close()
             if error is not None:
-                self._dispatch([HandshakeFailed(error)])
+                self._dispatch_quietly([HandshakeFailed(error)])
 
     async def _writer(self) -> None:
         stream = self.stream
@@ -738,14 +798,20 @@ class ServerConnection(Generic[ServerCoreT]):
                 handler(self, event)
 
 
-def _peer_name(stream: trio.abc.Stream) -> str:
+def _peer_address(stream: trio.abc.Stream) -> object:
     inner = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
     if isinstance(inner, trio.SocketStream):
         try:
-            host, port, *_ = inner.socket.getpeername()
-        except (OSError, ValueError, TypeError):
-            return ""
-        return f"{host}:{port}"
+            return inner.socket.getpeername()
+        except OSError:
+            return None
+    return None
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    peer = _peer_address(stream)
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
     return ""
 
 
@@ -759,6 +825,7 @@ class Server(Generic[ServerCoreT]):
         http_handler: HttpHandler | None,
         on_event: EventHandler | None,
         max_connections: int,
+        max_connections_per_address: int | None = DEFAULT_MAX_PER_ADDRESS,
         max_buffer: int,
         max_message_size: int,
         handshake_timeout: float | None,
@@ -768,7 +835,10 @@ class Server(Generic[ServerCoreT]):
         self.factory = factory
         self.http_handler = http_handler
         self.on_event = on_event
+        self.admission = AdmissionControl(max_connections, max_connections_per_address)
+        """Live connections overall and per peer address, against the limits."""
         self.max_connections = max_connections
+        self.max_connections_per_address = max_connections_per_address
         self.max_buffer = max_buffer
         self.max_message_size = max_message_size
         self.handshake_timeout = handshake_timeout
@@ -777,9 +847,15 @@ class Server(Generic[ServerCoreT]):
         self.listeners: list[trio.abc.Listener[Any]] = []
         self.connections: dict[ServerConnection[ServerCoreT], None] = {}
         """The live connections, in accept order."""
-        self.refused = 0
-        """Connections closed at once because ``max_connections`` were being served."""
+        self.failed = 0
+        """Connections ended because their core or a handler raised."""
         self._by_core: dict[int, ServerConnection[ServerCoreT]] = {}
+
+    @property
+    def refused(self) -> int:
+        """Connections refused (503, then closed) because ``max_connections`` were being
+        served, or ``max_connections_per_address`` from the same address."""
+        return self.admission.refused
 
     @property
     def ports(self) -> list[int]:
@@ -815,26 +891,62 @@ class Server(Generic[ServerCoreT]):
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
         try:
-            if len(self.connections) >= self.max_connections:
-                self.refused += 1
+            address = peer_host(_peer_address(stream))
+            if not self.admission.admit(address):
+                await self._refuse(stream)
                 return
-            conn = ServerConnection(self, stream)
-            if isinstance(stream, trio.SSLStream) and not await self._tls_handshake(conn):
-                return
-            self.connections[conn] = None
             try:
-                await conn._run()
+                with peer_context(address):
+                    await self._serve_connection(stream)
             finally:
-                if conn.stack.state is not StackState.CLOSED:
-                    # Cancelled (the server is stopping): the core must learn that its
-                    # connection is gone, or the application keeps pushing to it.
-                    conn._drop(_ABNORMAL, "the server stopped", None)
-                del self.connections[conn]
-                core = conn.core
-                if core is not None and self._by_core.get(id(core)) is conn:
-                    del self._by_core[id(core)]
+                self.admission.release(address)
         finally:
             await trio.aclose_forcefully(stream)
+
+    async def _refuse(self, stream: trio.abc.Stream) -> None:
+        """Answer 503 (plain TCP only: no TLS handshake is spent on it) after the request
+        head, then end our side and drop what else comes, for at most a second in all
+        (answering before the request, or closing on unread input, can lose the answer).
+        Past ``MAX_REFUSING`` such connections at once, close at once instead."""
+        admission = self.admission
+        if not isinstance(stream, trio.SocketStream) or not admission.start_refusal():
+            return
+        try:
+            with trio.move_on_after(_REFUSE_LINGER), contextlib.suppress(*_NETWORK_ERRORS):
+                head = RefusedHead()
+                while not head.complete:
+                    data = await stream.receive_some(_RECEIVE_SIZE)
+                    if not data:
+                        break
+                    head.feed(data)
+                await stream.send_all(SERVICE_UNAVAILABLE)
+                await stream.send_eof()
+                while await stream.receive_some(_RECEIVE_SIZE):
+                    pass
+        finally:
+            admission.end_refusal()
+
+    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
+        conn = ServerConnection(self, stream)
+        if isinstance(stream, trio.SSLStream) and not await self._tls_handshake(conn):
+            return
+        self.connections[conn] = None
+        try:
+            await conn._run()
+        finally:
+            if conn.failed:
+                self.failed += 1
+            elif conn.stack.state is not StackState.CLOSED:
+                # Cancelled (the server is stopping): the core must learn that its
+                # connection is gone, or the application keeps pushing to it.
+                try:
+                    conn._drop(_ABNORMAL, "the server stopped", None)
+                except Exception as exc:
+                    log_failure(conn.remote, exc)
+            del self.connections[conn]
+            core = conn.core
+            if core is not None and self._by_core.get(id(core)) is conn:
+                del self._by_core[id(core)]
 
     async def _tls_handshake(self, conn: ServerConnection[ServerCoreT]) -> bool:
         stream = conn.stream
@@ -844,7 +956,7 @@ class Server(Generic[ServerCoreT]):
                 await stream.do_handshake()
         except (*_NETWORK_ERRORS, trio.TooSlowError) as exc:
             error = RemoteProtocolError(f"TLS handshake failed: {_describe(exc)}")
-            conn._dispatch([HandshakeFailed(error)])
+            conn._dispatch_quietly([HandshakeFailed(error)])
             return False
         return True
 
@@ -858,6 +970,7 @@ async def serve(
     on_event: EventHandler | None = None,
     ssl_context: ssl.SSLContext | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_connections_per_address: int | None = DEFAULT_MAX_PER_ADDRESS,
     max_buffer: int = DEFAULT_MAX_BUFFER,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
@@ -873,14 +986,24 @@ async def serve(
     (a peer that stopped reading) is aborted -- no close frame could reach it -- and ends
     with ``ConnectionClosed(1008, reason, by_peer=False, error=RemoteProtocolError)``.
     ``port=0`` picks a free port; ``ssl_context`` serves TLS.
+
+    Limits: past ``max_connections`` live connections, or ``max_connections_per_address``
+    from one IP address (``None``: no per-address limit), a new connection gets ``503`` and
+    is closed.  Isolation: whatever a connection's core, the factory, ``http_handler`` or
+    ``on_event`` raises (other than the protocol errors the stack handles) ends that
+    connection only -- ``500`` before the upgrade, close ``1011`` after, then
+    ``HandshakeFailed`` / ``ConnectionClosed(1011, error=LocalProtocolError)`` to
+    ``on_event`` -- and is logged on the ``trackwire.server`` logger without secrets.
+    While a connection's code runs, :func:`trackwire.current_peer` is its peer's address.
     """
-    if max_connections < 1 or max_buffer < 1:
-        raise ValueError("max_connections and max_buffer must be >= 1")
+    if max_buffer < 1:
+        raise ValueError("max_buffer must be >= 1")
     server = Server(
         factory,
         http_handler=http_handler,
         on_event=on_event,
         max_connections=max_connections,
+        max_connections_per_address=max_connections_per_address,
         max_buffer=max_buffer,
         max_message_size=max_message_size,
         handshake_timeout=handshake_timeout,

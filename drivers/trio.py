@@ -29,6 +29,7 @@ from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
 from ._trio import (
     DEFAULT_MAX_BUFFER,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_QUEUE_SIZE,
     Connection,
     EventHandler,
@@ -44,6 +45,7 @@ from ._trio import (
 __all__ = [
     "DEFAULT_MAX_BUFFER",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_PER_ADDRESS",
     "DEFAULT_QUEUE_SIZE",
     "Connection",
     "DriverEvent",

@@ -523,6 +523,7 @@ async def serve_references(
             0,
             http_handler=itrack.http_handler,
             max_buffer=max_buffer,
+            max_connections_per_address=None,  # every client is on 127.0.0.1
         )
     )
     ff_server: Server[Any] = await nursery.start(
@@ -532,6 +533,7 @@ async def serve_references(
             "127.0.0.1",
             0,
             max_buffer=max_buffer,
+            max_connections_per_address=None,
         )
     )
     nursery.start_soon(_tick_forever, itrack, it_server)

@@ -7,6 +7,7 @@ the error model and the one interface every core implements.
 from ._core import ClientCore, Core, CoreBase, Event, StateMachine
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._json import get_json_loads, set_json_loads
+from ._peer import current_peer, peer_context
 from ._reconnect import Backoff, ReconnectPolicy
 from .atmosphere import AtmosphereClient, AtmosphereServer
 from .fleetfreedom import FleetFreedomClient, FleetFreedomHub, FleetFreedomServer
@@ -33,6 +34,8 @@ __all__ = [
     "RemoteProtocolError",
     "StateMachine",
     "__version__",
+    "current_peer",
     "get_json_loads",
+    "peer_context",
     "set_json_loads",
 ]

@@ -79,6 +79,7 @@ from trackwire.ws import (
     HandshakeFailed,
     Headers,
     HttpResponse,
+    Rejected,
     UpgradeRequest,
 )
 
@@ -254,7 +255,7 @@ async def test_a_client_that_stops_reading_does_not_stall_the_others() -> None:
             await echo_round_trip(server.port)
 
 
-async def test_connections_over_the_limit_are_closed_at_once() -> None:
+async def test_connections_over_the_limit_are_refused_with_503() -> None:
     with trio.fail_after(10):
         async with running(atmosphere, max_connections=1) as (server, _):
             first = AtmosphereClient(f"http://127.0.0.1:{server.port}{PATH}")
@@ -263,7 +264,8 @@ async def test_connections_over_the_limit_are_closed_at_once() -> None:
                 second = AtmosphereClient(f"http://127.0.0.1:{server.port}{PATH}")
                 async with connect(second, reconnect=None) as other:
                     events = [e async for e in other]
-                assert [type(e) for e in events] == [HandshakeFailed, ReconnectFailed, GaveUp]
+                assert [type(e) for e in events] == [Rejected, ReconnectFailed, GaveUp]
+                assert events[0].status_code == 503
                 assert server.refused == 1
 
 

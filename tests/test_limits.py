@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from trackwire import LocalProtocolError, RemoteProtocolError
+from trackwire import LocalProtocolError, RemoteProtocolError, peer_context
 from trackwire.atmosphere import AtmosphereClient, ClientState, Message, TrackMessageSizeDecoder
 from trackwire.conformance import FleetFreedomReference, ITrackReference, demo_fleet
 from trackwire.conformance._reference import (
+    DEFAULT_ADDRESS_FAILURES,
     DEFAULT_ANONYMOUS_TIMEOUT,
     DEFAULT_LOGIN_FAILURES,
     DEFAULT_LOGIN_WINDOW,
@@ -240,12 +241,40 @@ def test_login_throttle_sliding_window() -> None:
 
 
 def test_login_throttle_tracks_a_bounded_number_of_logins() -> None:
-    throttle = LoginThrottle(1, 60.0, max_logins=100)
+    throttle = LoginThrottle(1, 60.0, max_logins=100, max_address_failures=None)
     for n in range(1000):
         throttle.failed(f"guess{n}", 0.0)
     assert throttle.tracked == 100
     assert not throttle.allowed("guess999", 1.0)
     assert throttle.allowed("guess0", 1.0)  # the stalest were dropped
+    bounded = LoginThrottle(max_addresses=10)
+    for n in range(100):
+        bounded.failed("demo", 0.0, f"10.0.0.{n}")
+    assert bounded.tracked_addresses == 10
+
+
+def test_login_throttle_a_stranger_cannot_lock_a_user_out() -> None:
+    throttle = LoginThrottle(5, 60.0)
+    for t in range(5):
+        throttle.failed("demo", float(t), "203.0.113.66")
+    assert not throttle.allowed("demo", 5.0, "203.0.113.66")
+    assert throttle.allowed("demo", 5.0, "198.51.100.7")  # the real user, elsewhere
+    assert throttle.allowed("other", 5.0, "203.0.113.66")  # other names, for now
+    throttle.succeeded("demo", "198.51.100.7")
+    assert not throttle.allowed("demo", 5.0, "203.0.113.66")  # not the stranger's success
+
+
+def test_login_throttle_limits_failures_per_address_whatever_the_names() -> None:
+    throttle = LoginThrottle(5, 60.0, max_address_failures=20)
+    for n in range(20):
+        assert throttle.allowed(f"name{n}", float(n), "203.0.113.66")
+        throttle.failed(f"name{n}", float(n), "203.0.113.66")
+    assert not throttle.allowed("demo", 20.0, "203.0.113.66")  # spraying: every name
+    assert throttle.allowed("demo", 20.0, "198.51.100.7")
+    throttle.succeeded("name0", "203.0.113.66")  # a success does not reset the address
+    assert not throttle.allowed("demo", 59.0, "203.0.113.66")
+    assert throttle.allowed("demo", 60.0, "203.0.113.66")  # the first failure left
+    assert DEFAULT_ADDRESS_FAILURES == 20
 
 
 def _auth(app: ITrackReference, password: str) -> tuple[int, dict[str, Any]]:
@@ -255,6 +284,25 @@ def _auth(app: ITrackReference, password: str) -> tuple[int, dict[str, Any]]:
     assert answer is not None
     status, _, body = answer
     return status, json.loads(body)
+
+
+def test_itrack_reference_throttles_per_address_and_login() -> None:
+    app = ITrackReference(demo_fleet(1), wall_offset=0.0, clock=Clock())
+    with peer_context("203.0.113.66"):
+        for _ in range(5):
+            assert _auth(app, "wrong")[1]["status"]["code"] == 102
+        assert _auth(app, "demo")[1]["status"]["code"] == 105
+    with peer_context("198.51.100.7"):
+        status, body = _auth(app, "demo")  # the real user is not locked out
+    assert (status, body["success"]) == (200, True)
+    with peer_context("203.0.113.99"):
+        for n in range(20):
+            answer = app.http_handler(
+                "POST", "/v2/user/auth", [], f"login=user{n}&password=x".encode()
+            )
+            assert answer is not None
+            assert json.loads(answer[2])["status"]["code"] == 102
+        assert _auth(app, "demo")[1]["status"]["code"] == 105  # spraying is limited too
 
 
 def test_itrack_reference_rate_limits_user_auth() -> None:
@@ -294,6 +342,21 @@ def test_fleetfreedom_reference_rate_limits_logins() -> None:
     assert _ff_login(app, "other@example.com", "other", 1.0) == ErrorCode.SUCCESS
     clock.now = 30.0
     assert _ff_login(app, user, "demo", 30.0) == ErrorCode.SUCCESS
+
+
+def test_fleetfreedom_reference_throttles_per_address_and_login() -> None:
+    app = FleetFreedomReference(demo_fleet(1), wall_offset=0.0, clock=Clock())
+    user = "demo@example.com"
+    with peer_context("203.0.113.66"):
+        for _ in range(5):
+            assert _ff_login(app, user, "nope", 0.0) == ErrorCode.INVALID_CREDENTIALS
+        assert _ff_login(app, user, "demo", 0.0) == ErrorCode.SESSION_THROTTLED
+    with peer_context("198.51.100.7"):
+        assert _ff_login(app, user, "demo", 0.0) == ErrorCode.SUCCESS
+    with peer_context("203.0.113.99"):
+        for n in range(20):
+            assert _ff_login(app, f"u{n}@x", "nope", 0.0) == ErrorCode.INVALID_CREDENTIALS
+        assert _ff_login(app, user, "demo", 0.0) == ErrorCode.SESSION_THROTTLED
 
 
 def test_fleetfreedom_reference_closes_connections_that_never_log_in() -> None:

@@ -185,6 +185,9 @@ def test_itrack_connections_that_never_authenticate_are_closed() -> None:
     app.tick(0.0)
     app.tick(59.0)
     assert lurker.state.name == "OPEN"  # type: ignore[union-attr]
-    app.tick(60.0)
+    assert app.next_deadline() == 60.0  # checked at least every second while anonymous
+    flushed = app.tick(60.0)
     assert lurker.state.name == "CLOSED"  # type: ignore[union-attr]
+    assert lurker in flushed  # its close is written now, not at its next heartbeat
     assert server.state.name == "OPEN"  # type: ignore[attr-defined]
+    assert lurker not in app.tick(61.0)
