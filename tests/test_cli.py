@@ -16,12 +16,27 @@ from _cli_helpers import CLI, records, run
 from trackwire.drivers._cli import main
 
 
-@pytest.fixture(params=["itrack", "fleetfreedom"])
+@pytest.fixture(
+    params=[(p, loop) for loop in ("trio", "asyncio") for p in ("itrack", "fleetfreedom")],
+    ids=lambda param: "-".join(param),
+)
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """``trackwire serve`` in its own process; yields (platform, URL to watch)."""
-    platform = request.param
+    """``trackwire serve --loop L`` in its own process; yields (platform, URL to watch)."""
+    platform, loop = request.param
     proc = subprocess.Popen(
-        [*CLI, "serve", platform, "--vehicles", "3", "--rate", "4", "--duration", "50"],
+        [
+            *CLI,
+            "serve",
+            platform,
+            "--loop",
+            loop,
+            "--vehicles",
+            "3",
+            "--rate",
+            "4",
+            "--duration",
+            "50",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -22,6 +22,7 @@ COMMANDS = {
     "watch fleetfreedom": (["watch", "fleetfreedom", "--vehicles", "2"], b"km/h"),
     "serve itrack": (["serve", "itrack"], b"reference server on"),
     "serve fleetfreedom": (["serve", "fleetfreedom"], b"reference server on"),
+    "serve itrack --loop asyncio": (["serve", "itrack", "--loop", "asyncio"], b"server on"),
     "conformance client": (["conformance", "client", "--protocol", "atmosphere"], b"serving"),
 }
 """Each command, and what its stdout shows once it runs (after that, a signal must end it)."""

@@ -156,11 +156,17 @@ def _fleet_options(group: argparse._ArgumentGroup, *, heartbeat: bool) -> None:
 
 
 def _serve_options(parser: argparse.ArgumentParser, *, heartbeat: bool) -> None:
-    """The options of ``serve itrack`` and ``serve fleetfreedom`` (where ``--loop`` goes)."""
+    """The options of ``serve itrack`` and ``serve fleetfreedom``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, metavar="N", help="port (default: a free one)")
     parser.add_argument(
         "--duration", type=_positive_number, metavar="S", help="stop after S seconds"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("trio", "asyncio"),
+        default="trio",
+        help="the event loop that serves (default trio; both run the same sans-IO server)",
     )
     _fleet_options(parser.add_argument_group("simulated fleet"), heartbeat=heartbeat)
 

@@ -2,13 +2,14 @@
 ``watch`` starts without ``--url``.
 
 :func:`reference_app` builds a platform's application (pure: no loop, no socket) and
-:func:`ready_line` says where it is; serving it is the event loop's job (:func:`run_serve`
-under trio).
+:func:`ready_line` says where it is; serving it is the event loop's job (:func:`run_serve`,
+under trio or asyncio).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from trackwire.conformance import (
 )
 from trackwire.ws import HttpHandler, UpgradeRequest
 
+from ..asyncio import Server as AsyncioServer
+from ..asyncio import start_server
 from ..trio import Server, serve
 from .args import FleetOptions
 
@@ -124,6 +127,42 @@ async def _serve_trio(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# -- under asyncio ----------------------------------------------------------------------------
+
+
+async def _tick_asyncio(
+    app: ITrackReference | FleetFreedomReference, server: AsyncioServer[Any]
+) -> None:
+    """Move the fleet on the asyncio loop's clock and write the pushes it queued."""
+    loop = asyncio.get_running_loop()
+    while True:
+        deadline = app.next_deadline()
+        await asyncio.sleep(1.0 if deadline is None else max(0.0, deadline - loop.time()))
+        server.flush(app.tick(loop.time()))
+
+
+async def _serve_asyncio(args: argparse.Namespace, out: TextIO) -> int:
+    loop = asyncio.get_running_loop()
+    options = FleetOptions(args)
+    reference = reference_app(args.platform, options, time.time() - loop.time())
+    factory = cast("Any", reference.factory)
+    async with await start_server(
+        factory, args.host, options.port, http_handler=reference.http_handler
+    ) as server:
+        print(ready_line(args.platform, args.host, server.port), file=out, flush=True)
+        ticking = asyncio.ensure_future(_tick_asyncio(reference.app, server))
+        try:
+            if args.duration is not None:
+                await asyncio.sleep(args.duration)
+            else:
+                await asyncio.Event().wait()
+        finally:
+            ticking.cancel()
+    return 0
+
+
 def run_serve(args: argparse.Namespace, out: TextIO) -> int:
     """``trackwire serve``: serve until interrupted or ``--duration``; the exit code."""
+    if args.loop == "asyncio":
+        return asyncio.run(_serve_asyncio(args, out))
     return trio.run(_serve_trio, args, out)
