@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Runs one real atmosphere.js client (npm 2.3.6, 3.1.3 or 4.0.1) under Node and reports
-// everything it does as JSON lines, so that Python tests can drive it against our server.
+// Runs one real atmosphere.js client (npm 2.3.6, 3.1.3, 4.0.1 or 5.0.45) under Node and
+// reports everything it does as JSON lines, so that Python tests can drive it against our
+// server.
 //
-//   node harness.js --version 2.3.6 --url http://127.0.0.1:PORT/v2/event/subscription \
+//   node [--experimental-websocket] harness.js --version 2.3.6 --url http://127.0.0.1:PORT/v2/event/subscription \
 //       [--track-message-length] [--heartbeat-server SECONDS] [--timeout-ms N]
 //       [--max-reconnect N] [--reconnect-interval-ms N] [--no-protocol]
 //       [--header NAME=VALUE]... [--max-seconds N]
@@ -45,6 +46,12 @@
 //   fallbackTransport "websocket" every version just retries the websocket.
 // - On Node 21+ the global `navigator` is built in and index.js cannot replace it; the
 //   library then sees Node's navigator, which has no sendBeacon either, so nothing changes.
+// - 5.x is a TypeScript rewrite (dist/index.cjs): `atmosphere.subscribe(request, handlers)`
+//   returns a promise of a subscription, and the transport uses the platform's WebSocket
+//   global (Node 22+, or Node 20/21 started with --experimental-websocket; without it the
+//   harness exits 3).  It announces "5.0.7" (the 5.0.45 package never bumped that string),
+//   sends no HTTP close request (close() just closes the socket), keeps its tracking id
+//   across reconnects and parses a handshake again on every new socket.
 "use strict";
 
 const path = require("path");
@@ -69,7 +76,7 @@ for (const name of ["log", "info", "debug"]) {
 function usage(message) {
   process.stderr.write(
     "harness.js: " + message + "\n" +
-      "usage: node harness.js --version 2.3.6|3.1.3|4.0.1 --url http://HOST:PORT/PATH " +
+      "usage: node harness.js --version 2.3.6|3.1.3|4.0.1|5.0.45 --url http://HOST:PORT/PATH " +
       "[--track-message-length] [--heartbeat-server S] [--timeout-ms N] [--max-reconnect N] " +
       "[--reconnect-interval-ms N] [--no-protocol] [--header NAME=VALUE]... [--max-seconds N]\n"
   );
@@ -142,6 +149,65 @@ function loadAtmosphere(version) {
   return { atmosphere: atmosphere, dir: path.dirname(resolved) };
 }
 
+// The tracking id 5.x parsed from the last handshake: the library keeps it inside its
+// transport, so the harness reads it from the first frame of each socket the same way.
+let modernUuid = null;
+
+function loadModern(version, trackMessageLength) {
+  // 5.x: one CommonJS bundle; the WebSocket it opens is the platform's global, read at call
+  // time, so wrapping the global is enough to see the wire.
+  const name = "atmosphere-" + version;
+  let resolved;
+  try {
+    resolved = require.resolve(name, { paths: [__dirname] });
+  } catch (e) {
+    process.stderr.write(
+      "harness.js: cannot find the npm package " + name + " (" + e.message + ").\n" +
+        "Run `npm ci` in " + __dirname + " first.\n"
+    );
+    process.exit(3);
+  }
+  if (typeof globalThis.WebSocket !== "function") {
+    process.stderr.write(
+      "harness.js: atmosphere.js " + version + " needs a WebSocket global: run Node 22+, or " +
+        "Node 20/21 with --experimental-websocket.\n"
+    );
+    process.exit(3);
+  }
+  const Base = globalThis.WebSocket;
+  class LoggedWebSocket extends Base {
+    constructor(url, ...rest) {
+      emit("ws-connect", { url: String(url) });
+      super(url, ...rest);
+      // Listeners added here run before the library's on* handlers (set after construction),
+      // so a frame is logged before the callbacks it causes.
+      this.addEventListener("open", () => emit("ws-open", {}));
+      let first = true;
+      this.addEventListener("message", (e) => {
+        const data = typeof e.data === "string" ? e.data : String(e.data);
+        emit("frame", { data: data });
+        if (first && data.trim()) {
+          first = false;
+          const fields = data.split("|");
+          const at = trackMessageLength ? 1 : 0;
+          if (fields.length > at + 1) modernUuid = fields[at].trim();
+        }
+      });
+      this.addEventListener("close", (e) => emit("ws-close", { code: e.code, reason: String(e.reason || "") }));
+      this.addEventListener("error", (e) => {
+        emit("ws-error", { message: String(e && e.message ? e.message : "error") });
+      });
+    }
+
+    send(data) {
+      emit("ws-send", { data: typeof data === "string" ? data : String(data) });
+      return super.send(data);
+    }
+  }
+  globalThis.WebSocket = LoggedWebSocket;
+  return require(resolved);
+}
+
 function instrumentWebSocket(Base) {
   class LoggedWebSocket extends Base {
     constructor(url, ...rest) {
@@ -209,6 +275,10 @@ function main() {
 
   const hardLimit = setTimeout(() => exit("max-seconds", 4), opts.maxSeconds * 1000);
 
+  if (Number(opts.version.split(".")[0]) >= 5) {
+    runModern(opts, exit, hardLimit);
+    return;
+  }
   const loaded = loadAtmosphere(opts.version);
   const atmosphere = loaded.atmosphere;
   emit("ready", { version: opts.version, framework: atmosphere.version });
@@ -279,6 +349,10 @@ function main() {
     }
   }
 
+  readCommands(command, exit);
+}
+
+function readCommands(command, exit) {
   let pending = "";
   process.stdin.setEncoding("utf8");
   process.stdin.on("data", (chunk) => {
@@ -294,6 +368,84 @@ function main() {
     if (pending) command(pending);
     exit("stdin-closed", 0);
   });
+}
+
+function runModern(opts, exit, hardLimit) {
+  const lib = loadModern(opts.version, opts.trackMessageLength);
+  const atmosphere = lib.atmosphere;
+  emit("ready", { version: opts.version, framework: atmosphere.version });
+  const request = {
+    url: opts.url,
+    contentType: "application/json",
+    transport: "websocket",
+    fallbackTransport: "websocket",
+    enableProtocol: opts.enableProtocol,
+    trackMessageLength: opts.trackMessageLength,
+    reconnect: true,
+    headers: opts.headers,
+  };
+  if (opts.heartbeatServer !== null) request.heartbeat = { server: opts.heartbeatServer };
+  if (opts.timeoutMs !== null) request.timeout = opts.timeoutMs;
+  if (opts.maxReconnect !== null) request.maxReconnectOnClose = opts.maxReconnect;
+  if (opts.reconnectIntervalMs !== null) request.reconnectInterval = opts.reconnectIntervalMs;
+
+  let subscription = null;
+  const uuidOf = () => modernUuid;
+  const handlers = {
+    open: (response) => emit("open", {
+      uuid: uuidOf(),
+      transport: response && response.transport,
+      status: response && response.status,
+    }),
+    message: (response) => emit("message", { data: response.responseBody }),
+    reopen: () => emit("reopen", { uuid: uuidOf() }),
+    reconnect: () => emit("reconnect", { uuid: uuidOf() }),
+    close: (response) => emit("close", { status: response.status, state: response.state }),
+    error: (err) => emit("error", { status: null, reason: String(err && err.message ? err.message : err) }),
+    clientTimeout: () => emit("clientTimeout", { uuid: uuidOf() }),
+    transportFailure: (reason) => emit("transportFailure", { reason: String(reason) }),
+    failureToReconnect: () => emit("failureToReconnect", { uuid: uuidOf() }),
+  };
+  const queued = [];
+  atmosphere.subscribe(request, handlers).then(
+    (sub) => {
+      subscription = sub;
+      emit("subscribed", { id: String(sub.id) });
+      for (const line of queued.splice(0)) command(line);
+    },
+    (err) => emit("subscribe-error", { message: String(err && err.message ? err.message : err) }),
+  );
+
+  function command(line) {
+    if (!line.trim()) return;
+    let cmd;
+    try {
+      cmd = JSON.parse(line);
+    } catch (e) {
+      emit("stdin-error", { line: line, message: e.message });
+      return;
+    }
+    if (cmd && cmd.cmd === "exit") {
+      clearTimeout(hardLimit);
+      exit("exit-command", 0);
+      return;
+    }
+    if (subscription === null) {
+      queued.push(line);  // subscribe() has not resolved yet
+      return;
+    }
+    switch (cmd && cmd.cmd) {
+      case "push":
+        subscription.push(String(cmd.data));
+        break;
+      case "close":
+        subscription.close();
+        break;
+      default:
+        emit("stdin-error", { line: line, message: "unknown command" });
+    }
+  }
+  readCommands(command, exit);
 }
 
 main();

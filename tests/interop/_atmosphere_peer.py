@@ -42,7 +42,26 @@ from trackwire.ws import (
 
 NODE_DIR = Path(__file__).resolve().parents[2] / "interop" / "node"
 HARNESS = NODE_DIR / "harness.js"
-VERSIONS = ("2.3.6", "3.1.3", "4.0.1")
+LEGACY_VERSIONS = ("2.3.6", "3.1.3", "4.0.1")
+"""The jQuery-era client: ``atmosphere.subscribe(request)``, an HTTP close request."""
+MODERN_VERSIONS = ("5.0.45",)
+"""The TypeScript rewrite (the current npm release): the platform's WebSocket global."""
+VERSIONS = LEGACY_VERSIONS + MODERN_VERSIONS
+
+
+def node_command(version: str) -> list[str]:
+    """``node`` and the flags ``version`` needs: 5.x uses the WebSocket global, which Node
+    20 and 21 only have with ``--experimental-websocket``."""
+    if int(version.split(".")[0]) < 5:
+        return ["node"]
+    try:
+        out = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
+        major = int(out.stdout.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return ["node"]
+    return ["node", "--experimental-websocket"] if major < 22 else ["node"]
+
+
 SESSION_HASH = "a1" * 16
 """The live session of user ``alice``, who owns tracker 1 (source 101)."""
 
@@ -259,7 +278,7 @@ class NodeHarness:
 
     def __init__(self, version: str, url: str, *args: str, max_seconds: int = 40):
         self.argv = [
-            "node",
+            *node_command(version),
             str(HARNESS),
             "--version",
             version,

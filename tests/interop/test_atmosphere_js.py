@@ -1,5 +1,5 @@
-"""The real npm ``atmosphere.js`` client (2.3.6, 3.1.3, 4.0.1) against our trio server running
-the iTrack server core.
+"""The real npm ``atmosphere.js`` clients (2.3.6, 3.1.3, 4.0.1, 5.0.45) against our trio server
+running the iTrack server core.
 
 Each test runs ``interop/node/harness.js`` as a Node process against
 :func:`trackwire.drivers.trio.serve` with :class:`trackwire.itrack.ITrackServer`
@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 from _atmosphere_peer import (
+    LEGACY_VERSIONS,
+    MODERN_VERSIONS,
     SESSION_HASH,
-    VERSIONS,
     ITrackTestServer,
     NodeHarness,
     Observation,
@@ -107,7 +108,7 @@ def _received(conn: int, cls: type) -> Callable[[Observation], bool]:
 
 
 @pytest.mark.parametrize("track", [True, False], ids=["tms", "plain"])
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", LEGACY_VERSIONS)
 def test_session_against_our_server(
     version: str,
     track: bool,
@@ -211,7 +212,7 @@ def test_session_against_our_server(
     assert [o.conn for o in server.observations("connect")] == [0, 1]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", LEGACY_VERSIONS)
 def test_client_timeout_closes_for_good(
     version: str,
     start_server: Callable[..., ITrackTestServer],
@@ -247,3 +248,78 @@ def test_client_timeout_closes_for_good(
     assert not client.lines("reconnect")
     assert not client.lines("close")
     assert not client.lines("exception")
+
+
+@pytest.mark.parametrize("track", [True, False], ids=["tms", "plain"])
+@pytest.mark.parametrize("version", MODERN_VERSIONS)
+def test_modern_session_against_our_server(
+    version: str,
+    track: bool,
+    server: ITrackTestServer,
+    start_client: Callable[..., NodeHarness],
+) -> None:
+    """atmosphere.js 5.x: a TypeScript rewrite with its own open URL, no HTTP close request,
+    and a handshake expected on every socket."""
+    client = start_client(server, version, *(["--track-message-length"] if track else []))
+    frame = encode_message if track else (lambda m: m)
+
+    opened = client.wait_event("open")
+    first = server.wait_for("first connection", _connect(0))
+    request = parse_open_request(first.target or "")
+    assert request.path == "/v2/event/subscription"
+    assert [name for name, _ in request.params][:3] == [
+        "X-Atmosphere-tracking-id",
+        "X-Atmosphere-Framework",
+        "X-Atmosphere-Transport",
+    ]
+    assert request.tracking_id == "0"
+    assert request.framework == "5.0.7"  # what 5.0.45 announces
+    assert request.track_message_length is track
+    assert request.protocol_enabled
+    uuid = first.uuid
+    assert opened["uuid"] == uuid
+    assert client.lines("frame")[0]["data"] == frame(f"{uuid}|{HEARTBEAT_MS}|X|")
+
+    server.send(0, *SERVER_MESSAGES)
+    client.wait_event("message", data=SERVER_MESSAGES[-1])
+    assert [m["data"] for m in client.lines("message")] == SERVER_MESSAGES
+
+    client.command("push", data=SUBSCRIBE)
+    server.wait_for("the subscribe action", _received(0, ActionReceived))
+    client.wait_event("message", data=SUBSCRIBED)
+    client.wait_event("message", data=state_message(0))
+    server.push_state(0, 12.5)
+    client.wait_event("message", data=state_message(12.5))
+
+    # Heartbeats on the announced cadence both ways; the server's is not a message.
+    server.wait_for("two client heartbeats", _received(0, Heartbeat), timeout=6, nth=2)
+    beat = "1|X" if track else "X"
+    client.wait_for("server heartbeat", lambda x: x["event"] == "frame" and x["data"] == beat)
+    assert not [m for m in client.lines("message") if m["data"] == "X"]
+
+    # A dropped socket: the same tracking id and query again; our server answers a known
+    # tracking id with the reconnect padding, as the Java server does.  5.x fires onReopen
+    # when the socket opens and, not knowing the padding, hands it to the application as
+    # a message of whitespace: applications must ignore blank messages.
+    server.drop(0, abort=track)
+    client.wait_event("reconnect", uuid=uuid)
+    second = server.wait_for("reconnection", _connect(1))
+    again = parse_open_request(second.target or "")
+    assert again.tracking_id == uuid
+    assert [p for p in again.params if p[0] != "X-Atmosphere-tracking-id"] == [
+        p for p in request.params if p[0] != "X-Atmosphere-tracking-id"
+    ]
+    client.wait_event("reopen", uuid=uuid)
+    client.wait_event("message", data=RECONNECT_PADDING)  # never length-prefixed
+    client.command("push", data=SUBSCRIBE)
+    server.wait_for("the subscribe action again", _received(1, ActionReceived))
+    server.push_state(1, 30)
+    client.wait_event("message", data=state_message(30))
+
+    # close(): no HTTP close request, the socket is closed by the client.
+    client.command("close")
+    server.wait_for("socket closed by the client", lambda o: o.kind == "disconnect" and o.conn == 1)
+    assert not server.observations("close-request")
+    assert len(client.lines("open")) == 1
+    assert not client.lines("exception")
+    assert [o.conn for o in server.observations("connect")] == [0, 1]
