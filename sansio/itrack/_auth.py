@@ -19,7 +19,7 @@ import h11
 from .. import _json
 from .._errors import RemoteProtocolError
 from .._numbers import MAX_ID_DIGITS, parse_digits
-from .._redact import redacted_repr
+from .._redact import redact_target, redacted_repr
 from ._codec import JsonDumps, JsonLoads, dumps
 from ._directory import AuthFailure, AuthSuccess, Directory
 from ._models import check_hash
@@ -138,9 +138,9 @@ def build_auth_request(
     elif scheme in ("http", "ws"):
         tls = False
     else:
-        raise ValueError(f"not an http(s) URL: {base_url!r}")
+        raise ValueError(f"not an http(s) URL: {redact_target(base_url)!r}")
     if not split.hostname:
-        raise ValueError(f"no host in {base_url!r}")
+        raise ValueError(f"no host in {redact_target(base_url)!r}")
     port = split.port or (443 if tls else 80)
     fields: list[tuple[str, str]] = [("login", login), ("password", password)]
     if dealer_id is not None:
