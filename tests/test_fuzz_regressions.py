@@ -22,11 +22,13 @@ from trackwire.atmosphere import (
     AtmosphereServer,
     ClientState,
     TrackMessageSizeDecoder,
+    encode_message,
     framework_number,
     parse_open_request,
 )
 from trackwire.fleetfreedom import (
     Account,
+    FleetFreedomClient,
     FleetFreedomHub,
     FleetFreedomServer,
     ghost_id_from_request,
@@ -38,9 +40,11 @@ from trackwire.itrack import (
     HttpResponse,
     ITrackClient,
     ITrackServer,
+    StateRequest,
+    Subscribe,
     SubscribeResponse,
 )
-from trackwire.ws import Connected, ServerStack, UpgradeRequest
+from trackwire.ws import Connected, ServerStack, UpgradeRequest, split_ws_url
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 TARGETS = sorted(p.stem for p in (FUZZ / "targets").glob("*.py") if not p.stem.startswith("_"))
@@ -404,3 +408,34 @@ def test_safe_dumps_writes_strict_utf8_json_for_any_decoded_value() -> None:
     _strict(safe_dumps({"deep": deep}))
     assert json_safe(deep, max_depth=3) == [[[None]]]
     assert json_safe(10**4300 * 10) is None  # more digits than Python writes
+
+
+@pytest.mark.parametrize(
+    ("ghost_id", "path"), [("\\ud800", "%3F"), ("a/../b?c#d", "a%2F..%2Fb%3Fc%23d")]
+)
+def test_fleetfreedom_ghost_id_cannot_break_the_next_url(ghost_id: str, path: str) -> None:
+    """The server's ghostId goes into the next URL: a lone surrogate made it unencodable."""
+    client = FleetFreedomClient("wss://h/")
+    client.connection_made(0.0)
+    client.receive('connectionResponse {"errorCode":8,"ghostId":"' + ghost_id + '"}', 0.0)
+    assert client.url_to_open == "wss://h/" + path
+    split_ws_url(client.url_to_open)
+
+
+def test_itrack_client_keeps_its_actions_when_the_opening_frame_corrupts_the_stream() -> None:
+    """Found by ``test_hostile_inputs``: the handshake and a bad length in one frame opened
+    the transport and broke it; writing the held actions then raised LocalProtocolError (SEND
+    in ERROR) in place of the stream's RemoteProtocolError, and the actions were lost."""
+    transport = AtmosphereClient("ws://a/p", track_message_length=True)
+    client = ITrackClient("ws://a/p", "0" * 32, transport=transport)
+    client.send(Subscribe([StateRequest([1])]))
+    client.connection_made(0.0)
+    with pytest.raises(RemoteProtocolError, match="not a number"):
+        client.receive(encode_message("b623a15d-9623-4fd8-a9d3-697036635c29|30000|X|") + "x|y", 0)
+    assert client.state is ClientState.ERROR
+    assert client.data_to_send() == []
+    client.reconnect()
+    client.connection_made(1.0)
+    client.receive("1|X", 1.0)  # the reopen frame
+    (action,) = client.data_to_send()
+    assert json.loads(action)["requests"] == [{"type": "state", "trackers": [1]}]

@@ -153,6 +153,10 @@ HOSTILE_JSON = [
     "{}",
 ]
 hostile_text = st.sampled_from(HOSTILE_TEXT) | st.text(max_size=12)
+# What a TrackMessageSize stream may carry where a length is read.  Lengths of more than 4,300
+# digits are left to the framing's own tests (trackwire.atmosphere._framing reads them;
+# trackwire._numbers.parse_digits is the bounded reader for it): runs here stay under 1,000.
+framed_text = st.sampled_from([t for t in HOSTILE_TEXT if len(t) <= 400]) | st.text(max_size=12)
 hostile_json = (
     st.sampled_from(HOSTILE_JSON)
     | st.integers().map(str)
@@ -239,14 +243,13 @@ handshakes = st.builds(
 
 
 @RUNS
-@given(st.data(), handshakes, st.lists(hostile_text, max_size=4), st.booleans())
-def test_atmosphere_client_takes_any_stream(
-    data: st.DataObject, handshake: str, messages: list[str], tms: bool
-) -> None:
+@given(st.data(), handshakes, st.booleans())
+def test_atmosphere_client_takes_any_stream(data: st.DataObject, handshake: str, tms: bool) -> None:
     client = AtmosphereClient("ws://h/p", track_message_length=tms, inactivity_timeout=0)
     client.connection_made(0.0)
+    messages = data.draw(st.lists(framed_text if tms else hostile_text, max_size=4))
     if tms:
-        heads = data.draw(st.lists(hostile_text, min_size=len(messages), max_size=len(messages)))
+        heads = data.draw(st.lists(framed_text, min_size=len(messages), max_size=len(messages)))
         stream = encode_message(handshake) + "".join(
             encode_message(m) if data.draw(st.booleans()) else f"{h}|{m}"
             for m, h in zip(messages, heads, strict=True)
@@ -530,6 +533,7 @@ def test_fleetfreedom_client_takes_any_message(messages: list[str]) -> None:
             assert client.state is FFClientState.ERROR
             break
         client.handle_timer(now)
+        client.url_to_open.encode("ascii")  # the next URL holds the server's ghostId
         check_line_frames(client.data_to_send())
         assert all(isinstance(e, FleetFreedomEvent) for e in client.events())
 

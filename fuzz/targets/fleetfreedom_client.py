@@ -77,6 +77,7 @@ def TestOneInput(data: bytes) -> None:
         if client.state in _CONNECTED and client.state is not ClientState.CLOSING:
             _send(client, _COMMANDS[index % len(_COMMANDS)], now)
         check_output(client.data_to_send(), lines=True)
+        client.url_to_open.encode("ascii")  # the server's ghostId, percent-encoded
         check_events(client.events(), FleetFreedomEvent)
     if client.state in _CONNECTED:
         client.receive_eof(now)
