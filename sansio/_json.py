@@ -82,9 +82,14 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _safe_str(text: str) -> str:
-    if text.isascii() or _SURROGATE.search(text) is None:
+    """``text`` with surrogates replaced (encoding is the quickest test for them)."""
+    if text.isascii():
         return text
-    return _SURROGATE.sub(REPLACEMENT, text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(REPLACEMENT, text)
+    return text
 
 
 def _safe(value: Any, depth: int) -> Any:
@@ -135,6 +140,4 @@ def safe_dumps(value: Any) -> str:
         text = _strict_dumps(value)
     except (ValueError, RecursionError):  # NaN/Infinity, a huge int, too deep to write
         text = _strict_dumps(json_safe(value))
-    if text.isascii() or _SURROGATE.search(text) is None:
-        return text
-    return _SURROGATE.sub(REPLACEMENT, text)  # only string contents hold non-ASCII
+    return _safe_str(text)  # only string contents hold non-ASCII: the JSON stays valid
