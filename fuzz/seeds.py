@@ -336,6 +336,11 @@ def regressions() -> dict[str, dict[str, bytes]]:
                 1, [_request(b"/user/auth?login=demo&password=secret&dealer_id=" + nines(250))]
             ),
         },
+        "fleetfreedom_client": {
+            "regress-ghost-id-surrogate": frames(
+                0, ['connectionResponse {"errorCode":8,"ghostId":"\\ud800"}', ""]
+            ),
+        },
         "fleetfreedom_server": {
             "regress-reqid-nan": frames(2, ['noop {"reqId":NaN}']),
             "regress-reqid-infinity": frames(2, ['noop {"reqId":1e999999}']),
