@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trackwire import RemoteProtocolError
+from trackwire._numbers import leading_int, parse_digits
 from trackwire.atmosphere import (
     AtmosphereClient,
     AtmosphereEvent,
@@ -189,6 +190,21 @@ def cut(data: st.DataObject, stream: str) -> list[str]:
         start = point
     pieces.append(stream[start:])
     return [piece for piece in pieces if piece]
+
+
+# -- the number reader every core uses ---------------------------------------------------
+
+
+@given(hostile_text | st.text(alphabet="0123456789²٣+- ", max_size=30), st.integers(1, 25))
+def test_numbers_from_the_wire_are_bounded_ascii_digits(text: str, bound: int) -> None:
+    value = parse_digits(text, bound)
+    if value is None:
+        assert not (0 < len(text) <= bound and all("0" <= c <= "9" for c in text))
+    else:
+        assert 0 <= value < 10**bound
+        assert str(value) == text.lstrip("0") or value == 0
+    leading = leading_int(text, bound)
+    assert leading is None or abs(leading) < 10**bound
 
 
 # -- Atmosphere ---------------------------------------------------------------------------
