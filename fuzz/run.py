@@ -28,6 +28,8 @@ TARGETS = ROOT / "targets"
 CORPUS = ROOT / "corpus"
 WORK = ROOT / "work"
 FINDINGS = ROOT / "findings"
+DICTIONARY = ROOT / "hostile.dict"
+"""Hostile values (huge digit runs, ², NaN, lone surrogates, ``//[``) every target is given."""
 
 PER_INPUT_TIMEOUT = 5
 """Seconds one input may take before libFuzzer reports it as a hang."""
@@ -74,6 +76,7 @@ def run_target(name: str, seconds: int, jobs: int = 1) -> Result:
         f"-max_len={MAX_LEN}",
         f"-artifact_prefix={found}/",
         "-print_final_stats=1",
+        f"-dict={DICTIONARY}",
     ]
     if jobs > 1:
         command += [f"-fork={jobs}", "-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1"]

@@ -286,7 +286,73 @@ def seeds() -> dict[str, list[bytes]]:
     }
 
 
+EXPAND = b"\xfe"
+"""The targets read ``EXPAND`` and one byte ``n`` as ``n * 20`` nines (``_common.expand``)."""
+
+
+def nines(twenties: int) -> bytes:
+    """A digit run of ``twenties * 20`` nines, as the targets expand it."""
+    return EXPAND + bytes([twenties])
+
+
+def _request(target: bytes) -> bytes:
+    return b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def _subscribed(key: bytes) -> bytes:
+    return (
+        b'{"type":"response","action":"subscription/subscribe","events":["state"],'
+        b'"data":{"state":{"value":{"' + key + b'":"normal"},"success":true}}}'
+    )
+
+
+def regressions() -> dict[str, dict[str, bytes]]:
+    """Inputs that once ended a server or a session: kept as ``regress-*`` files."""
+    return {
+        "atmosphere_server": {
+            "regress-heartbeat-superscript": frames(0, ["/p?X-Heartbeat-Server=%C2%B2", "x"]),
+            "regress-heartbeat-400-nines": frames(0, [b"/p?X-Heartbeat-Server=" + nines(20)]),
+            "regress-framework-4400-digits": frames(
+                0, [b"/p?X-atmo-protocol=true&X-Atmosphere-Framework=" + nines(220) + b".2.3"]
+            ),
+        },
+        "atmosphere_client": {
+            "regress-interval-310-digits": frames(0, ["u|" + "9" * 310 + "|X|", "", ""]),
+        },
+        "itrack_messages": {
+            "regress-tracker-id-4320-digits": frames(1, [_subscribed(nines(216))]),
+        },
+        "itrack_server": {
+            "regress-echo-surrogate": frames(0, ['{"action":"subscribe","x":"\\ud800"}']),
+            "regress-echo-nan": frames(0, ['{"action":"subscribe","data":{"a":NaN}}']),
+            "regress-echo-infinity": frames(0, ['{"action":"unsubscribe","n":1e999999}']),
+            "regress-target-superscript": frames(
+                8, ["/p?X-Atmosphere-tracking-id=0&X-Heartbeat-Server=%C2%B2", "X"]
+            ),
+        },
+        "itrack_auth": {
+            "regress-bracket-target": frames(1, [_request(b"//[/user/auth")]),
+            "regress-dealer-5000-digits": frames(
+                1, [_request(b"/user/auth?login=demo&password=secret&dealer_id=" + nines(250))]
+            ),
+        },
+        "fleetfreedom_client": {
+            "regress-ghost-id-surrogate": frames(
+                0, ['connectionResponse {"errorCode":8,"ghostId":"\\ud800"}', ""]
+            ),
+        },
+        "fleetfreedom_server": {
+            "regress-reqid-nan": frames(2, ['noop {"reqId":NaN}']),
+            "regress-reqid-infinity": frames(2, ['noop {"reqId":1e999999}']),
+            "regress-reqid-surrogate": frames(2, ['noop {"reqId":"\\ud800"}']),
+        },
+    }
+
+
 def main() -> int:
+    for target, named in regressions().items():
+        for name, data in named.items():
+            (CORPUS / target / name).write_bytes(data)
     for target, inputs in seeds().items():
         folder = CORPUS / target
         folder.mkdir(parents=True, exist_ok=True)

@@ -4,15 +4,29 @@ The default decodes with the standard library's own C scanner, called directly: 
 results and errors as :func:`json.loads` without its Python-level wrappers (about a quarter
 of its cost on a 357-byte message).  :func:`set_json_loads` swaps in another decoder that
 takes ``str`` and raises ``ValueError`` on bad input, such as ``orjson.loads``.
+
+Encoding the other way, :func:`safe_dumps` is what the server cores write replies with: it
+never fails on decoded JSON and always yields strict JSON that encodes as UTF-8, whatever a
+peer managed to put into a value it echoes (``NaN``, ``1e999999``, a lone surrogate escape,
+nesting deep enough to exhaust the stack).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["get_json_loads", "set_json_loads", "stdlib_loads"]
+__all__ = [
+    "MAX_SAFE_DEPTH",
+    "get_json_loads",
+    "json_safe",
+    "safe_dumps",
+    "set_json_loads",
+    "stdlib_loads",
+]
 
 JsonLoads = Callable[[str], Any]
 
@@ -53,3 +67,77 @@ def set_json_loads(func: JsonLoads | None) -> None:
 def get_json_loads() -> JsonLoads:
     """The JSON decoding hook in use."""
     return loads
+
+
+# -- encoding what a peer may have shaped ---------------------------------------------------
+
+MAX_SAFE_DEPTH = 64
+"""Nesting :func:`json_safe` keeps; deeper arrays and objects become ``null``."""
+REPLACEMENT = "\ufffd"
+
+_strict_dumps: Callable[[Any], str] = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":")
+).encode
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _safe_str(text: str) -> str:
+    """``text`` with surrogates replaced (encoding is the quickest test for them)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(REPLACEMENT, text)
+    return text
+
+
+def _safe(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str:
+        return _safe_str(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        try:
+            str(value)
+        except ValueError:  # more digits than Python writes
+            return None
+        return value
+    if kind is list or kind is tuple:
+        if depth <= 0:
+            return None
+        items = [_safe(item, depth - 1) for item in value]
+        same = all(a is b for a, b in zip(items, value, strict=True))
+        return value if same and kind is list else items
+    if kind is dict:
+        if depth <= 0:
+            return None
+        out = {}
+        same = True
+        for key, item in value.items():
+            safe_key = _safe_str(key) if type(key) is str else key
+            safe_item = _safe(item, depth - 1)
+            same = same and safe_key is key and safe_item is item
+            out[safe_key] = safe_item
+        return value if same else out
+    return value
+
+
+def json_safe(value: Any, max_depth: int = MAX_SAFE_DEPTH) -> Any:
+    """``value`` made writable as strict JSON: non-finite floats and integers too long to
+    write become ``None``, surrogates in strings and keys U+FFFD, arrays and objects nested
+    deeper than ``max_depth`` ``None``.  Returns ``value`` itself when nothing had to change
+    (so ``json_safe(v) is v`` tells that ``v`` was clean)."""
+    return _safe(value, max_depth)
+
+
+def safe_dumps(value: Any) -> str:
+    """Compact JSON (non-ASCII kept) that is always strict (no ``NaN``/``Infinity``) and
+    always encodes as UTF-8; values that would break either are passed through
+    :func:`json_safe` first.  Never raises for decoded JSON."""
+    try:
+        text = _strict_dumps(value)
+    except (ValueError, RecursionError):  # NaN/Infinity, a huge int, too deep to write
+        text = _strict_dumps(json_safe(value))
+    return _safe_str(text)  # only string contents hold non-ASCII: the JSON stays valid

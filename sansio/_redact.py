@@ -1,10 +1,12 @@
 """Keeping secrets out of reprs and error messages: passwords, iTrack hashes, ghostIds.
 
-Two tools: :func:`redact` rewrites text that may quote a frame or a form (JSON
-``"password":"…"``, ``"hash":"…"``, ``"ghostId":"…"``, ``"current":"…"`` and form or query
-``password=…``, ``hash=…``, ``ghostId=…``), and :func:`redact_value` copies decoded JSON with
-the values of those keys replaced.  Objects keep the real values: only what is shown changes.
-The Atmosphere tracking id is not a secret and is left alone.
+Two tools: :func:`redact` rewrites text that may quote a frame, a form or a URL (JSON
+``"password":"…"``, ``"hash":"…"``, ``"ghostId":"…"``, ``"current":"…"``, form or query
+``password=…``, ``hash=…``, ``ghostId=…`` with the key percent-decoded before it is judged,
+so ``pass%77ord=…`` counts, and the user-info of a URL, ``scheme://user:password@host``), and
+:func:`redact_value` copies decoded JSON with the values of those keys replaced.  Objects
+keep the real values: only what is shown changes.  The Atmosphere tracking id is not a
+secret and is left alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import re
 from dataclasses import fields
 from typing import Any, overload
+from urllib.parse import unquote_plus
 
 __all__ = [
     "REDACTED",
@@ -63,6 +66,65 @@ def _odd_sub(match: re.Match[str]) -> str:
     return f"{quote}{key}{quote}{separator}{value_quote}{REDACTED}{value_quote}"
 
 
+# The user-info of a URL ends where its authority does; the last "@" before that ends it.
+_AUTHORITY_END = re.compile(r'[/?#\s"<>\\]')
+
+
+def _mask_userinfo(text: str) -> str:
+    """``scheme://user:password@host…`` → ``scheme://***@host…``, for every URL in ``text``
+    (one pass: each authority is scanned once)."""
+    pieces: list[str] = []
+    start = pos = 0
+    while (found := text.find("://", pos)) >= 0:
+        authority = found + 3
+        end_match = _AUTHORITY_END.search(text, authority)
+        end = end_match.start() if end_match else len(text)
+        at = text.rfind("@", authority, end)
+        if at >= 0:
+            pieces += (text[start:authority], REDACTED)
+            start = at
+        pos = max(end, authority)
+    if not pieces:
+        return text
+    pieces.append(text[start:])
+    return "".join(pieces)
+
+
+# A form or query pair whose key holds percent-escapes: decoded, then judged like any key.
+_ENCODED_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_.~+%-])([A-Za-z0-9_.~+-]*%[A-Za-z0-9_.~+%-]*=)[^&\s\"'#;]*"
+)
+
+
+def _decoded_key(key: str) -> str:
+    for _ in range(3):  # a key encoded twice or thrice is decoded as far
+        decoded = unquote_plus(key)
+        if decoded == key:
+            break
+        key = decoded
+    return key
+
+
+def _encoded_sub(match: re.Match[str]) -> str:
+    key = match.group(1)
+    if _SECRET_KEY.fullmatch(_decoded_key(key[:-1])):
+        return key + REDACTED
+    return match.group(0)
+
+
+def _redact_text(text: str) -> str:
+    if "://" in text and "@" in text:
+        text = _mask_userinfo(text)
+    if "%" in text and "=" in text:
+        text = _ENCODED_PAIR.sub(_encoded_sub, text)
+    if "\\u" in text or "'" in text:
+        text = _ODD_MEMBER.sub(_odd_sub, text)
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS):
+        return text
+    return _TEXT.sub(_text_sub, text)
+
+
 @overload
 def redact(text: str) -> str: ...
 @overload
@@ -72,12 +134,10 @@ def redact(text: bytes) -> bytes: ...
 def redact(text: str | bytes) -> str | bytes:
     """``text`` with every secret value replaced by ``***`` (cheap when there is none)."""
     if isinstance(text, str):
-        if "\\u" in text or "'" in text:
-            text = _ODD_MEMBER.sub(_odd_sub, text)
-        lowered = text.lower()
-        if not any(marker in lowered for marker in _MARKERS):
-            return text
-        return _TEXT.sub(_text_sub, text)
+        return _redact_text(text)
+    if (b"://" in text and b"@" in text) or (b"%" in text and b"=" in text):
+        # The rarer rules work on text: bytes map one to one through Latin-1.
+        text = _redact_text(text.decode("latin-1")).encode("latin-1")
     lowered_bytes = text.lower()
     if not any(marker.encode() in lowered_bytes for marker in _MARKERS):
         return text
@@ -91,10 +151,13 @@ _SECRET_HEADERS = frozenset(
 
 
 def redact_target(target: str) -> str:
-    """A request target or URL with secrets hidden: secret query values, and a GUID in the
-    path (where a FleetFreedom client puts its ghostId; Atmosphere's tracking id, not a
-    secret, travels in the query and stays)."""
+    """A request target or URL with secrets hidden: user-info (``user:password@``), secret
+    query values (keys percent-decoded first), and a GUID in the path (where a FleetFreedom
+    client puts its ghostId; Atmosphere's tracking id, not a secret, travels in the query and
+    stays)."""
     path, sep, query = target.partition("?")
+    if "://" in path and "@" in path:
+        path = _mask_userinfo(path)
     return _GUID.sub(REDACTED, path) + sep + redact(query)
 
 

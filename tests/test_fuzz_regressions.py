@@ -5,6 +5,7 @@ atheris."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,16 +16,35 @@ import h11
 import pytest
 
 from trackwire import RemoteProtocolError
+from trackwire._json import json_safe, safe_dumps
 from trackwire.atmosphere import (
     AtmosphereClient,
     AtmosphereServer,
     ClientState,
     TrackMessageSizeDecoder,
+    encode_message,
+    framework_number,
     parse_open_request,
 )
-from trackwire.fleetfreedom import ghost_id_from_request
-from trackwire.itrack import AuthResponder, AuthServerConnection, Directory, ITrackClient
-from trackwire.ws import Connected, ServerStack, UpgradeRequest
+from trackwire.fleetfreedom import (
+    Account,
+    FleetFreedomClient,
+    FleetFreedomHub,
+    FleetFreedomServer,
+    ghost_id_from_request,
+)
+from trackwire.itrack import (
+    AuthResponder,
+    AuthServerConnection,
+    Directory,
+    HttpResponse,
+    ITrackClient,
+    ITrackServer,
+    StateRequest,
+    Subscribe,
+    SubscribeResponse,
+)
+from trackwire.ws import Connected, ServerStack, UpgradeRequest, split_ws_url
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 TARGETS = sorted(p.stem for p in (FUZZ / "targets").glob("*.py") if not p.stem.startswith("_"))
@@ -171,3 +191,251 @@ def test_atmosphere_client_corruption_leaves_nothing_buffered() -> None:
     client.connection_made(3.0)
     client.receive("5|hello", 3.0)  # the reopen frame; nothing stale glued in front
     assert [getattr(e, "data", None) for e in client.events()][-1] == "hello"
+
+
+# -- hostile values: each once ended a whole server or a client session ------------------------
+
+
+def _strict(text: str) -> Any:
+    """What a strict peer (``JSON.parse``) reads: UTF-8 text without NaN/Infinity."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    text.encode("utf-8")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "value", ["%C2%B2", "9" * 400, "1" * 4400, "%D9%A3", "-5", "+5", "5_0", "", " "]
+)
+def test_heartbeat_server_that_is_no_ascii_number_is_ignored(value: str) -> None:
+    """``²`` passed ``str.isdigit`` and failed ``int``; 400 nines overflowed ``float``."""
+    request = parse_open_request("/p?X-Heartbeat-Server=" + value)
+    assert request.heartbeat_server is None
+    assert AtmosphereServer(request).server_heartbeat == 60.0
+
+
+def test_heartbeat_server_keeps_reading_plain_numbers() -> None:
+    assert parse_open_request("/p?X-Heartbeat-Server=%2090%20").heartbeat_server == 90
+    assert AtmosphereServer("/p?X-Heartbeat-Server=90").server_heartbeat == 90.0
+
+
+@pytest.mark.parametrize("framework", ["1" * 4400 + ".2.3", "2.3." + "6" * 4400, "2.².6"])
+def test_framework_with_huge_or_odd_numbers_reads_as_zero(framework: str) -> None:
+    """A 4,400-digit framework went to ``int`` (over Python's 4,300-digit limit)."""
+    assert framework_number(framework) == 0
+    request = parse_open_request(f"/p?X-atmo-protocol=true&X-Atmosphere-Framework={framework}")
+    assert not request.wants_handshake
+    assert framework_number("2.3.6-javascript") == 236
+
+
+@pytest.mark.parametrize("interval", ["9" * 310, "9" * 5000, "1" + "0" * 15])
+def test_handshake_interval_past_the_bound_means_no_heartbeat(interval: str) -> None:
+    """310 digits overflowed ``float`` in the client (``interval / 1000.0``)."""
+    client = AtmosphereClient("ws://a/p", inactivity_timeout=0)
+    client.connection_made(0.0)
+    client.receive(f"b623a15d-9623-4fd8-a9d3-697036635c29|{interval}|X|", 0.0)
+    assert client.state is ClientState.OPEN
+    assert client.heartbeat_interval == 0.0
+    assert client.next_deadline() is None
+
+
+def test_handshake_interval_within_the_bound_is_read() -> None:
+    client = AtmosphereClient("ws://a/p")
+    client.connection_made(0.0)
+    client.receive("u|" + "9" * 15 + "|X|", 0.0)
+    assert client.heartbeat_interval == 999999999999.999
+
+
+@pytest.mark.parametrize("key", ["1" * 4301, "1" * 20, "²", "-1"])
+def test_tracker_id_key_that_is_no_id_keeps_the_raw_value(key: str) -> None:
+    """A 4,301-digit key went to ``int`` and ended the client's session with a ValueError."""
+    client = ITrackClient("ws://a/p", "0" * 32)
+    client.connection_made(0.0)
+    client.receive("a3d2a2b4-0000-4000-8000-000000000000|30000|X|", 0.0)
+    client.receive(
+        '{"type":"response","action":"subscription/subscribe","events":["state"],'
+        f'"data":{{"state":{{"value":{{"{key}":"normal"}},"success":true}}}}}}',
+        1.0,
+    )
+    (response,) = [e for e in client.events() if isinstance(e, SubscribeResponse)]
+    result = response.results["state"]
+    assert result.trackers == {}
+    assert result.value == {key: "normal"}
+
+
+def _auth(target: str) -> HttpResponse:
+    directory = Directory(hash_factory=lambda: "0" * 32)
+    directory.add_user("demo", "secret")
+    return AuthResponder(directory)("GET", target, [], b"")
+
+
+def test_auth_target_with_a_bracket_host_is_answered() -> None:
+    """``GET //[/user/auth``: ``urlsplit`` raised outside the responder's error handling."""
+    assert _auth("//[/user/auth").status == 400
+    answer = _auth("//[/user/auth?login=demo&password=secret")
+    assert answer.status == 200
+    assert _strict(answer.body.decode())["hash"] == "0" * 32
+
+
+@pytest.mark.parametrize("dealer", ["1" * 5000, "1" * 20, "%C2%B2", "%D9%A3", "-1", ""])
+def test_dealer_id_that_is_no_id_is_invalid(dealer: str) -> None:
+    """5,000 digits went to ``int``; ``isdecimal`` also let Arabic-Indic digits through."""
+    answer = _auth(f"/v2/user/auth?login=demo&password=secret&dealer_id={dealer}")
+    assert answer.status == 400
+    assert _strict(answer.body.decode())["status"]["code"] == 7
+
+
+def test_auth_server_connection_survives_the_bracket_target() -> None:
+    conn = _auth_connection()
+    conn.receive_data(b"GET //[/user/auth HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert [r.status_code for r in _responses(conn.data_to_send())] == [400]
+    assert not conn.closed
+
+
+def _itrack_server() -> ITrackServer:
+    server = ITrackServer("/p?X-Atmosphere-tracking-id=0", Directory())
+    server.connection_made(0.0)
+    server.data_to_send()
+    server.events()
+    return server
+
+
+@pytest.mark.parametrize(
+    ("echoed", "shown"),
+    [
+        ('"\\ud800"', "\ufffd"),
+        ('"a\\udc00b"', "a\ufffdb"),
+        ("NaN", None),
+        ("Infinity", None),
+        ("1e999999", None),
+        ("-1e999999", None),
+        ("[" * 900 + "]" * 900, None),
+    ],
+)
+def test_itrack_error_reply_echo_is_strict_json(echoed: str, shown: object) -> None:
+    """The reply echoed the value as sent: a lone surrogate cannot be encoded as UTF-8 and
+    ``NaN`` is no JSON (``JSON.parse`` refuses it); deep nesting exhausted the encoder."""
+    server = _itrack_server()
+    server.receive('{"action":"subscribe","hash":"short","x":' + echoed + "}", 1.0)
+    (reply,) = server.data_to_send()
+    decoded = _strict(reply)
+    assert decoded["status"]["code"] == 3
+    if shown is not None or echoed[0] != "[":
+        assert decoded["data"]["x"] == shown
+    assert [type(e).__name__ for e in server.events()] == ["ActionRejected"]
+
+
+@pytest.mark.parametrize("rate", ["\u0663s", "1" * 400 + "s", "1." + "0" * 400 + "1s", "²s"])
+def test_rate_limit_that_is_no_ascii_timespan_is_invalid(rate: str) -> None:
+    directory = Directory()
+    directory.add_user("demo", "demo")
+    directory.add_api_key("demo", "0" * 32)
+    server = ITrackServer("/p?X-Atmosphere-tracking-id=0", directory)
+    server.connection_made(0.0)
+    server.data_to_send()
+    action = {
+        "action": "subscribe",
+        "hash": "0" * 32,
+        "requests": [{"type": "state_batch", "target": {"type": "all"}, "rate_limit": rate}],
+    }
+    server.receive(json.dumps(action), 1.0)
+    (reply,) = server.data_to_send()
+    assert _strict(reply)["status"]["code"] == 7
+
+
+def _ff_pair() -> tuple[FleetFreedomServer, FleetFreedomServer]:
+    hub = FleetFreedomHub(lambda user, pw: Account("a", 1) if pw == "pw" else None)
+    hub.put("asset", {"id": 7, "company": 1, "kind": "car", "name": "seven"})
+    conns = (hub.connect(), hub.connect())
+    for conn in conns:
+        conn.connection_made(0.0)
+        conn.receive('login {"username":"a","password":"pw","reqId":0}', 0.0)
+        conn.receive('subscribe {"company":{"id":1},"subscriptionTypes":["asset"]}', 0.0)
+        conn.data_to_send()
+        conn.events()
+    return conns
+
+
+@pytest.mark.parametrize(
+    ("req_id", "echoed"),
+    [("NaN", None), ("1e999999", None), ("-Infinity", None), ('"\\ud800"', "\ufffd")],
+)
+def test_fleetfreedom_reply_echoes_req_id_as_strict_json(req_id: str, echoed: object) -> None:
+    """Before login, ``noop {"reqId":NaN}`` made the strict encoder raise (the server died);
+    a lone surrogate made the reply unencodable."""
+    hub = FleetFreedomHub(lambda user, pw: None)
+    server = hub.connect()
+    server.connection_made(0.0)
+    server.data_to_send()
+    server.receive('noop {"reqId":' + req_id + "}", 1.0)
+    (reply,) = server.data_to_send()
+    name, _, body = reply.partition(" ")
+    assert name == "noopResponse"
+    assert _strict(body) == {"reqId": echoed, "errorCode": 0, "message": "OK"}
+
+
+def test_fleetfreedom_subscribe_echoes_invalid_types_as_strict_json() -> None:
+    server, _ = _ff_pair()
+    server.receive(
+        'subscribe {"company":{"id":1},"subscriptionTypes":[NaN,"\\udfff","asset"],"reqId":2}',
+        1.0,
+    )
+    (reply,) = server.data_to_send()
+    assert _strict(reply.partition(" ")[2])["invalid"][:2] == [None, "\ufffd"]
+
+
+@pytest.mark.parametrize("value", ["NaN", "1e999999", '"\\ud800"', "[" * 100 + "]" * 100])
+def test_fleetfreedom_merge_of_unwritable_values_is_refused(value: str) -> None:
+    """Merged values are stored and pushed to every subscriber: one that no strict peer can
+    read back is refused (3 invalidData), and nothing is stored or pushed."""
+    server, watcher = _ff_pair()
+    server.receive('mergeAsset {"asset":{"id":7,"v":[1,1],"name":' + value + '},"reqId":3}', 1.0)
+    (reply,) = server.data_to_send()
+    assert _strict(reply.partition(" ")[2])["errorCode"] == 3
+    assert watcher.data_to_send() == []
+    assert server.hub.get("asset", 7)["name"] == "seven"
+
+
+def test_safe_dumps_writes_strict_utf8_json_for_any_decoded_value() -> None:
+    value = json.loads('{"a":[NaN,Infinity,-Infinity],"\\ud800":"x\\udc00","n":1}')
+    assert safe_dumps(value) == '{"a":[null,null,null],"\ufffd":"x\ufffd","n":1}'
+    clean = {"a": [1, "é", 2.5]}
+    assert json_safe(clean) is clean
+    assert safe_dumps(clean) == '{"a":[1,"é",2.5]}'
+    deep = json.loads("[" * 900 + "]" * 900)
+    _strict(safe_dumps({"deep": deep}))
+    assert json_safe(deep, max_depth=3) == [[[None]]]
+    assert json_safe(10**4300 * 10) is None  # more digits than Python writes
+
+
+@pytest.mark.parametrize(
+    ("ghost_id", "path"), [("\\ud800", "%3F"), ("a/../b?c#d", "a%2F..%2Fb%3Fc%23d")]
+)
+def test_fleetfreedom_ghost_id_cannot_break_the_next_url(ghost_id: str, path: str) -> None:
+    """The server's ghostId goes into the next URL: a lone surrogate made it unencodable."""
+    client = FleetFreedomClient("wss://h/")
+    client.connection_made(0.0)
+    client.receive('connectionResponse {"errorCode":8,"ghostId":"' + ghost_id + '"}', 0.0)
+    assert client.url_to_open == "wss://h/" + path
+    split_ws_url(client.url_to_open)
+
+
+def test_itrack_client_keeps_its_actions_when_the_opening_frame_corrupts_the_stream() -> None:
+    """Found by ``test_hostile_inputs``: the handshake and a bad length in one frame opened
+    the transport and broke it; writing the held actions then raised LocalProtocolError (SEND
+    in ERROR) in place of the stream's RemoteProtocolError, and the actions were lost."""
+    transport = AtmosphereClient("ws://a/p", track_message_length=True)
+    client = ITrackClient("ws://a/p", "0" * 32, transport=transport)
+    client.send(Subscribe([StateRequest([1])]))
+    client.connection_made(0.0)
+    with pytest.raises(RemoteProtocolError, match="not a number"):
+        client.receive(encode_message("b623a15d-9623-4fd8-a9d3-697036635c29|30000|X|") + "x|y", 0)
+    assert client.state is ClientState.ERROR
+    assert client.data_to_send() == []
+    client.reconnect()
+    client.connection_made(1.0)
+    client.receive("1|X", 1.0)  # the reopen frame
+    (action,) = client.data_to_send()
+    assert json.loads(action)["requests"] == [{"type": "state", "trackers": [1]}]

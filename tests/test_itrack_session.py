@@ -626,7 +626,13 @@ def test_custom_json_decoder_hook() -> None:
 
 # -- server → client round trip ------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: (
@@ -646,7 +652,7 @@ source_states = st.builds(
             "gps": st.fixed_dictionaries(
                 {},
                 optional={
-                    "speed": st.integers() | st.floats(allow_nan=False),
+                    "speed": st.integers() | st.floats(allow_nan=False, allow_infinity=False),
                     "location": st.fixed_dictionaries(
                         {"lat": st.floats(-90, 90), "lng": st.floats(-180, 180)}
                     ),

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from trackwire import RemoteProtocolError
 from trackwire._errors import excerpt
-from trackwire._redact import redact, redact_value
+from trackwire._redact import redact, redact_target, redact_value
+from trackwire.atmosphere import AtmosphereClient, InactivityTimeout
 from trackwire.conformance import DEMO_FLEETFREEDOM, DEMO_ITRACK
 from trackwire.fleetfreedom import (
     Account,
@@ -57,6 +58,7 @@ from trackwire.ws import (
     HttpRequestHandled,
     ServerStack,
     UpgradeRequest,
+    split_ws_url,
 )
 
 PASSWORD = "Hunter2-Pa55word"
@@ -360,3 +362,85 @@ def test_oddly_spelled_keys_are_masked_too(text: str, secret: str) -> None:
 
     assert secret not in redact(text)
     assert secret not in repr(InvalidMessage(text, "invalid JSON"))
+
+
+# -- URLs: user-info and secret query parameters, percent-encoded keys -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("http://user:pw@h/p", "http://***@h/p"),
+        ("wss://user@h:443/", "wss://***@h:443/"),
+        ("https://u:p@ss@h/x?password=pw", "https://***@h/x?password=***"),
+        ("see http://a:b@c and ftp://x:y@z/q", "see http://***@c and ftp://***@z/q"),
+        ("ws://host/path@not-user-info", None),
+        ("mailto:someone@example.com", None),
+        ("login=demo&pass%77ord=pw&x=1", "login=demo&pass%77ord=***&x=1"),
+        ("%70assword=pw", "%70assword=***"),
+        ("?PASS%57ORD=pw", "?PASS%57ORD=***"),
+        ("new%50assword=pw;x", "new%50assword=***;x"),
+        ("pass%2577ord=pw", "pass%2577ord=***"),  # encoded twice
+        ("%67hostId=g&h%61sh=x", "%67hostId=***&h%61sh=***"),
+        ("name%3D=pw&my%20password=x", None),  # "name=" and "my password": not secret keys
+    ],
+)
+def test_redact_url_and_encoded_key_rules(text: str, expected: str | None) -> None:
+    assert redact(text) == (text if expected is None else expected)
+    assert redact(text.encode()) == (text if expected is None else expected).encode()
+
+
+_URL_SECRET = st.text(
+    alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=:%@", min_size=1
+)
+
+
+@given(_URL_SECRET, st.sampled_from(["http", "https", "ws", "wss", "ftp"]))
+def test_no_user_info_survives_redaction(value: str, scheme: str) -> None:
+    secret = "Zq" + value
+    url = f"{scheme}://user:{secret}@host.example/p?a=1"
+    for shown in (
+        redact(url),
+        redact_target(url),
+        excerpt(url),
+        str(RemoteProtocolError("x", frame=url)),
+    ):
+        assert secret not in shown
+        assert "host.example" in shown
+
+
+@given(
+    st.sampled_from(["password", "newPassword", "hash", "ghostId", "current"]),
+    st.lists(st.booleans(), min_size=12, max_size=12),
+    st.text(alphabet=string.ascii_letters + string.digits + "-_.~", min_size=1),
+)
+def test_no_form_secret_survives_a_percent_encoded_key(
+    key: str, encode: list[bool], value: str
+) -> None:
+    spelled = "".join(
+        f"%{ord(ch):02X}" if flag else ch for ch, flag in zip(key, encode, strict=False)
+    )
+    secret = "Zq" + value
+    body = f"login=demo&{spelled}={secret}&dealer_id=3"
+    assert secret not in redact(body)
+    assert secret.encode() not in redact(body.encode())
+    assert secret not in redact_target("/v2/user/auth?" + body)
+
+
+def test_url_errors_and_events_hide_credentials() -> None:
+    url = f"ftp://demo:{PASSWORD}@h/v2/?password={PASSWORD}&hash={HASH}"
+    with pytest.raises(ValueError, match="not an http") as refused:
+        build_auth_request(url, "demo", PASSWORD)
+    with pytest.raises(ValueError, match="no host") as hostless:
+        build_auth_request(f"http://demo:{PASSWORD}@/?pass%77ord={PASSWORD}", "demo", PASSWORD)
+    with pytest.raises(ValueError, match="not a ws") as ws_refused:
+        split_ws_url(url)
+    client = AtmosphereClient(f"http://demo:{PASSWORD}@h/p?hash={HASH}", inactivity_timeout=1.0)
+    client.connection_made(0.0)
+    client.receive("b623a15d-9623-4fd8-a9d3-697036635c29|0|X|", 0.0)
+    client.receive(f'{{"note":"http://u:{PASSWORD}@x/"}}', 0.0)
+    client.handle_timer(5.0)
+    events = client.events()
+    assert isinstance(events[-1], InactivityTimeout)
+    assert PASSWORD in str(events[-1].close_url)  # the event keeps what the driver must send
+    assert_hidden(refused.value, hostless.value, ws_refused.value, *events)

@@ -5,10 +5,18 @@ A target is a module with ``TestOneInput(data: bytes) -> None`` that returns for
 the code under test accepts or rejects as documented and raises anything else (an assertion
 of the target, or an exception the code should never let out).  The targets import nothing
 from atheris, so the seed-corpus test runs them where atheris is not installed.
+
+Two invariants hold in every target: only the documented errors leave a core (each target
+catches exactly those, so a ``ValueError``, ``OverflowError`` or ``UnicodeEncodeError`` is a
+finding), and every frame a core emits encodes as UTF-8 and parses as strict JSON where it
+carries JSON (:func:`check_output`).  Long digit runs, which libFuzzer's input cap would
+keep out of reach, are one byte pair away: see :func:`expand`.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,12 +24,16 @@ from typing import Any
 from trackwire import Event
 
 __all__ = [
+    "EXPAND",
     "SEPARATOR",
     "Flags",
     "check_events",
+    "check_output",
     "drive_stack",
+    "expand",
     "fuzz_main",
     "split",
+    "strict_json",
     "text",
 ]
 
@@ -34,12 +46,63 @@ def split(data: bytes, limit: int = 64) -> list[bytes]:
     return data.split(SEPARATOR, limit)[:limit]
 
 
+EXPAND = b"\xfe"
+"""Followed by one byte ``n``: stands for ``n * 20`` nines (up to 5100 digits, past the 4300
+digits Python's ``int`` converts).  Never part of UTF-8 text, like :data:`SEPARATOR`."""
+_EXPANSION = re.compile(re.escape(EXPAND) + b"(.)", re.DOTALL)
+
+
+def expand(chunk: bytes) -> bytes:
+    """``chunk`` with every :data:`EXPAND` pair replaced by its run of digits."""
+    if EXPAND not in chunk:
+        return chunk
+    return _EXPANSION.sub(lambda m: b"9" * (m.group(1)[0] * 20), chunk)
+
+
 def text(chunk: bytes, wide: bool = False) -> str:
-    """A frame as text: UTF-8 (bad bytes replaced), or with ``wide`` UTF-16-LE where lone
-    surrogates and astral characters are easy for the fuzzer to reach."""
+    """A frame as text: UTF-8 (bad bytes replaced, :func:`expand` applied), or with ``wide``
+    UTF-16-LE where lone surrogates and astral characters are easy for the fuzzer to reach."""
     if wide:
         return chunk[: len(chunk) & ~1].decode("utf-16-le", "surrogatepass")
-    return chunk.decode("utf-8", "replace")
+    return expand(chunk).decode("utf-8", "replace")
+
+
+def _no_constant(name: str) -> Any:
+    raise AssertionError(f"a core emitted {name}, which is not JSON")
+
+
+def strict_json(body: str) -> Any:
+    """Decode as a strict peer (``JSON.parse``) does: UTF-8 text, no ``NaN``/``Infinity``."""
+    body.encode("utf-8")
+    return json.loads(body, parse_constant=_no_constant)
+
+
+_LENGTH_PREFIX = re.compile(r"[0-9]+#?\|")
+
+
+def check_output(
+    frames: Iterable[str], *, lines: bool = False, utf8: bool = True, json: bool = True
+) -> None:
+    """Every frame a core emitted encodes as UTF-8 (unless ``utf8`` is off: the input held
+    lone surrogates the application echoed) and its JSON is strict.  iTrack frames carry
+    JSON when they start with ``{`` (after a TrackMessageSize prefix); FleetFreedom ``lines``
+    carry a JSON object after the name and one space; bare Atmosphere frames (``json`` off)
+    carry any text."""
+    for frame in frames:
+        assert isinstance(frame, str), frame
+        if utf8:
+            frame.encode("utf-8")
+        if not json:
+            continue
+        if lines:
+            _, space, body = frame.partition(" ")
+            if space:
+                assert type(strict_json(body)) is dict, frame[:200]
+            continue
+        prefix = _LENGTH_PREFIX.match(frame)
+        body = frame[prefix.end() :] if prefix else frame
+        if body.startswith("{") and (utf8 or body.isascii()):
+            strict_json(body)
 
 
 class Flags:

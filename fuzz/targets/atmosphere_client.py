@@ -2,13 +2,14 @@
 
 Contract: :meth:`AtmosphereClient.receive` either produces Atmosphere events or raises
 :class:`RemoteProtocolError` (stream corruption), after which the state is ``ERROR`` and a
-reconnect works.  Byte 0 chooses the options; frames are separated by ``0xff``; an empty
-frame lets a minute pass and runs the timers.
+reconnect works; every frame it sends encodes as UTF-8 (unless the server's own frames held
+lone surrogates, possible only in the UTF-16 mode).  Byte 0 chooses the options; frames are
+separated by ``0xff``; an empty frame lets a minute pass and runs the timers.
 """
 
 from __future__ import annotations
 
-from _common import Flags, check_events, fuzz_main, split, text
+from _common import Flags, check_events, check_output, fuzz_main, split, text
 
 from trackwire import RemoteProtocolError
 from trackwire.atmosphere import AtmosphereClient, AtmosphereEvent, ClientState
@@ -47,8 +48,8 @@ def TestOneInput(data: bytes) -> None:
             deadline = client.next_deadline()
             if deadline is not None and deadline <= now:
                 client.handle_timer(now)
-        for frame in client.data_to_send():
-            assert isinstance(frame, str)
+        assert client.heartbeat_interval < float("inf")
+        check_output(client.data_to_send(), utf8=not flags[4], json=False)
         check_events(client.events(), AtmosphereEvent)
     if client.state in _CONNECTED:
         client.receive_eof(now)

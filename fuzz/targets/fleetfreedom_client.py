@@ -3,12 +3,13 @@
 Contract: :meth:`FleetFreedomClient.receive` produces FleetFreedom events for every frame
 (bad ones as :class:`InvalidMessage`); the only exception is :class:`RemoteProtocolError` for a
 line over ``max_line``, after which the state is ``ERROR`` and every pending command failed.
-Byte 0 picks a small line limit and the text decoding; an empty frame runs the timers.
+Every line the client sends is a name and a strict JSON object in UTF-8.  Byte 0 picks a small
+line limit and the text decoding; an empty frame runs the timers.
 """
 
 from __future__ import annotations
 
-from _common import Flags, check_events, fuzz_main, split, text
+from _common import Flags, check_events, check_output, fuzz_main, split, text
 
 from trackwire import LocalProtocolError, RemoteProtocolError
 from trackwire.fleetfreedom import (
@@ -75,8 +76,8 @@ def TestOneInput(data: bytes) -> None:
                 assert not client.pending
         if client.state in _CONNECTED and client.state is not ClientState.CLOSING:
             _send(client, _COMMANDS[index % len(_COMMANDS)], now)
-        for frame in client.data_to_send():
-            assert isinstance(frame, str)
+        check_output(client.data_to_send(), lines=True)
+        client.url_to_open.encode("ascii")  # the server's ghostId, percent-encoded
         check_events(client.events(), FleetFreedomEvent)
     if client.state in _CONNECTED:
         client.receive_eof(now)

@@ -2,15 +2,18 @@
 
 Contract: nothing a client sends raises except a line over the hub's ``max_line``
 (:class:`RemoteProtocolError`, state ``ERROR``); every command is answered (a response, or
-``unknownCommandResponse``) and the server keeps serving both connections.  Bit 0 of byte 0
-picks a small line limit; frames alternate between the two connections unless bit 1 is set.
+``unknownCommandResponse``) and the server keeps serving both connections.  Every line either
+connection gets is a name and a strict JSON object in UTF-8, whatever the client put in the
+values a reply echoes (``reqId`` of ``NaN``, ``1e999999``, a lone surrogate escape).  Bit 0
+of byte 0 picks a small line limit; frames alternate between the two connections unless bit 1
+is set.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from _common import Flags, check_events, fuzz_main, split, text
+from _common import Flags, check_events, check_output, fuzz_main, split, text
 
 from trackwire import RemoteProtocolError
 from trackwire.fleetfreedom import (
@@ -51,7 +54,7 @@ def TestOneInput(data: bytes) -> None:
     now = 0.0
     for server in servers:
         server.connection_made(now)
-        server.data_to_send()
+        check_output(server.data_to_send(), lines=True)
     for index, chunk in enumerate(split(data[1:])):
         server = servers[0 if flags[1] else index % 2]
         if server.state not in _SERVING:
@@ -66,6 +69,9 @@ def TestOneInput(data: bytes) -> None:
         events = server.events()
         check_events(events, FleetFreedomEvent)
         out = server.data_to_send()
+        check_output(out, lines=True)
+        for other in servers:
+            check_output(other.data_to_send(), lines=True)
         received = [e for e in events if isinstance(e, (CommandReceived, InvalidMessage))]
         assert len(received) == 1, events
         first = received[0]

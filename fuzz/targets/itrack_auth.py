@@ -3,13 +3,17 @@
 Contract: :class:`AuthExchange` (and :func:`parse_auth_response`) return an
 :class:`AuthSuccess` / :class:`AuthFailure` or raise :class:`AuthError` (a
 :class:`RemoteProtocolError`), for any response bytes in any split;
-:class:`AuthServerConnection` answers or closes, never raises.  Bit 0 of byte 0 sends the
+:class:`AuthServerConnection` answers or closes, never raises, and every body it writes is
+strict JSON in UTF-8 (whatever the target: ``//[``, a 5,000-digit ``dealer_id``).  Digit
+runs expand as in every target (``_common.expand``).  Bit 0 of byte 0 sends the
 input to the server side; bit 1 puts a valid status line and headers in front of a body.
 """
 
 from __future__ import annotations
 
-from _common import Flags, fuzz_main, split
+from typing import Any
+
+from _common import Flags, expand, fuzz_main, split, strict_json
 
 from trackwire.itrack import (
     AuthError,
@@ -19,6 +23,7 @@ from trackwire.itrack import (
     AuthServerConnection,
     AuthSuccess,
     Directory,
+    HttpResponse,
     build_auth_request,
     parse_auth_response,
 )
@@ -49,10 +54,21 @@ def _client(chunks: list[bytes], whole: bytes) -> None:
     assert isinstance(result, (AuthSuccess, AuthFailure))
 
 
+class _CheckedResponder(AuthResponder):
+    """The responder, with every body it answers checked: strict JSON in UTF-8."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().__call__(*args, **kwargs)
+        answer = strict_json(response.body.decode("utf-8"))
+        assert type(answer) is dict, answer
+        assert type(answer.get("success")) is bool, answer
+        return response
+
+
 def _server(chunks: list[bytes]) -> None:
     directory = Directory(hash_factory=lambda: "0" * 32)
     directory.add_user("demo", "secret")
-    conn = AuthServerConnection(AuthResponder(directory), max_body=256)
+    conn = AuthServerConnection(_CheckedResponder(directory), max_body=256)
     for chunk in chunks:
         if conn.closed:
             break
@@ -65,7 +81,7 @@ def _server(chunks: list[bytes]) -> None:
 
 def TestOneInput(data: bytes) -> None:
     flags = Flags(data)
-    body = data[1:]
+    body = expand(data[1:])
     if flags[1]:
         head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         head += b"Content-Length: %d\r\n\r\n" % len(body.replace(b"\xff", b""))

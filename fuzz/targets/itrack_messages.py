@@ -3,7 +3,8 @@
 Contract: :func:`parse_message` never raises; every text becomes an iTrack event (unknown and
 malformed ones as :class:`UnknownMessage` / :class:`InvalidMessage` carrying the text).  The
 client core on an open transport turns every frame into events without raising; a ``logout``
-ends the session.  Byte 0 picks the path and the JSON decoder.
+ends the session; what the client sends is strict JSON in UTF-8.  Byte 0 picks the path and
+the JSON decoder.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from _common import Flags, check_events, fuzz_main, split, text
+from _common import Flags, check_events, check_output, fuzz_main, split, text
 
 from trackwire import LocalProtocolError
 from trackwire.atmosphere import ClientState
@@ -60,7 +61,7 @@ def TestOneInput(data: bytes) -> None:
         now += 1.0
         client.receive(text(chunk, flags[2]), now)
         check_events(client.events())
-        client.data_to_send()
+        check_output(client.data_to_send())
         try:
             client.send(Subscribe([StateRequest([3])]), now)
         except LocalProtocolError:

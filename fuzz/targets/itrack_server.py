@@ -3,12 +3,14 @@ Atmosphere connection, interleaved with pushes and batch timers.
 
 Contract: nothing a client sends raises; every frame is answered (an action is applied and
 reported as :class:`ActionReceived`, or answered with an error and :class:`ActionRejected`),
-and the server keeps serving.  Byte 0 picks the request target options.
+and the server keeps serving.  Every frame it writes is strict JSON in UTF-8, whatever the
+client put in the values it echoes (``NaN``, ``1e999999``, lone surrogates).  Byte 0 picks the
+request target options; with bit 3 the first frame is a request target of the client's.
 """
 
 from __future__ import annotations
 
-from _common import Flags, check_events, fuzz_main, split, text
+from _common import Flags, check_events, check_output, fuzz_main, split, text
 
 from trackwire.itrack import (
     ActionReceived,
@@ -49,13 +51,16 @@ def TestOneInput(data: bytes) -> None:
     target += "&X-Atmosphere-Framework=2.3.6-javascript&X-Atmosphere-Transport=websocket"
     if flags[0]:
         target += "&X-Atmosphere-TrackMessageSize=true"
+    chunks = split(data[1:])
+    if flags[3]:
+        target = text(chunks.pop(0))
     server = ITrackServer(target, _directory(), heartbeat_interval_ms=0 if flags[1] else 30000)
     now = 0.0
     server.connection_made(now)
-    for chunk in split(data[1:]):
+    check_output(server.data_to_send())
+    for chunk in chunks:
         now += 0.7
         frame = text(chunk, flags[2])
-        server.data_to_send()
         server.receive(frame, now)
         events = server.events()
         check_events(events)
@@ -63,8 +68,10 @@ def TestOneInput(data: bytes) -> None:
         if frame != "X" or flags[1]:
             # Every frame but a heartbeat is one action, answered either way.
             assert len(answered) == 1, (frame, events)
+        out = server.data_to_send()
         if answered:
-            assert server.data_to_send(), "an action got no answer"
+            assert out, "an action got no answer"
+        check_output(out)
         server.push_state(1 + len(frame) % 9, _state(1), now)
         server.push_readings(2, [{"value": len(frame)}], now)
         server.push_lifecycle(3, "unblock" if len(frame) % 2 else "block", now)
@@ -73,7 +80,7 @@ def TestOneInput(data: bytes) -> None:
             server.handle_timer(max(now, deadline))
             now = max(now, deadline)
         check_events(server.events())
-        server.data_to_send()
+        check_output(server.data_to_send())
     server.push_logout(now, HASH)
     server.receive_eof(now)
     check_events(server.events())

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 from .._core import CoreBase, Event, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._numbers import leading_int
 from ._events import (
     Closed,
     Heartbeat,
@@ -78,16 +78,18 @@ TRANSITIONS: dict[tuple[ClientState, _Input], ClientState] = {
 }
 """Every legal (state, input) pair; anything else raises :class:`LocalProtocolError`."""
 
-_PARSE_INT = re.compile(r"[+-]?[0-9]+")
+MAX_INTERVAL_DIGITS = 15
+"""Digits the handshake's heartbeat interval may have (milliseconds; 15 digits are over
+30 000 years); a longer one reads as ``NaN``: no client heartbeat."""
 
 
 def _js_parse_int(text: str) -> int | None:
     """JavaScript's ``parseInt(text, 10)``; ``None`` stands for ``NaN``.
 
     Leading digits count and the rest is ignored: ``"6e4"`` reads 6, ``"0x10"`` reads 0.
+    More than :data:`MAX_INTERVAL_DIGITS` digits read as ``NaN`` too.
     """
-    match = _PARSE_INT.match(js_trim(text))
-    return None if match is None else int(match.group())
+    return leading_int(js_trim(text), MAX_INTERVAL_DIGITS)
 
 
 class AtmosphereClient(CoreBase[Event]):

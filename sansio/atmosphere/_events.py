@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._core import Event
+from .._redact import redacted_repr
 
 __all__ = [
     "AtmosphereEvent",
@@ -51,6 +52,9 @@ class Message(AtmosphereEvent):
 
     data: str
 
+    def __repr__(self) -> str:
+        return redacted_repr(self)  # a message may quote a password, a hash, a ghostId
+
 
 @dataclass(slots=True)
 class Heartbeat(AtmosphereEvent):
@@ -66,6 +70,9 @@ class InactivityTimeout(AtmosphereEvent):
     """
 
     close_url: str | None
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)  # the endpoint's user-info and secret query values
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
+from .._numbers import parse_digits
+
 __all__ = [
     "DEFAULT_FRAMEWORK",
     "OpenRequest",
@@ -23,6 +25,10 @@ DEFAULT_FRAMEWORK = "2.3.6-javascript"
 
 MIN_PROTOCOL_FRAMEWORK = 221
 """The server sends the handshake only to clients of framework 2.2.1 and later."""
+MAX_FRAMEWORK_DIGITS = 9
+"""Digits one number of a framework version may have (a Java ``int``); longer reads as 0."""
+MAX_HEARTBEAT_SERVER_DIGITS = 9
+"""Digits ``X-Heartbeat-Server`` may have (up to 31 years); longer is not a number."""
 
 
 def _encode_component(text: str) -> str:
@@ -114,10 +120,14 @@ def framework_number(framework: str) -> int:
     """The server's reading of a framework string: its first three numbers, concatenated.
 
     ``2.3.6-javascript`` → 236, ``4.0.1`` → 401.  Fewer than three dot-separated numbers
-    before the ``-`` read as 0, as the Java server's version parser does.
+    before the ``-`` read as 0, as the Java server's version parser does; so do numbers of
+    more than :data:`MAX_FRAMEWORK_DIGITS` digits.
     """
-    parts = framework.split("-", 1)[0].split(".")
-    if len(parts) < 3 or not all(p.isascii() and p.isdigit() for p in parts[:3]):
+    parts = framework.split("-", 1)[0].split(".", 3)
+    if len(parts) < 3:
+        return 0
+    numbers = [parse_digits(p, MAX_FRAMEWORK_DIGITS) for p in parts[:3]]
+    if None in numbers:
         return 0
     return int("".join(parts[:3]))
 
@@ -177,11 +187,12 @@ class OpenRequest:
 
     @property
     def heartbeat_server(self) -> int | None:
-        """``X-Heartbeat-Server`` in seconds, or ``None`` when absent or not a number."""
+        """``X-Heartbeat-Server`` in seconds, or ``None`` when absent or not a number (ASCII
+        digits only, at most :data:`MAX_HEARTBEAT_SERVER_DIGITS` of them)."""
         raw = self.get("X-Heartbeat-Server")
-        if raw is None or not raw.strip().isdigit():
+        if raw is None:
             return None
-        return int(raw.strip())
+        return parse_digits(raw.strip(), MAX_HEARTBEAT_SERVER_DIGITS)
 
     @property
     def is_close(self) -> bool:

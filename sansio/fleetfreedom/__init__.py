@@ -22,6 +22,7 @@ from ._codec import (
     MessageError,
     decode,
     encode,
+    encode_safe,
     line_too_long,
 )
 from ._commands import Command
@@ -118,6 +119,7 @@ __all__ = [
     "UnknownMessage",
     "decode",
     "encode",
+    "encode_safe",
     "error_code",
     "get_json_loads",
     "ghost_id_from_request",

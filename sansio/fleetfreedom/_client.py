@@ -7,6 +7,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from .. import _json
 from .._core import CoreBase, StateMachine
@@ -327,8 +328,13 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         return {company: frozenset(types) for company, types in self._subscriptions.items()}
 
     def url(self, base: str) -> str:
-        """The WebSocket URL of the next connection: ``base`` + ``/`` + ghostId (or blank)."""
-        return base.rstrip("/") + "/" + (self.session.ghost_id or "")
+        """The WebSocket URL of the next connection: ``base`` + ``/`` + ghostId (or blank).
+
+        The ghostId is the server's (a JSON string): percent-encoded, so that no value of it
+        (``/``, ``?``, a lone surrogate escape) can change the URL's shape or break its
+        encoding; a GUID reads as it is."""
+        ghost_id = self.session.ghost_id or ""
+        return base.rstrip("/") + "/" + quote(ghost_id, safe="-._~", errors="replace")
 
     @property
     def url_to_open(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import _json
 from .._errors import excerpt
+from .._json import safe_dumps
 from ._types import is_name
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "MessageError",
     "decode",
     "encode",
+    "encode_safe",
     "line_too_long",
 ]
 
@@ -85,3 +87,12 @@ def encode(name: str, body: Mapping[str, Any]) -> str:
     if not is_name(name):
         raise ValueError(f"not a lowerCamelCase message name: {excerpt(name)}")
     return name + " " + _dumps(body)
+
+
+def encode_safe(name: str, body: Mapping[str, Any]) -> str:
+    """:func:`encode` for bodies that may carry what a peer sent (a ``reqId``, an echoed
+    list, a stored object): never refuses decoded JSON, and always writes strict JSON that
+    encodes as UTF-8 (``NaN``/``Infinity`` become ``null``, lone surrogates U+FFFD)."""
+    if not is_name(name):
+        raise ValueError(f"not a lowerCamelCase message name: {excerpt(name)}")
+    return name + " " + safe_dumps(body)

@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._core import CoreBase, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
-from ._codec import DEFAULT_MAX_LINE, MessageError, decode, encode, line_too_long
+from .._json import json_safe
+from ._codec import DEFAULT_MAX_LINE, MessageError, decode, encode, encode_safe, line_too_long
 from ._events import (
     Closed,
     CommandReceived,
@@ -360,14 +361,14 @@ class FleetFreedomHub:
         for sub in types:
             targets.update(self._subscribers.get((sub, company), {}))
         if targets:
-            frame = encode(name, body)
+            frame = encode_safe(name, body)
             for conn in targets:
                 conn._push(frame)
         return list(targets)
 
     def broadcast(self, body: Mapping[str, Any]) -> list[FleetFreedomServer]:
         """Send ``broadcast`` to every connection (it ignores subscriptions)."""
-        frame = encode("broadcast", body)
+        frame = encode_safe("broadcast", body)
         targets = [conn for conn in self.connections if conn.state in _SERVING]
         for conn in targets:
             conn._push(frame)
@@ -640,7 +641,9 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
         body["message"] = _MESSAGES.get(code, "error") if message is None else message
         if payload:
             body.update(payload)
-        self._out.append(encode(name, body))
+        # reqId and echoed lists come from the peer as decoded: NaN, 1e999999 (infinity) and
+        # lone surrogate escapes must still leave as strict, UTF-8-encodable JSON.
+        self._out.append(encode_safe(name, body))
 
     def next_deadline(self) -> float | None:
         """When an unauthenticated connection is closed (``hub.anonymous_timeout``); sessions
@@ -859,7 +862,9 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
         self, name: str, body: dict[str, Any], req_id: object, object_type: str
     ) -> None:
         fields = body.get(object_type)
-        if not isinstance(fields, dict):
+        if not isinstance(fields, dict) or json_safe(fields) is not fields:
+            # Not an object, or values no JSON peer can read back (NaN, infinity, a lone
+            # surrogate, nesting past MAX_SAFE_DEPTH): never stored, never pushed.
             self._reply(name + "Response", req_id, ErrorCode.INVALID_DATA)
             return
         store = self.hub.store

@@ -18,7 +18,8 @@ import h11
 
 from .. import _json
 from .._errors import RemoteProtocolError
-from .._redact import redacted_repr
+from .._numbers import MAX_ID_DIGITS, parse_digits
+from .._redact import redact_target, redacted_repr
 from ._codec import JsonDumps, JsonLoads, dumps
 from ._directory import AuthFailure, AuthSuccess, Directory
 from ._models import check_hash
@@ -137,9 +138,9 @@ def build_auth_request(
     elif scheme in ("http", "ws"):
         tls = False
     else:
-        raise ValueError(f"not an http(s) URL: {base_url!r}")
+        raise ValueError(f"not an http(s) URL: {redact_target(base_url)!r}")
     if not split.hostname:
-        raise ValueError(f"no host in {base_url!r}")
+        raise ValueError(f"no host in {redact_target(base_url)!r}")
     port = split.port or (443 if tls else 80)
     fields: list[tuple[str, str]] = [("login", login), ("password", password)]
     if dealer_id is not None:
@@ -309,6 +310,11 @@ def is_auth_target(target: str | bytes) -> bool:
     return path == "/user/auth" or path.endswith("/user/auth")
 
 
+def _query_of(target: str) -> str:
+    """The query of a request target read by hand: ``urlsplit`` raises on a peer's ``//[``."""
+    return target.partition("#")[0].partition("?")[2]
+
+
 def _text(value: str | bytes) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
@@ -355,7 +361,7 @@ class AuthResponder:
             response = self._error(405, 5, "Wrong request format")
             response.headers.append(("Allow", "GET, POST"))
             return response
-        params = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
+        params = dict(parse_qsl(_query_of(target), keep_blank_values=True))
         if method == "POST" and body:
             content_type = ""
             for name, value in headers:
@@ -375,11 +381,10 @@ class AuthResponder:
         login = params.get("login")
         password = params.get("password")
         dealer = params.get("dealer_id")
-        if not login or password is None or (dealer is not None and not dealer.isdecimal()):
+        dealer_id = None if dealer is None else parse_digits(dealer, MAX_ID_DIGITS)
+        if not login or password is None or (dealer is not None and dealer_id is None):
             return self._error(400, 7, "Invalid parameters")
-        result = self.directory.authenticate(
-            login, password, None if dealer is None else int(dealer)
-        )
+        result = self.directory.authenticate(login, password, dealer_id)
         if isinstance(result, AuthFailure):
             return self._error(403, result.code, result.description)
         return self._json(200, {"success": True, "hash": result.hash})

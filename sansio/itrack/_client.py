@@ -172,7 +172,9 @@ class ITrackClient(CoreBase[ClientEvent]):
 
     def _flush(self) -> None:
         """The transport (re)opened: write held actions, or re-send the subscriptions."""
-        if self._logged_out:
+        if self._logged_out or self.transport.state is not ClientState.OPEN:
+            # Logged out; or the frame that opened it went on to corrupt the stream, whose
+            # RemoteProtocolError is on its way: the actions wait for the reconnect.
             return
         if self._sent_any:
             # Held actions are already part of the subscriptions being re-sent.

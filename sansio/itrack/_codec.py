@@ -10,13 +10,14 @@ constructions.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import _json
+from .._json import safe_dumps
 from .._json import scan_once as _scan_once
 from .._json import stdlib_loads as _stdlib_loads
+from .._numbers import MAX_ID_DIGITS, parse_digits
 from ._events import (
     ErrorMessage,
     InvalidMessage,
@@ -68,8 +69,9 @@ JsonDumps = Callable[[Any], str]
 
 _JSON_SPACE = frozenset(" \t\n\r") | {""}
 
-dumps: JsonDumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-"""Compact JSON, non-ASCII kept as is (what the server writes); one encoder, built once."""
+dumps: JsonDumps = safe_dumps
+"""Compact JSON, non-ASCII kept as is (what the server writes), always strict and UTF-8
+encodable: ``NaN``/``Infinity`` become ``null`` and lone surrogates U+FFFD."""
 
 
 # -- server → client: parsing --------------------------------------------------------------
@@ -138,7 +140,7 @@ _EVENT_PARSERS: dict[str, Callable[[dict[str, Any]], ITrackEvent]] = {
 
 
 def _int_key(key: str) -> int | None:
-    return int(key) if key.isdecimal() and key.isascii() else None
+    return parse_digits(key, MAX_ID_DIGITS)
 
 
 def _status_map(value: Mapping[str, Any]) -> dict[int, str] | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import _json
 from .._core import CoreBase
+from .._json import json_safe
 from ..atmosphere import AtmosphereEvent, AtmosphereServer, Message, OpenRequest, ServerState
 from ._codec import (
     ActionFormatError,
@@ -66,7 +67,8 @@ MAX_BATCH_ITEMS = 10_000
 LEGACY_EVENTS = frozenset({"state"})
 """Event names the deprecated format may subscribe to."""
 
-_SPAN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+_SPAN = re.compile(r"\s*([0-9]{1,18}(?:\.[0-9]{1,18})?)\s*(ms|s|m|h)?\s*")
+"""A timespan: ASCII digits (at most 18 before and 18 after the point), then a unit."""
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -209,7 +211,9 @@ class ITrackServer(CoreBase[ServerEvent]):
     def _reject(
         self, error: tuple[int, str], text: str, action: str | None, data: Any = None
     ) -> None:
-        self._send(encode_error(error[0], error[1], action, data))
+        # The echo is the client's own JSON: NaN, 1e999999, lone surrogate escapes and deep
+        # nesting are made writable as strict UTF-8 JSON whatever ``dumps`` is in use.
+        self._send(encode_error(error[0], error[1], action, json_safe(data)))
         self._events.append(ActionRejected(error[0], error[1], text))
 
     def _handle(self, text: str) -> None:
