@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import _json
+from .. import _decoder, _json
 from .._json import scan_once as _scan_once
 from .._json import stdlib_loads as _stdlib_loads
 from ._events import (
@@ -247,6 +247,8 @@ def message_parser(
 
 def _parse(loads: JsonLoads | None, on_logout: Callable[[], None] | None, text: str) -> ITrackEvent:
     decode = loads or _json.loads
+    if decode is _stdlib_loads and loads is None and _decoder.itrack is not None:
+        return _decoder.itrack(text, on_logout)  # trackwire[fast]: the compiled decoder
     try:
         if decode is _stdlib_loads and text[:1] not in _JSON_SPACE:
             # The default hook, inlined (one Python call fewer per message).
