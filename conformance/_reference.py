@@ -33,6 +33,7 @@ from trackwire.itrack import (
     ITrackServer,
     Location,
     SourceState,
+    StatePush,
     is_auth_target,
 )
 from trackwire.ws import Accept, Headers, HttpResponse, Refuse, UpgradeRequest
@@ -275,8 +276,9 @@ class ITrackReference:
         for update in updates:
             state = self.source_state(update)
             self.directory.set_state(update.vehicle_id, state)
+            push = StatePush(state)  # encoded once for every subscriber
             for conn in self.connections:
-                conn.push_state(update.vehicle_id, state, now)
+                conn.push_state(update.vehicle_id, push, now)
         return list(self.connections)
 
     def next_deadline(self) -> float | None:

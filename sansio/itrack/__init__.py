@@ -86,6 +86,7 @@ from ._server import (
     WRONG_HASH,
     ITrackServer,
     ServerEvent,
+    StatePush,
     parse_rate_limit,
 )
 from ._subscriptions import Subscriptions
@@ -150,6 +151,7 @@ __all__ = [
     "StateBatchEvent",
     "StateBatchRequest",
     "StateEvent",
+    "StatePush",
     "StateRequest",
     "Subscribe",
     "SubscribeResponse",
