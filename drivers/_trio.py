@@ -538,11 +538,13 @@ class ServerConnection(Generic[ServerCoreT]):
         self.remote = _peer_name(stream)
         """``host:port`` of the peer (``""`` when unknown)."""
         self._buffer = bytearray()
-        self._writable = trio.Event()
+        self._writing = False
+        """A writer task is running (started when bytes wait, ended when they are out: an
+        idle connection holds no writer task)."""
+        self._nursery: trio.Nursery | None = None
         self._read_scope: trio.CancelScope | None = None
         self._kicked = False
         self._broken = False
-        self._finished = False
         self._abort: tuple[int, str, RemoteProtocolError | None] | None = None
         """Why the connection is to be dropped at once (close code, reason, error)."""
 
@@ -567,7 +569,21 @@ class ServerConnection(Generic[ServerCoreT]):
         """Write what the core queued (non-blocking: the bytes join this connection's
         buffer) and let the connection look at its timers and events again."""
         self._pull()
-        self._kick()
+        if self._reader_must_look():
+            self._kick()
+
+    def _reader_must_look(self) -> bool:
+        """Whether the reader must wake: it is not waiting for input, or the stack has
+        events queued or a deadline earlier than the one it waits for.  A push that only
+        queued frames (the fan-out case) wakes nobody but the writer."""
+        scope = self._read_scope
+        stack = self.stack
+        if scope is None or self._abort is not None or stack.state is not StackState.OPEN:
+            return True
+        deadline = stack.next_deadline()
+        if deadline is not None and deadline < scope.deadline:
+            return True
+        return bool(stack._events) or bool(getattr(stack.core, "_events", True))
 
     def send(self, item: Any) -> object:
         """Give ``item`` to the core (``send`` of the core) and flush; returns its handle."""
@@ -608,21 +624,28 @@ class ServerConnection(Generic[ServerCoreT]):
             self._abort = (_ABORTED, reason, RemoteProtocolError(reason))
             self._buffer.clear()
             self._kick()
-        self._writable.set()
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        nursery = self._nursery
+        if self._buffer and not self._writing and not self._broken and nursery is not None:
+            self._writing = True
+            nursery.start_soon(self._writer)
 
     async def _run(self) -> None:
         stack = self.stack
         stack.connection_made(trio.current_time())
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._writer)
+            self._nursery = nursery
+            self._start_writer()
             await self._reader()
             if self._abort is not None:
                 nursery.cancel_scope.cancel()
             else:
                 # The last bytes (a close frame, an HTTP answer) get close_timeout to leave.
-                self._finished = True
-                self._writable.set()
+                self._start_writer()
                 nursery.cancel_scope.deadline = trio.current_time() + self.server.close_timeout
+        self._nursery = None
 
     async def _reader(self) -> None:
         stack = self.stack
@@ -675,23 +698,21 @@ class ServerConnection(Generic[ServerCoreT]):
                 self._dispatch([HandshakeFailed(error)])
 
     async def _writer(self) -> None:
+        """Write until the buffer is empty, then end (:meth:`_start_writer` starts the next)."""
         stream = self.stream
-        while True:
-            if not self._buffer:
-                if self._finished:
-                    return
-                self._writable = trio.Event()
-                await self._writable.wait()
-                continue
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            try:
-                await stream.send_all(data)
-            except _NETWORK_ERRORS:
-                self._broken = True
+        try:
+            while self._buffer:
+                data = bytes(self._buffer)
                 self._buffer.clear()
-                self._kick()
-                return
+                try:
+                    await stream.send_all(data)
+                except _NETWORK_ERRORS:
+                    self._broken = True
+                    self._buffer.clear()
+                    self._kick()
+                    return
+        finally:
+            self._writing = False
 
     def _dispatch(self, events: Iterable[Event]) -> None:
         server = self.server
