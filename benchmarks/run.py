@@ -314,6 +314,7 @@ def all_items() -> list[Item]:
     # Every case runs on the default decoder but those named "fast decoder", which select
     # trackwire[fast] themselves; the child processes of the loopback cases too.
     os.environ["TRACKWIRE_DECODER"] = "default"
+    import fanout
     import loopback
     import sansio_cases
 
@@ -321,7 +322,7 @@ def all_items() -> list[Item]:
 
     set_decoder("default")
 
-    return sansio_cases.items() + loopback.items()
+    return sansio_cases.items() + loopback.items() + fanout.items()
 
 
 def main(argv: list[str] | None = None) -> int:
