@@ -525,6 +525,20 @@ class ServerConnection(Generic[ServerCoreT]):
     ``FleetFreedomHub.publish``), :meth:`flush` writes what the core queued.
     """
 
+    __slots__ = (
+        "_abort",
+        "_broken",
+        "_buffer",
+        "_kicked",
+        "_nursery",
+        "_read_scope",
+        "_writing",
+        "remote",
+        "server",
+        "stack",
+        "stream",
+    )
+
     def __init__(self, server: Server[ServerCoreT], stream: trio.abc.Stream) -> None:
         self.server = server
         self.stream = stream
