@@ -47,6 +47,7 @@ from trackwire.itrack import (
     ITrackServer,
     SourceState,
     StateEvent,
+    StatePush,
 )
 from trackwire.ws import ClientStack, Connected, ServerStack, UpgradeRequest
 
@@ -519,9 +520,10 @@ def _itrack_server_stacks(count: int, directory: Directory) -> list[ServerStack[
     return stacks
 
 
-def itrack_emit_case(subscribers: int, stack: bool) -> Item:
+def itrack_emit_case(subscribers: int, stack: bool, shared: bool = False) -> Item:
     through = " + ServerStack -> bytes" if stack else ""
-    name = f"4 itrack server push_state{through}: {subscribers:,} subscriber(s)"
+    how = " (StatePush, encoded once)" if shared else ""
+    name = f"4 itrack server push_state{how}{through}: {subscribers:,} subscriber(s)"
 
     def build() -> Case:
         directory = _itrack_directory()
@@ -537,8 +539,9 @@ def itrack_emit_case(subscribers: int, stack: bool) -> Item:
 
         def ours() -> None:
             for _ in range(repeat):
+                update = StatePush(state) if shared else state  # one encode per update
                 for push, _drain in pairs:
-                    push(TRACKER, state, 1.0)
+                    push(TRACKER, update, 1.0)
                 for _push, drain in pairs:
                     drain()
 
@@ -890,6 +893,7 @@ def items() -> list[Item]:
             out.append(fleetfreedom_case(cache, orjson_hook=True))
     for stack in (False, True):
         out.extend(itrack_emit_case(count, stack) for count in (1, 1000))
+        out.append(itrack_emit_case(1000, stack, shared=True))
     out.extend(fleetfreedom_emit_case(count) for count in (1, 1000))
     for core_name in ("atmosphere", "itrack"):
         out.extend(stack_case(core_name, per_read) for per_read in (1, 100))
