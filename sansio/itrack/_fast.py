@@ -9,8 +9,9 @@ so views and ``raw`` stay the default path's objects.
 
 Anything else, and anything msgspec refuses or would read differently (a field of an
 unexpected type, ``NaN``, lone surrogates, numbers out of range, nesting too deep, …),
-takes the default path whole: responses, errors, unknown and invalid messages are exactly
-the default path's events.
+takes the default path's parser whole, given the text decoded by msgspec into plain
+objects (equal to the standard library's) or, where msgspec refuses it, by the standard
+library: responses, errors, unknown and invalid messages are the default path's events.
 """
 
 from __future__ import annotations
@@ -86,6 +87,17 @@ class _LogoutMessage(msgspec.Struct, tag_field="event", tag="logout", gc=False):
 _decode: Callable[[str], Any] = msgspec.json.Decoder(
     _StateMessage | _BatchMessage | _LifecycleMessage | _LogoutMessage
 ).decode
+_decode_any: Callable[[str], Any] = msgspec.json.Decoder().decode
+
+
+def _loads(text: str) -> Any:
+    """The default path's decode of ``text`` (same value or error), through msgspec's
+    compiled decoder when it can: what responses, errors and odd messages go through."""
+    try:
+        return _decode_any(text)
+    except Exception:  # refused: the default path gives the value, or its own error
+        return stdlib_loads(text)
+
 
 _new = object.__new__
 
@@ -385,8 +397,8 @@ def parse(text: str, on_logout: Callable[[], None] | None = None) -> ITrackEvent
     under the default JSON hook; never raises."""
     try:
         message = _decode(text)
-    except Exception:  # refused or read differently: the default path decides
-        return _codec._parse(stdlib_loads, on_logout, text)
+    except Exception:  # another kind, or read differently: the default path decides
+        return _codec._parse(_loads, on_logout, text)
     kind = type(message)
     if kind is _StateMessage:
         event: _FastStateEvent = _new(_FastStateEvent)
