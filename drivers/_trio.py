@@ -610,7 +610,8 @@ class ServerConnection(Generic[ServerCoreT]):
         deadline = stack.next_deadline()
         if deadline is not None and deadline < scope.deadline:
             return True
-        return bool(stack._events) or bool(getattr(stack.core, "_events", True))
+        # Queued events (an unknown queue counts as non-empty: the reader looks).
+        return bool(getattr(stack, "_events", True)) or bool(getattr(stack.core, "_events", True))
 
     def send(self, item: Any) -> object:
         """Give ``item`` to the core (``send`` of the core) and flush; returns its handle."""
