@@ -37,34 +37,49 @@ async def _open(port: int) -> trio.SocketStream:
     return stream
 
 
+class _Counting(ITrackServer):
+    """Counts the timer calls: a reader woken for nothing calls ``handle_timer``."""
+
+    __slots__ = ("timer_calls",)
+
+    def handle_timer(self, now: float) -> None:
+        self.timer_calls = getattr(self, "timer_calls", 0) + 1
+        super().handle_timer(now)
+
+
 async def _start(nursery: trio.Nursery, cores: list[ITrackServer]) -> Server[Any]:
     directory = _directory()
 
     def factory(request: Any) -> ITrackServer:
-        core = ITrackServer(request.target, directory, heartbeat_interval_ms=3_600_000)
+        core = _Counting(request.target, directory, heartbeat_interval_ms=3_600_000)
         cores.append(core)
         return core
 
     return await nursery.start(partial(serve, factory, "127.0.0.1", 0))
 
 
+async def _subscribed(nursery: trio.Nursery, cores: list[ITrackServer]) -> Any:
+    server = await _start(nursery, cores)
+    stream = await _open(server.port)
+    subscribe = {
+        "action": "subscribe",
+        "hash": HASH,
+        "requests": [{"type": "state", "trackers": [7]}],
+    }
+    await stream.send_all(
+        Connection(ConnectionType.CLIENT).send(TextMessage(json.dumps(subscribe)))
+    )
+    with trio.fail_after(10):
+        while not (cores and cores[0].subscribed):
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)
+    return server, stream
+
+
 async def test_a_push_is_written_before_the_pusher_yields() -> None:
     cores: list[ITrackServer] = []
     async with trio.open_nursery() as nursery:
-        server = await _start(nursery, cores)
-        stream = await _open(server.port)
-        subscribe = {
-            "action": "subscribe",
-            "hash": HASH,
-            "requests": [{"type": "state", "trackers": [7]}],
-        }
-        await stream.send_all(
-            Connection(ConnectionType.CLIENT).send(TextMessage(json.dumps(subscribe)))
-        )
-        with trio.fail_after(10):
-            while not (cores and cores[0].subscribed):
-                await trio.sleep(0.01)
-            await trio.sleep(0.1)
+        server, stream = await _subscribed(nursery, cores)
         (conn,) = server.connections
         cores[0].push_state(
             7, StatePush(SourceState.create(70, speed_note="x")), trio.current_time()
@@ -74,6 +89,26 @@ async def test_a_push_is_written_before_the_pusher_yields() -> None:
         data = b""
         with trio.fail_after(10):
             while b'"speed_note":"x"' not in data:
+                data += await stream.receive_some(65536)
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_push_does_not_wake_the_reader() -> None:
+    cores: list[ITrackServer] = []
+    async with trio.open_nursery() as nursery:
+        server, stream = await _subscribed(nursery, cores)
+        (core,) = cores
+        assert isinstance(core, _Counting)
+        core.timer_calls = 0
+        for n in range(10):
+            core.push_state(7, StatePush(SourceState.create(70, n=n)), trio.current_time())
+            server.flush(cores)
+            await trio.sleep(0.01)
+        assert core.timer_calls == 0  # nothing to do but write: the reader slept on
+        data = b""
+        with trio.fail_after(10):
+            while b'"n":9' not in data:
                 data += await stream.receive_some(65536)
         await stream.aclose()
         nursery.cancel_scope.cancel()
