@@ -16,6 +16,7 @@ import argparse
 import cProfile
 import gc
 import json
+import os
 import platform
 import pstats
 import statistics
@@ -310,10 +311,18 @@ def machine() -> dict[str, object]:
 
 
 def all_items() -> list[Item]:
+    # Every case runs on the default decoder but those named "fast decoder", which select
+    # trackwire[fast] themselves; the child processes of the loopback cases too.
+    os.environ["TRACKWIRE_DECODER"] = "default"
+    import fanout
     import loopback
     import sansio_cases
 
-    return sansio_cases.items() + loopback.items()
+    from trackwire import set_decoder
+
+    set_decoder("default")
+
+    return sansio_cases.items() + loopback.items() + fanout.items()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,12 @@ try:  # a baseline and a hook when installed (pip install orjson), skipped other
 except ImportError:  # pragma: no cover - depends on the environment
     orjson = None
 
-from trackwire import set_json_loads
+try:  # the fast decoder and its baselines (pip install 'trackwire[fast]'), skipped otherwise
+    import msgspec
+except ImportError:  # pragma: no cover - depends on the environment
+    msgspec = None
+
+from trackwire import set_decoder, set_json_loads
 from trackwire.atmosphere import AtmosphereClient, Message, encode_message
 from trackwire.fleetfreedom import (
     Account,
@@ -42,6 +47,7 @@ from trackwire.itrack import (
     ITrackServer,
     SourceState,
     StateEvent,
+    StatePush,
 )
 from trackwire.ws import ClientStack, Connected, ServerStack, UpgradeRequest
 
@@ -53,6 +59,10 @@ URL = "http://127.0.0.1/v2/event/subscription"
 JSON_TARGET = at_most(1.15)
 ORJSON_TARGET = at_most(1.5)
 STACK_TARGET = at_most(1.10)
+TYPED_TARGET = at_most(2.0)
+"""The fast decoder: at most 2 × msgspec's own typed decode of the payload."""
+FAST_STACK_TARGET = at_most(0.30)
+"""The whole stack on the fast decoder: at most 0.30 × (websockets sans-IO + json.loads)."""
 
 loads = json.loads
 scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
@@ -112,6 +122,41 @@ def _with_hook(hook: Callable[[str], Any] | None, body: Callable[[], None]) -> C
             set_json_loads(None)
 
     return swapped
+
+
+def _with_decoder(fast: bool, body: Callable[[], None]) -> Callable[[], None]:
+    """Run ``body`` on the fast decoder (every other case runs on the default one)."""
+    if not fast:
+        return body
+
+    def swapped() -> None:
+        set_decoder("fast")
+        try:
+            body()
+        finally:
+            set_decoder("default")
+
+    return swapped
+
+
+def _typed_decoders() -> tuple[Callable[[str], Any], Callable[[str], Any]]:
+    """msgspec's compiled decoders of the two payloads into Structs of every field they
+    hold: the floor a typed decoder can reach (``trackwire[fast]``'s cases' baseline)."""
+    import _typed
+
+    state = msgspec.json.Decoder(_typed.StateMessage).decode
+    asset = msgspec.json.Decoder(_typed.AssetAdvanced).decode
+    assert state(STATE_EVENT).data.gps.location.lat == STATE_OBJ["data"]["gps"]["location"]["lat"]
+    assert asset(ASSET_LINE.partition(" ")[2]).position.speed == 42.5
+    return state, asset
+
+
+def _typed(decode: Callable[[str], Any], payloads: list[str], what: str) -> Baseline:
+    def body() -> None:
+        for payload in payloads:
+            decode(payload)
+
+    return Baseline(f"msgspec typed decode ({what})", body, TYPED_TARGET)
 
 
 def _frames(track: bool, layout: str) -> list[str]:
@@ -214,7 +259,7 @@ def _itrack(track: bool) -> ITrackClient:
     return client
 
 
-def _itrack_body(frames: list[str], track: bool) -> Callable[[], None]:
+def _itrack_body(frames: list[str], track: bool, fast: bool = False) -> Callable[[], None]:
     client = _itrack(track)
     receive = client.receive
     events = client.events
@@ -224,12 +269,46 @@ def _itrack_body(frames: list[str], track: bool) -> Callable[[], None]:
             receive(frame, 1.0)
         events()
 
-    for frame in frames:
-        receive(frame, 1.0)
-    produced = events()
+    def run() -> list[Any]:
+        for frame in frames:
+            receive(frame, 1.0)
+        return events()
+
+    produced = _with_result(fast, run)
     assert len(produced) == BATCH, len(produced)
-    assert all(type(e) is StateEvent for e in produced), produced[:2]
-    return body
+    if fast:  # the fast decoder's events are subclasses (raw decoded on demand)
+        assert all(isinstance(e, StateEvent) and type(e) is not StateEvent for e in produced)
+    else:
+        assert all(type(e) is StateEvent for e in produced), produced[:2]
+    return _with_decoder(fast, body)
+
+
+def _with_result(fast: bool, run: Callable[[], Any]) -> Any:
+    """``run()`` once on the chosen decoder (for the checks before timing)."""
+    set_decoder("fast" if fast else "default")
+    try:
+        return run()
+    finally:
+        set_decoder("default")
+
+
+def itrack_fast_case(track: bool) -> Item:
+    tms = "on" if track else "off"
+    name = f"2 itrack client -> StateEvent: 1 msg/frame, TMS {tms}, fast decoder"
+
+    def build() -> Case:
+        frames = _frames(track, "1")
+        payloads = [STATE_EVENT] * BATCH
+        state, _asset = _typed_decoders()
+        ours = _itrack_body(frames, track, fast=True)
+        baselines = [
+            _typed(state, payloads, "Structs of every field"),
+            Baseline("json.loads", _json_loads(payloads).body),
+            Baseline("same client, default decoder", _itrack_body(frames, track)),
+        ]
+        return Case(name, ours, baselines, BATCH)
+
+    return timed(name, build)
 
 
 def itrack_case(track: bool, layout: str, orjson_hook: bool = False) -> Item:
@@ -277,7 +356,7 @@ def _asset_lines() -> list[str]:
     return [asset_line(5000 + n % 10, 1 + n // 10) for n in range(BATCH)]
 
 
-def _fleetfreedom_body(lines: list[str], cache: bool) -> Callable[[], None]:
+def _fleetfreedom_body(lines: list[str], cache: bool, fast: bool = False) -> Callable[[], None]:
     client = _fleetfreedom()
     receive = client.receive
     events = client.events
@@ -298,16 +377,45 @@ def _fleetfreedom_body(lines: list[str], cache: bool) -> Callable[[], None]:
                 receive(line, 1.0)
             events()
 
-    for line in lines:
-        receive(line, 1.0)
-    produced = events()
+    def run() -> list[Any]:
+        for line in lines:
+            receive(line, 1.0)
+        return events()
+
+    produced = _with_result(fast, run)
     assert len(produced) == BATCH, len(produced)
     assert all(type(e) is Merged for e in produced), produced[:2]
     if cache:
         store = ObjectCache()
         assert all(store.apply(e) for e in produced), "every piece must be newer"
 
-    return body
+    return _with_decoder(fast, body)
+
+
+def fleetfreedom_fast_case(cache: bool) -> Item:
+    via = " + ObjectCache.apply" if cache else ""
+    name = f"3 fleetfreedom client -> Merged{via}: ~400-byte lines, fast decoder"
+
+    def build() -> Case:
+        lines = _asset_lines() if cache else [ASSET_LINE] * BATCH
+        bodies = [line.partition(" ")[2] for line in lines]
+        _state, asset = _typed_decoders()
+        untyped = msgspec.json.Decoder().decode
+
+        def msgspec_dicts() -> None:
+            for body in bodies:
+                untyped(body)
+
+        ours = _fleetfreedom_body(lines, cache, fast=True)
+        baselines = [
+            _typed(asset, bodies, "Structs of every field"),
+            Baseline("msgspec decode into dicts", msgspec_dicts),
+            Baseline("json.loads", _json_loads(bodies).body),
+            Baseline("same client, default decoder", _fleetfreedom_body(lines, cache)),
+        ]
+        return Case(name, ours, baselines, BATCH)
+
+    return timed(name, build)
 
 
 def fleetfreedom_case(cache: bool, orjson_hook: bool = False) -> Item:
@@ -412,9 +520,10 @@ def _itrack_server_stacks(count: int, directory: Directory) -> list[ServerStack[
     return stacks
 
 
-def itrack_emit_case(subscribers: int, stack: bool) -> Item:
+def itrack_emit_case(subscribers: int, stack: bool, shared: bool = False) -> Item:
     through = " + ServerStack -> bytes" if stack else ""
-    name = f"4 itrack server push_state{through}: {subscribers:,} subscriber(s)"
+    how = " (StatePush, encoded once)" if shared else ""
+    name = f"4 itrack server push_state{how}{through}: {subscribers:,} subscriber(s)"
 
     def build() -> Case:
         directory = _itrack_directory()
@@ -430,8 +539,9 @@ def itrack_emit_case(subscribers: int, stack: bool) -> Item:
 
         def ours() -> None:
             for _ in range(repeat):
+                update = StatePush(state) if shared else state  # one encode per update
                 for push, _drain in pairs:
-                    push(TRACKER, state, 1.0)
+                    push(TRACKER, update, 1.0)
                 for _push, drain in pairs:
                     drain()
 
@@ -525,8 +635,10 @@ def _reads(per_read: int) -> list[bytes]:
     return [frame * per_read] * (BATCH // per_read)
 
 
-def stack_case(core_name: str, per_read: int, orjson_hook: bool = False) -> Item:
-    hook = ", orjson hook" if orjson_hook else ""
+def stack_case(
+    core_name: str, per_read: int, orjson_hook: bool = False, fast: bool = False
+) -> Item:
+    hook = ", orjson hook" if orjson_hook else ", fast decoder" if fast else ""
     what = "Message + json.loads" if core_name == "atmosphere" else "StateEvent"
     name = f"5 stack: ws bytes -> {core_name} {what}, {per_read} frame(s)/read{hook}"
 
@@ -558,11 +670,15 @@ def stack_case(core_name: str, per_read: int, orjson_hook: bool = False) -> Item
                     receive(data, 1.0)
                     events()
 
-        for data in reads:
-            receive(data, 1.0)
-        produced = events()
+        def run() -> list[Any]:
+            for data in reads:
+                receive(data, 1.0)
+            return events()
+
+        produced = _with_result(fast, run)
         assert len(produced) == BATCH, len(produced)
-        assert all(type(e) is want for e in produced), produced[:2]
+        assert all(isinstance(e, want) for e in produced), produced[:2]
+        assert fast or all(type(e) is want for e in produced), produced[:2]
 
         decode = orjson.loads if orjson_hook else loads
         decoder = "orjson.loads" if orjson_hook else "json.loads"
@@ -594,6 +710,17 @@ def stack_case(core_name: str, per_read: int, orjson_hook: bool = False) -> Item
 
         if orjson_hook:
             ours = _with_hook(orjson.loads, ours)
+        if fast:
+            ours = _with_decoder(True, ours)
+            return Case(
+                name,
+                ours,
+                [
+                    Baseline("websockets sans-IO + json.loads", websockets_json, FAST_STACK_TARGET),
+                    Baseline("wsproto alone + json.loads", wsproto_json),
+                ],
+                BATCH,
+            )
         baselines = [
             Baseline(
                 f"wsproto alone + {decoder}", wsproto_json, None if orjson_hook else STACK_TARGET
@@ -602,6 +729,59 @@ def stack_case(core_name: str, per_read: int, orjson_hook: bool = False) -> Item
             Baseline(f"websockets sans-IO + {decoder}", websockets_json),
         ]
         return Case(name, ours, baselines, BATCH)
+
+    return timed(name, build)
+
+
+def fleetfreedom_stack_case(per_read: int) -> Item:
+    name = f"5 stack: ws bytes -> fleetfreedom Merged, {per_read} frame(s)/read, fast decoder"
+
+    def build() -> Case:
+        frame = _server_frames([ASSET_LINE])[0]
+        reads = [frame * per_read] * (BATCH // per_read)
+        client = FleetFreedomClient("ws://127.0.0.1/", keepalive=0, command_timeout=0)
+        stack: ClientStack[Any] = ClientStack(client, "127.0.0.1", "/")
+        stack.connection_made(0.0)
+        server = H11Handshake(ConnectionType.SERVER)
+        server.receive_data(stack.data_to_send())
+        assert isinstance(next(iter(server.events())), Request)
+        stack.receive(server.send(AcceptConnection()), 0.0)
+        hello = 'connectionResponse {"errorCode":0,"ghostId":"g","user":{"login":"u","company":1}}'
+        stack.receive(_server_frames([hello])[0], 0.0)
+        assert any(isinstance(e, Connected) for e in stack.events())
+        stack.data_to_send()
+        receive = stack.receive
+        events = stack.events
+
+        def ours() -> None:
+            for data in reads:
+                receive(data, 1.0)
+                events()
+
+        def run() -> list[Any]:
+            for data in reads:
+                receive(data, 1.0)
+            return events()
+
+        produced = _with_result(True, run)
+        assert len(produced) == BATCH, len(produced)
+        assert all(type(e) is Merged for e in produced), produced[:2]
+        proto = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN, max_size=None)
+        proto_receive = proto.receive_data
+        proto_events = proto.events_received
+
+        def websockets_json() -> None:
+            for data in reads:
+                proto_receive(data)
+                for frame in proto_events():  # only text Frames here
+                    loads(frame.data.decode().partition(" ")[2])  # type: ignore[union-attr]
+
+        return Case(
+            name,
+            _with_decoder(True, ours),
+            [Baseline("websockets sans-IO + json.loads", websockets_json, FAST_STACK_TARGET)],
+            BATCH,
+        )
 
     return timed(name, build)
 
@@ -713,11 +893,17 @@ def items() -> list[Item]:
             out.append(fleetfreedom_case(cache, orjson_hook=True))
     for stack in (False, True):
         out.extend(itrack_emit_case(count, stack) for count in (1, 1000))
+        out.append(itrack_emit_case(1000, stack, shared=True))
     out.extend(fleetfreedom_emit_case(count) for count in (1, 1000))
     for core_name in ("atmosphere", "itrack"):
         out.extend(stack_case(core_name, per_read) for per_read in (1, 100))
     if with_orjson:
         out.append(stack_case("itrack", 100, orjson_hook=True))
+    if msgspec is not None:
+        out.extend(itrack_fast_case(track) for track in (False, True))
+        out.extend(fleetfreedom_fast_case(cache) for cache in (False, True))
+        out.extend(stack_case("itrack", per_read, fast=True) for per_read in (1, 100))
+        out.extend(fleetfreedom_stack_case(per_read) for per_read in (1, 100))
     out.append(memory_item("itrack"))
     out.append(memory_item("fleetfreedom"))
     return out

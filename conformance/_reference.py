@@ -34,6 +34,7 @@ from trackwire.itrack import (
     ITrackServer,
     Location,
     SourceState,
+    StatePush,
     TrackerListResponder,
     is_auth_target,
     is_tracker_list_target,
@@ -336,8 +337,9 @@ class ITrackReference:
         for update in updates:
             state = self.source_state(update)
             self.directory.set_state(update.vehicle_id, state)
+            push = StatePush(state)  # encoded once for every subscriber
             for conn in self.connections:
-                conn.push_state(update.vehicle_id, state, now)
+                conn.push_state(update.vehicle_id, push, now)
         return [*self.connections, *expired]
 
     def next_deadline(self) -> float | None:

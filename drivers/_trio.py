@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import ssl
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -98,6 +100,13 @@ ClientCoreT = TypeVar("ClientCoreT", bound=ClientCore[Any, Any])
 ServerCoreT = TypeVar("ServerCoreT", bound=TextCore)
 
 _NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _plain_socket_fd(stream: trio.abc.Stream) -> int:
+    """The descriptor of a plain (non-TLS) trio TCP stream on a POSIX system, else -1."""
+    if sys.platform == "win32" or type(stream) is not trio.SocketStream:
+        return -1
+    return stream.socket.fileno()
 
 
 def _describe(exc: BaseException) -> str:
@@ -573,6 +582,23 @@ class ServerConnection(Generic[ServerCoreT]):
     ``FleetFreedomHub.publish``), :meth:`flush` writes what the core queued.
     """
 
+    __slots__ = (
+        "_abort",
+        "_broken",
+        "_buffer",
+        "_failed",
+        "_fd",
+        "_kicked",
+        "_nursery",
+        "_read_scope",
+        "_writing",
+        "address",
+        "remote",
+        "server",
+        "stack",
+        "stream",
+    )
+
     def __init__(self, server: Server[ServerCoreT], stream: trio.abc.Stream) -> None:
         self.server = server
         self.stream = stream
@@ -588,11 +614,16 @@ class ServerConnection(Generic[ServerCoreT]):
         self.address = peer_host(_peer_address(stream))
         """The peer's IP address (``""`` when unknown): what the per-address limits count."""
         self._buffer = bytearray()
-        self._writable = trio.Event()
+        self._fd = _plain_socket_fd(stream)
+        """The file descriptor of a plain TCP stream, written at once when possible; -1 for
+        TLS and other streams (always written by the writer task)."""
+        self._writing = False
+        """A writer task is running (started when bytes wait, ended when they are out: an
+        idle connection holds no writer task)."""
+        self._nursery: trio.Nursery | None = None
         self._read_scope: trio.CancelScope | None = None
         self._kicked = False
         self._broken = False
-        self._finished = False
         self._failed = False
         self._abort: tuple[int, str, RemoteProtocolError | None] | None = None
         """Why the connection is to be dropped at once (close code, reason, error)."""
@@ -628,7 +659,24 @@ class ServerConnection(Generic[ServerCoreT]):
             self._pull()
         except Exception as exc:
             self._fail(exc)
-        self._kick()
+        if self._reader_must_look():
+            self._kick()
+
+    def _reader_must_look(self) -> bool:
+        """Whether the reader must wake: it is not waiting for input, or the stack has
+        events queued or a deadline earlier than the one it waits for.  A push that only
+        queued frames (the fan-out case) wakes nobody but the writer."""
+        scope = self._read_scope
+        stack = self.stack
+        if scope is None or self._abort is not None or stack.state is not StackState.OPEN:
+            return True
+        if self._failed:
+            return True
+        deadline = stack.next_deadline()
+        if deadline is not None and deadline < scope.deadline:
+            return True
+        # Queued events (an unknown queue counts as non-empty: the reader looks).
+        return bool(getattr(stack, "_events", True)) or bool(getattr(stack.core, "_events", True))
 
     def send(self, item: Any) -> object:
         """Give ``item`` to the core (``send`` of the core) and flush; returns its handle."""
@@ -669,23 +717,50 @@ class ServerConnection(Generic[ServerCoreT]):
             self._abort = (_ABORTED, reason, RemoteProtocolError(reason))
             self._buffer.clear()
             self._kick()
-        self._writable.set()
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        nursery = self._nursery
+        if self._buffer and not self._writing and not self._broken and nursery is not None:
+            if self._fd >= 0 and self._abort is None and not self._write_now():
+                return
+            self._writing = True
+            nursery.start_soon(self._writer)
+
+    def _write_now(self) -> bool:
+        """Write what the socket takes at once, as asyncio's transports do (no task switch
+        for a push that fits in the socket buffer); ``True`` when bytes are left for the
+        writer task."""
+        buffer = self._buffer
+        try:
+            sent = os.write(self._fd, buffer)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return True  # the writer task meets the error and ends the connection
+        del buffer[:sent]
+        return bool(buffer)
 
     async def _run(self) -> None:
         try:
             self.stack.connection_made(trio.current_time())
         except Exception as exc:
             self._fail(exc)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._writer)
-            await self._reader()
-            if self._abort is not None:
-                nursery.cancel_scope.cancel()
-            else:
-                # The last bytes (a close frame, an HTTP answer) get close_timeout to leave.
-                self._finished = True
-                self._writable.set()
-                nursery.cancel_scope.deadline = trio.current_time() + self.server.close_timeout
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._start_writer()
+                await self._reader()
+                if self._abort is not None:
+                    nursery.cancel_scope.cancel()
+                else:
+                    # The last bytes (a close frame, an HTTP answer) get close_timeout to leave.
+                    self._start_writer()
+                    nursery.cancel_scope.deadline = trio.current_time() + self.server.close_timeout
+        finally:
+            # The stream is about to close: nothing may be written to its descriptor again.
+            self._nursery = None
+            self._fd = -1
 
     def _fail(self, exc: Exception) -> None:
         """The core, the factory or a handler raised: log it, queue the last answer (a 500
@@ -698,7 +773,7 @@ class ServerConnection(Generic[ServerCoreT]):
         stack = self.stack
         if self._abort is None:
             self._buffer += failure_output(stack)
-            self._writable.set()
+            self._start_writer()
         self._dispatch_quietly(failure_events(stack, error, trio.current_time()))
         self._kick()
 
@@ -770,23 +845,21 @@ class ServerConnection(Generic[ServerCoreT]):
                 self._dispatch_quietly([HandshakeFailed(error)])
 
     async def _writer(self) -> None:
+        """Write until the buffer is empty, then end (:meth:`_start_writer` starts the next)."""
         stream = self.stream
-        while True:
-            if not self._buffer:
-                if self._finished:
-                    return
-                self._writable = trio.Event()
-                await self._writable.wait()
-                continue
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            try:
-                await stream.send_all(data)
-            except _NETWORK_ERRORS:
-                self._broken = True
+        try:
+            while self._buffer:
+                data = bytes(self._buffer)
                 self._buffer.clear()
-                self._kick()
-                return
+                try:
+                    await stream.send_all(data)
+                except _NETWORK_ERRORS:
+                    self._broken = True
+                    self._buffer.clear()
+                    self._kick()
+                    return
+        finally:
+            self._writing = False
 
     def _dispatch(self, events: Iterable[Event]) -> None:
         server = self.server

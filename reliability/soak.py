@@ -270,7 +270,7 @@ class Watcher:
     def _on_event(self, event: Event) -> list[Any]:
         tally = self.tally
         kind = type(event)
-        if kind is StateEvent:
+        if kind is StateEvent or isinstance(event, StateEvent):  # the fast decoder: subclasses
             assert isinstance(event, StateEvent)
             state = event.state
             seq = state.raw.get("seq")

@@ -4,7 +4,9 @@ The protocol cores live in subpackages (``trackwire.atmosphere``, …); this pac
 the error model and the one interface every core implements.
 """
 
+from . import _decoder
 from ._core import ClientCore, Core, CoreBase, Event, StateMachine
+from ._decoder import fast_available, get_decoder, set_decoder
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._json import get_json_loads, set_json_loads
 from ._peer import current_peer, peer_context
@@ -14,6 +16,8 @@ from .fleetfreedom import FleetFreedomClient, FleetFreedomHub, FleetFreedomServe
 from .itrack import ITrackClient, ITrackServer
 
 __version__ = "0.1.0"
+
+_decoder._from_environment()  # TRACKWIRE_DECODER, or the fast decoder when installed
 
 __all__ = [
     "AtmosphereClient",
@@ -35,7 +39,10 @@ __all__ = [
     "StateMachine",
     "__version__",
     "current_peer",
+    "fast_available",
+    "get_decoder",
     "get_json_loads",
     "peer_context",
+    "set_decoder",
     "set_json_loads",
 ]

@@ -27,7 +27,7 @@ def run(*args: str) -> str:
 
 def test_list_names_every_case_group() -> None:
     names = run("--list").splitlines()
-    assert {name.split()[0] for name in names} == {"1", "2", "3", "4", "5", "6", "7"}
+    assert {name.split()[0] for name in names} == {"1", "2", "3", "4", "5", "6", "7", "8"}
     assert len(names) == len(set(names))
 
 
@@ -77,3 +77,21 @@ def test_only_matching_nothing_writes_an_empty_table(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     run("--quick", "--only", "no such case", "--json", str(out))
     assert json.loads(out.read_text())["results"] == []
+
+
+def test_fanout_delivers_every_update_to_every_connection_on_both_servers() -> None:
+    script = RUN.with_name("fanout.py")
+    done = subprocess.run(
+        [sys.executable, str(script), "--connections", "20", "--updates", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    runs = json.loads(done.stdout)
+    for kind in ("ours", "websockets"):
+        (figures,) = runs[kind]
+        assert figures["connections"] == 20
+        assert figures["delivered"] == 60  # 3 updates x 20 connections, counted by the clients
+        assert figures["msg_per_s"] > 0
+        assert figures["cpu_us_per_msg"] > 0

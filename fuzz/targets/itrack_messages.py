@@ -3,8 +3,9 @@
 Contract: :func:`parse_message` never raises; every text becomes an iTrack event (unknown and
 malformed ones as :class:`UnknownMessage` / :class:`InvalidMessage` carrying the text).  The
 client core on an open transport turns every frame into events without raising; a ``logout``
-ends the session; what the client sends is strict JSON in UTF-8.  Byte 0 picks the path and
-the JSON decoder.
+ends the session; what the client sends is strict JSON in UTF-8; the fast decoder
+(``trackwire[fast]``) gives the default path's events.  Byte 0 picks the path and the JSON
+decoder.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from _common import Flags, check_events, check_output, fuzz_main, split, text
 
-from trackwire import LocalProtocolError
+from trackwire import LocalProtocolError, fast_available, get_decoder, set_decoder
 from trackwire.atmosphere import ClientState
 from trackwire.itrack import (
     ITrackClient,
@@ -30,6 +31,21 @@ except ImportError:  # pragma: no cover - orjson is optional
     orjson = None
 
 HASH = "0123456789abcdef0123456789abcdef"
+FAST = fast_available()
+
+
+def _same_on_both_decoders(message: str) -> None:
+    """The fast decoder's event equals the default path's (NaN only by its repr)."""
+    before = get_decoder()
+    try:
+        set_decoder("fast")
+        fast = parse_message(message)
+        set_decoder("default")
+        default = parse_message(message)
+    finally:
+        set_decoder(before)
+    assert repr(fast) == repr(default), (fast, default)
+    assert fast == default or "nan" in repr(default), (fast, default)
 
 
 def _loads(flags: Flags) -> Any:
@@ -44,9 +60,12 @@ def TestOneInput(data: bytes) -> None:
     chunks = split(data[1:])
     if not flags[0]:
         for chunk in chunks:
-            event = parse_message(text(chunk, flags[2]), loads)
+            message = text(chunk, flags[2])
+            event = parse_message(message, loads)
             assert isinstance(event, ITrackEvent), event
             repr(event)
+            if flags[3] and FAST:
+                _same_on_both_decoders(message)
         return
     client = ITrackClient("ws://fuzz.test/v2/event/subscription", HASH, loads=loads)
     client.send(Subscribe([StateRequest([1, 2])]))

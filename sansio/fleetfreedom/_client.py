@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from .. import _json
+from .. import _decoder, _json
 from .._core import CoreBase, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._json import stdlib_loads as _stdlib_loads
 from .._redact import redacted_repr
 from ._codec import BAD_JSON, BAD_NAME, DEFAULT_MAX_LINE, NOT_OBJECT, encode, line_too_long
 from ._commands import Command
@@ -373,7 +374,10 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             kind = _classify(name)
         if cut >= 0:
             try:
-                body = _json.loads(data[cut + 1 :])
+                loads = _json.loads
+                if loads is _stdlib_loads:
+                    loads = _decoder.body_loads  # the default, or trackwire[fast]'s
+                body = loads(data[cut + 1 :])
             except Exception:  # whatever the installed decoder raises
                 self._events.append(InvalidMessage(data, BAD_JSON, name))
                 return

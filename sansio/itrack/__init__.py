@@ -90,6 +90,7 @@ from ._server import (
     WRONG_HASH,
     ITrackServer,
     ServerEvent,
+    StatePush,
     parse_rate_limit,
 )
 from ._subscriptions import Subscriptions
@@ -168,6 +169,7 @@ __all__ = [
     "StateBatchEvent",
     "StateBatchRequest",
     "StateEvent",
+    "StatePush",
     "StateRequest",
     "Subscribe",
     "SubscribeResponse",

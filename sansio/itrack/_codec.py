@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import _json
+from .. import _decoder, _json
 from .._json import safe_dumps
 from .._json import scan_once as _scan_once
 from .._json import stdlib_loads as _stdlib_loads
@@ -235,6 +235,9 @@ def parse_message(text: str, loads: JsonLoads | None = None) -> ITrackEvent:
 
     Not JSON → :class:`InvalidMessage`; JSON of an unknown kind (or not an object) →
     :class:`UnknownMessage`; a known kind with the wrong shape → :class:`InvalidMessage`.
+    Under the default hook with the fast decoder selected (``trackwire[fast]``, see
+    :func:`trackwire.set_decoder`) the hot messages are decoded by msgspec; the event is
+    equal either way.
     """
     return _parse(loads, None, text)
 
@@ -249,6 +252,8 @@ def message_parser(
 
 def _parse(loads: JsonLoads | None, on_logout: Callable[[], None] | None, text: str) -> ITrackEvent:
     decode = loads or _json.loads
+    if decode is _stdlib_loads and loads is None and _decoder.itrack is not None:
+        return _decoder.itrack(text, on_logout)  # trackwire[fast]: the compiled decoder
     try:
         if decode is _stdlib_loads and text[:1] not in _JSON_SPACE:
             # The default hook, inlined (one Python call fewer per message).

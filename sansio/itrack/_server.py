@@ -47,6 +47,7 @@ __all__ = [
     "WRONG_HASH",
     "ITrackServer",
     "ServerEvent",
+    "StatePush",
     "parse_rate_limit",
 ]
 
@@ -104,6 +105,36 @@ class _Batch:
     @property
     def pending(self) -> bool:
         return bool(self.states or self.items)
+
+
+class StatePush:
+    """One state update for many connections, encoded once per form.
+
+    Build one per update and pass it to :meth:`ITrackServer.push_state` of every connection:
+    the ``state`` message is encoded the first time a form (``full`` or ``compact``, per
+    JSON encoder) is needed and the same text goes to every other subscriber.  Build a new
+    one for the next update (the text is never re-read from ``state``).
+    """
+
+    __slots__ = ("_texts", "state", "user_time")
+
+    def __init__(self, state: SourceState, user_time: str | None = None) -> None:
+        self.state = state
+        self.user_time = user_time
+        self._texts: dict[tuple[bool, JsonDumps], str] = {}
+
+    def text(self, compact: bool, dumps: JsonDumps = dumps) -> str:
+        """The encoded ``state`` message in the ``compact`` or full form."""
+        key = (compact, dumps)
+        text = self._texts.get(key)
+        if text is None:
+            shown = self.state.compact() if compact else self.state
+            text = dumps(encode_event("state", shown.raw, user_time=self.user_time))
+            self._texts[key] = text
+        return text
+
+    def __repr__(self) -> str:
+        return f"StatePush({self.state!r}, user_time={self.user_time!r})"
 
 
 @dataclass(slots=True)
@@ -374,18 +405,33 @@ class ITrackServer(CoreBase[ServerEvent]):
         return self.directory.status(user, tracker_id) == NORMAL
 
     def push_state(
-        self, tracker_id: int, state: SourceState, now: float, *, user_time: str | None = None
+        self,
+        tracker_id: int,
+        state: SourceState | StatePush,
+        now: float,
+        *,
+        user_time: str | None = None,
     ) -> None:
         """A tracker's state changed: a ``state`` event now, or into the next ``state_batch``.
 
         Goes only where this connection subscribed the tracker and the directory says it is
-        ``normal`` for the subscriber.
+        ``normal`` for the subscriber.  Pushing one update to many connections, pass the same
+        :class:`StatePush` to each: the message is encoded once (its ``user_time`` is used).
         """
         self._now = now
+        push: StatePush | None = None
+        if isinstance(state, StatePush):
+            push = state
+            user_time = push.user_time
+            state = push.state
         sub = self._states.get(tracker_id)
         if sub is not None and self._normal(sub.user, tracker_id):
-            shown = state.compact() if sub.compact else state
-            self._send(encode_event("state", shown.raw, user_time=user_time))
+            if push is not None:
+                if self.transport.state is ServerState.OPEN:
+                    self.transport.send(push.text(sub.compact, self._dumps), self._now)
+            else:
+                shown = state.compact() if sub.compact else state
+                self._send(encode_event("state", shown.raw, user_time=user_time))
         batch = self._batches.get("state_batch")
         if batch is not None and batch.covers(tracker_id) and self._normal(batch.user, tracker_id):
             batch.states[tracker_id] = state.compact() if batch.compact else state

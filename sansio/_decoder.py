@@ -1,0 +1,88 @@
+"""Which decoder turns received messages into events: the default one, or the compiled one.
+
+``pip install 'trackwire[fast]'`` installs msgspec; the cores then decode the hot messages
+(iTrack ``state``, ``state_batch``, ``lifecycle``, ``logout``; FleetFreedom bodies) with
+msgspec's compiled decoders instead of the standard library.  The events are equal on both
+paths: whatever msgspec refuses or reads differently (``NaN``, lone surrogates, numbers
+out of range, a field of an unexpected type, …) is decoded again by the default path, and
+the decoded JSON object (``raw``) of an iTrack event is decoded on demand by the default
+path, so it is the same object either way.
+
+The choice is made once at import from the ``TRACKWIRE_DECODER`` environment variable
+(``fast``, ``default`` or ``auto``, the default: fast when msgspec is installed) and can be
+changed at any time with :func:`set_decoder`.  A JSON hook set with
+:func:`trackwire.set_json_loads` (or a ``loads`` given to a core) takes precedence: the
+compiled decoder runs only under the default hook.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._json import JsonLoads, stdlib_loads
+
+if TYPE_CHECKING:
+    from .itrack._events import ITrackEvent
+
+__all__ = ["ENV_VAR", "DecoderName", "fast_available", "get_decoder", "set_decoder"]
+
+DecoderName = Literal["fast", "default"]
+ENV_VAR = "TRACKWIRE_DECODER"
+"""The environment variable read at import: ``fast``, ``default`` or ``auto``."""
+
+ITrackParse = Callable[[str, "Callable[[], None] | None"], "ITrackEvent"]
+
+itrack: ITrackParse | None = None
+"""The compiled iTrack message parser in use (``None``: the default path)."""
+body_loads: JsonLoads = stdlib_loads
+"""What the FleetFreedom client decodes bodies with under the default JSON hook."""
+
+
+def fast_available() -> bool:
+    """Whether the compiled decoder can be used (msgspec is importable)."""
+    try:
+        import msgspec  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def set_decoder(name: DecoderName | Literal["auto"] | None = None) -> None:
+    """Select the decoder of every core: ``"fast"`` (msgspec; ``ImportError`` when it is not
+    installed), ``"default"`` (the JSON hook), or ``"auto"``/``None`` (fast when available).
+
+    Takes effect at once, for cores already built too.
+    """
+    global itrack, body_loads
+    if name is None or name == "auto":
+        name = "fast" if fast_available() else "default"
+    if name == "fast":
+        try:
+            from .fleetfreedom._fast import loads as fast_loads
+            from .itrack._fast import parse
+        except ImportError as exc:
+            raise ImportError(
+                "the fast decoder needs msgspec: pip install 'trackwire[fast]'"
+            ) from exc
+        itrack = parse
+        body_loads = fast_loads
+    elif name == "default":
+        itrack = None
+        body_loads = stdlib_loads
+    else:
+        raise ValueError(f"unknown decoder {name!r}: use 'fast', 'default' or 'auto'")
+
+
+def get_decoder() -> DecoderName:
+    """The decoder selected: ``"fast"`` or ``"default"``."""
+    return "default" if itrack is None else "fast"
+
+
+def _from_environment(environ: Any = os.environ) -> None:
+    """Apply ``TRACKWIRE_DECODER`` (called once when trackwire is imported)."""
+    value = environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if value not in ("fast", "default", "auto"):
+        raise ValueError(f"{ENV_VAR}={value!r}: use 'fast', 'default' or 'auto'")
+    set_decoder(value)  # type: ignore[arg-type]  # checked just above

@@ -1,0 +1,28 @@
+"""The compiled decoder of FleetFreedom bodies (``trackwire[fast]``, msgspec).
+
+A body is decoded by msgspec's compiled JSON decoder into the same ``dict`` the standard
+library would give; whatever msgspec refuses (``NaN``, lone surrogates, numbers out of
+range, nesting too deep, bad JSON) is decoded again by the default path, so the value or
+the error is the default path's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from .._json import stdlib_loads
+
+__all__ = ["loads"]
+
+_decode: Callable[[str], Any] = msgspec.json.Decoder().decode
+
+
+def loads(text: str) -> Any:
+    """:func:`json.loads` of ``text``: the same value or error, through msgspec when it can."""
+    try:
+        return _decode(text)
+    except Exception:  # refused: the default path gives the value, or its own error
+        return stdlib_loads(text)
