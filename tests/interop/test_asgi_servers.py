@@ -209,9 +209,9 @@ def _reconnected(harness: NodeHarness, uuid: str) -> None:
     reconnect padding came (no new handshake: the tracking id is not 0).
 
     onReopen is not waited for: the legacy clients fire it on the first frame they deliver
-    after the padding, and after a failed reconnect attempt (the server still down) not
-    even for the padding, so an application that waits for it before resubscribing waits
-    for the server's next heartbeat."""
+    after the padding, and after a failed reconnect attempt (the server still down) often
+    not at all (observed with 3.1.3 and 4.0.1), so an application that resubscribes on
+    onReopen alone may never get its positions back."""
     harness.wait_for(
         "the socket open again",
         lambda x: x["event"] == "ws-connect" and f"tracking-id={uuid}" in x["url"],
@@ -273,8 +273,7 @@ def test_atmosphere_js_against_uvicorn_survives_a_restart(version: str, start: L
             nth=len([m for m in harness.lines("message") if '"event":"state"' in m["data"]]) + 1,
         )
         assert len(harness.lines("message")) > count
-        harness.wait_event("reopen", uuid=uuid)
-        assert len(harness.lines("open")) == 1
+        assert len(harness.lines("open")) == 1  # no second handshake
         harness.command("close")
         if version in LEGACY_VERSIONS:
             harness.wait_event("http-done", status=200, timeout=20)
