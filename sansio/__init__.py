@@ -8,6 +8,13 @@ from ._core import ClientCore, Core, CoreBase, Event, StateMachine
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._json import get_json_loads, set_json_loads
 from ._reconnect import Backoff, ReconnectPolicy
+from ._session import (
+    DEFAULT_MAX_LOGIN_FAILURES,
+    FinishReason,
+    SessionFinished,
+    SessionForgotten,
+    SessionRestored,
+)
 from .atmosphere import AtmosphereClient, AtmosphereServer
 from .fleetfreedom import FleetFreedomClient, FleetFreedomHub, FleetFreedomServer
 from .itrack import ITrackClient, ITrackServer
@@ -15,6 +22,7 @@ from .itrack import ITrackClient, ITrackServer
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MAX_LOGIN_FAILURES",
     "AtmosphereClient",
     "AtmosphereServer",
     "Backoff",
@@ -22,6 +30,7 @@ __all__ = [
     "Core",
     "CoreBase",
     "Event",
+    "FinishReason",
     "FleetFreedomClient",
     "FleetFreedomHub",
     "FleetFreedomServer",
@@ -31,6 +40,9 @@ __all__ = [
     "ProtocolError",
     "ReconnectPolicy",
     "RemoteProtocolError",
+    "SessionFinished",
+    "SessionForgotten",
+    "SessionRestored",
     "StateMachine",
     "__version__",
     "get_json_loads",
