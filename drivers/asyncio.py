@@ -15,7 +15,7 @@
 from trackwire.itrack import LoginRefused
 
 from ._asyncio import DEFAULT_QUEUE_SIZE, Connection, connect, itrack_login
-from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting, Stalled
 from ._session import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "LoginRefused",
     "ReconnectFailed",
     "Reconnecting",
+    "Stalled",
     "connect",
     "itrack_login",
 ]

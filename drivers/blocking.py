@@ -17,7 +17,7 @@
 from trackwire.itrack import LoginRefused
 
 from ._blocking import Connection, connect, itrack_login
-from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting, Stalled
 from ._session import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "LoginRefused",
     "ReconnectFailed",
     "Reconnecting",
+    "Stalled",
     "connect",
     "itrack_login",
 ]
