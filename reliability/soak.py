@@ -173,6 +173,10 @@ class Tally:
     def vehicles(self) -> int:
         return len(self._last)
 
+    def current_vehicles(self) -> int:
+        """Vehicles seen on the current connection."""
+        return len(self._epoch)
+
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("_epoch")
