@@ -402,10 +402,14 @@ class ClientSession(Generic[CoreT]):
             elif kind is CloseRequested and stack is not None:
                 request = cast(CloseRequested, event)
                 stack.close(request.code, request.reason, now)
+                if request.code == _GOING_AWAY:
+                    self._abandon(now)  # the peer stopped answering: no handshake to wait for
             elif kind is InactivityTimeout:
                 close_url = cast(InactivityTimeout, event).close_url
                 if close_url is not None:
                     self._close_urls.append(close_url)
+                elif self.core.resumable:
+                    self._abandon(now)  # a silent peer (half-open socket): reconnect now
             elif kind is Rejected:
                 status = cast(Rejected, event).status_code
                 self._failure = f"the server refused the upgrade with HTTP {status}"
@@ -413,7 +417,18 @@ class ClientSession(Generic[CoreT]):
                 self._failure = str(cast(HandshakeFailed, event).error)
 
 
+    def _abandon(self, now: float) -> None:
+        """End the current WebSocket at once (a peer that went silent cannot answer a close
+        handshake); what is queued is still written, then the driver reconnects."""
+        stack = self.stack
+        if stack is not None and stack.state is not StackState.CLOSED:
+            stack.receive_eof(now)
+            self._note(stack.events(), now)
+
+
 _CLOSED = StackState.CLOSED
+_GOING_AWAY = 1001
+"""The close code a core gives when its peer stopped answering (a keep-alive timed out)."""
 _SPECIAL = frozenset(
     {Connected, CloseRequested, InactivityTimeout, Rejected, HandshakeFailed, LoginRequested}
 )

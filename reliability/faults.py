@@ -13,6 +13,10 @@ Scenarios (each bounded in time, 127.0.0.1 only, cleaning up after itself):
 ``ttl``
     sessions expire every second under load (``session_ttl``): every client logs in again
     each time, nothing is lost or doubled.
+``half-open``
+    every connection goes silent without closing (a proxy stops forwarding both ways, as
+    when a peer vanishes without a FIN); the keep-alive (FleetFreedom ``noop``) and
+    inactivity (Atmosphere) timers notice, every client reconnects and receives again.
 ``proxy``
     clients behind a :class:`~proxy.ChaosProxy` that writes byte by byte, splits at random
     and delays, or stalls; single connections are dropped: those clients reconnect, the
@@ -76,6 +80,7 @@ __all__ = [
     "Crowd",
     "FaultResult",
     "Stage",
+    "half_open_scenario",
     "lost_sessions_scenario",
     "proxy_scenario",
     "restart_scenario",
@@ -554,6 +559,61 @@ async def _every_vehicle(watchers: Sequence[Watcher], vehicles: int, what: str) 
     await wait_for(ok, what)
 
 
+async def half_open_scenario(vehicles: int = 5, rate: float = 5.0) -> FaultResult:
+    """Every client's connection goes silent (no FIN); each must notice and reconnect."""
+    result = FaultResult("half-open", "every connection frozen both ways, sockets left open", 0, 0)
+    async with trio.open_nursery() as nursery:
+        stage = Stage(vehicles, rate)
+        await stage.start(nursery)
+        proxies = {}
+        for protocol in PROTOCOLS:
+            proxies[protocol] = proxy = ChaosProxy(stage.ports[protocol])
+            await nursery.start(proxy.run)
+        endpoints = Endpoints(proxies["itrack"].port, proxies["fleetfreedom"].port, stage.hashes)
+        fleet = demo_fleet(vehicles)
+        watchers = []
+        for index, (driver, protocol) in enumerate((d, p) for d in DRIVERS for p in PROTOCOLS):
+            w = Watcher(
+                ClientSpec(index, driver, protocol, "demo"),
+                endpoints,
+                command_timeout=1.0,
+                inactivity_timeout=1.5,
+                keepalive=0.5,
+                reconnect_on_timeout=True,
+            )
+            if protocol == "itrack":
+                w.subscribe_itrack(v.id for v in fleet.of_tenant("demo"))
+            watchers.append(w)
+        result.clients = len(watchers)
+        crowd = Crowd(watchers)
+        await crowd.start(nursery)
+        try:
+            await _flowing(watchers, 1, "updates on the first connection")
+            await wait_for(
+                lambda: sum(len(p.links) for p in proxies.values()) == len(watchers),
+                "every client through the proxy",
+            )
+            for proxy in proxies.values():
+                for link in proxy.links:
+                    link.freeze(down=True, up=True)
+                    result.faults += 1
+            await _flowing(watchers, 2, "updates after the silence")
+        except FaultTimeout as exc:
+            result.check(f"in time: {exc}", False)
+        problems = await crowd.stop()
+        nursery.cancel_scope.cancel()
+    result.check("clients stopped cleanly", not problems)
+    result.details["problems"] = problems
+    result.check(
+        "every client noticed the silence and reconnected once",
+        all(w.tally.connections == 2 for w in watchers),
+    )
+    result.check("no session ended for good", all(w.tally.finished is None for w in watchers))
+    _stream_checks(result, watchers)
+    result.details["clients"] = _summaries(watchers)
+    return result
+
+
 PROXY_MODES = {
     "bytewise": Chaos(max_chunk=1),
     "split+delay": Chaos(max_chunk=16, random_split=True, delay=0.0005, seed=7),
@@ -890,6 +950,7 @@ SCENARIOS: dict[str, Callable[[], Awaitable[FaultResult]]] = {
     "restart": restart_scenario,
     "lost-sessions": lost_sessions_scenario,
     "ttl": ttl_scenario,
+    "half-open": half_open_scenario,
     "proxy": proxy_scenario,
     "stop-reading": stop_reading_scenario,
     "silent": silent_scenario,

@@ -243,6 +243,8 @@ class Watcher:
         *,
         command_timeout: float = 30.0,
         inactivity_timeout: float = 300.0,
+        keepalive: float = 300.0,
+        reconnect_on_timeout: bool = False,
     ) -> None:
         self.spec = spec
         self.tally = Tally()
@@ -264,11 +266,14 @@ class Watcher:
             login = build_auth_request(base, account.login, account.password)
             core = ITrackClient(subscription_url(base), endpoints.hashes[spec.tenant], login=login)
             core.transport.inactivity_timeout = inactivity_timeout
+            core.transport.reconnect_on_timeout = reconnect_on_timeout
             self.core = core
         else:
             account = next(a for a in DEMO_FLEETFREEDOM if a.tenant == spec.tenant)
             self.company = account.company or 0
-            ff = FleetFreedomClient(endpoints.fleetfreedom_url, command_timeout=command_timeout)
+            ff = FleetFreedomClient(
+                endpoints.fleetfreedom_url, command_timeout=command_timeout, keepalive=keepalive
+            )
             ff.send(Command.login(account.login, account.password, "trackwire-soak"))
             ff.send(Command.subscribe(self.company, ["assetAdvanced"]))
             self.core = ff

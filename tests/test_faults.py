@@ -59,6 +59,15 @@ async def test_sessions_expiring_under_load_are_logged_in_again() -> None:
     assert all(client["relogins"] >= 2 for client in result.details["clients"])
 
 
+async def test_a_peer_gone_silent_without_closing_is_noticed_and_reconnected() -> None:
+    result = await faults.half_open_scenario()
+    assert_survived(result)
+    assert result.clients == 6
+    for client in result.details["clients"]:
+        assert client["connections"] == 2
+        assert client["events_per_connection"][-1] > 0
+
+
 async def test_proxy_rechunks_delays_stalls_and_drops_single_connections() -> None:
     result = await faults.proxy_scenario(settle=0.5)
     assert_survived(result)

@@ -224,3 +224,12 @@ def test_an_unanswered_noop_closes_a_half_open_connection_for_a_reconnect() -> N
     client.receive_eof(41.0)
     client.reconnect()
     assert client.state is ClientState.CONNECTING
+
+
+def test_keepalives_do_not_pile_up_behind_an_unanswered_one() -> None:
+    client = logged_in(keepalive=1.0, command_timeout=3.0)
+    for now in (1.0, 2.0, 3.0):
+        client.handle_timer(now)
+    assert [name for name, _ in sent(client)] == ["noop"]
+    client.handle_timer(4.0)
+    assert client.events()[-1] == CloseRequested(1001, "no answer to noop")

@@ -748,7 +748,10 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             and self._machine.state in _OPEN
             and now >= self._last_sent + self.keepalive
         ):
-            if len(pending) < self.max_pending:
+            if self._keepalive_id in pending:
+                # The last keep-alive is still unanswered: its timeout decides, not a new one.
+                self._last_sent = now
+            elif len(pending) < self.max_pending:
                 self._keepalive_id = self._send(Command.noop(), now, internal=True)
             else:
                 # No room for a noop (every slot waits for an answer): try again one
