@@ -21,7 +21,7 @@ from typing import Any, TextIO, cast
 
 import trio
 
-from trackwire import Event
+from trackwire import Event, ReconnectPolicy, SessionFinished, SessionForgotten, SessionRestored
 from trackwire.atmosphere import AtmosphereClient, InactivityTimeout
 from trackwire.conformance import (
     DEMO_FLEETFREEDOM,
@@ -43,6 +43,7 @@ from trackwire.fleetfreedom import (
     MessageEvent,
     ObjectCache,
     SessionEnded,
+    SubscriptionRefused,
 )
 from trackwire.fleetfreedom import InvalidMessage as FFInvalid
 from trackwire.fleetfreedom import Response as FFResponse
@@ -63,7 +64,9 @@ from trackwire.itrack import (
     Subscribe,
     SubscribeResponse,
     Target,
+    TrackersRefused,
     UnsubscribeResponse,
+    build_auth_request,
     check_hash,
     subscription_url,
 )
@@ -78,7 +81,16 @@ from trackwire.ws import (
     UpgradeRequest,
 )
 
-from .trio import GaveUp, ReconnectFailed, Reconnecting, Server, connect, itrack_login, serve
+from .trio import (
+    GaveUp,
+    ReconnectFailed,
+    Reconnecting,
+    Server,
+    Stalled,
+    connect,
+    itrack_login,
+    serve,
+)
 
 __all__ = ["main"]
 
@@ -272,14 +284,19 @@ class Limits:
 class Watch:
     """Connection bookkeeping shared by both platforms: status lines and fatal failures."""
 
-    def __init__(self, view: View, url: str) -> None:
+    def __init__(self, view: View, url: str, wanted: set[object] | None = None) -> None:
         self.view = view
         self.url = url
         self.connected = False
+        self.wanted = wanted
+        """What was asked for (FleetFreedom types, iTrack tracker ids; ``None``: unknown);
+        when refusals leave nothing of it, the watch ends with exit 1."""
 
     def transport(self, event: Event) -> None:
         """Report a connection event; raises :class:`Fatal` when watching cannot go on."""
         view = self.view
+        if self.session(event):
+            return
         if isinstance(event, Connected):
             self.connected = True
             view.say("connected")
@@ -298,6 +315,49 @@ class Watch:
         elif isinstance(event, GaveUp):
             raise Fatal(f"stopped: {event.reason}")
 
+    def session(self, event: Event) -> bool:
+        """Session notices and refusals: one line on stderr (and a record with ``--json``);
+        :class:`Fatal` when the session ended or nothing asked for can be delivered."""
+        refused: Sequence[object] = ()
+        if isinstance(event, SessionFinished):
+            detail = f": {event.detail}" if event.detail else ""
+            raise Fatal(f"session ended ({event.reason.value}){detail}")
+        if isinstance(event, SessionForgotten):
+            how = "logging in again" if event.relogin else "no credentials to log in again"
+            line = f"the server forgot the session (error {event.error_code}); {how}"
+            record: Record = {"kind": "session_forgotten", "error_code": event.error_code}
+        elif isinstance(event, SessionRestored):
+            line = f"logged in again; {event.resubscribed} subscription(s) renewed"
+            record = {"kind": "session_restored", "resubscribed": event.resubscribed}
+        elif isinstance(event, Stalled):
+            line = f"stalled: no data for {event.idle:.0f}s"
+            record = {"kind": "stalled", "idle": round(event.idle, 3)}
+        elif isinstance(event, SubscriptionRefused):
+            line = f"company {event.company}: {', '.join(event.types)} {event.reason}" + (
+                f" (errorCode {event.error_code})" if event.error_code else ""
+            )
+            record = {"kind": "subscription_refused", "company": event.company,
+                      "types": event.types, "reason": event.reason,
+                      "error_code": event.error_code}  # fmt: skip
+            refused = event.types
+        elif isinstance(event, TrackersRefused):
+            shown = ", ".join(f"{t} {s}" for t, s in sorted(event.trackers.items()))
+            line = f"{event.event_type}: {shown or 'refused'}"
+            record = {"kind": "trackers_refused", "event_type": event.event_type,
+                      "trackers": {str(t): s for t, s in event.trackers.items()}}  # fmt: skip
+            refused = [t for t, s in event.trackers.items() if s != "blocked"]
+        else:
+            return False
+        self.view.say(line)
+        if self.view.as_json:
+            print(json.dumps(record, ensure_ascii=False), file=self.view.out, flush=True)
+        wanted = self.wanted
+        if record["kind"].endswith("_refused") and wanted is not None:
+            wanted.difference_update(refused)
+            if not wanted:
+                raise Fatal(f"nothing to watch: {line}")
+        return True
+
 
 async def _start_reference(
     nursery: trio.Nursery, platform: str, host: str, args: argparse.Namespace
@@ -309,11 +369,14 @@ async def _start_reference(
     handler: HttpHandler | None
     # The fleet runs on trio's clock (which starts anywhere): timestamps need its offset.
     wall = time.time() - trio.current_time()
+    ttl = getattr(args, "session_ttl", None)
     if platform == "itrack":
-        itrack = ITrackReference(fleet, heartbeat_interval_ms=args.heartbeat_ms, wall_offset=wall)
+        itrack = ITrackReference(
+            fleet, heartbeat_interval_ms=args.heartbeat_ms, wall_offset=wall, session_ttl=ttl
+        )
         app, factory, handler = itrack, itrack.factory, itrack.http_handler
     else:
-        fleetfreedom = FleetFreedomReference(fleet, wall_offset=wall)
+        fleetfreedom = FleetFreedomReference(fleet, wall_offset=wall, session_ttl=ttl)
         app, factory, handler = fleetfreedom, fleetfreedom.factory, None
     server: Server[Any] = await nursery.start(
         functools.partial(serve, cast("Any", factory), host, args.port, http_handler=handler)
@@ -390,21 +453,31 @@ async def _watch_itrack(args: argparse.Namespace, view: View, limits: Limits) ->
                 raise Fatal(f"cannot log in at {base}: {exc or type(exc).__name__}") from None
         url = subscription_url(base)
         transport = AtmosphereClient(
-            url, content_type="application/json", track_message_length=args.track_message_length
+            url,
+            content_type="application/json",
+            track_message_length=args.track_message_length,
+            reconnect_on_timeout=True,  # a server gone silent: reconnect, not stop
         )
+        # With a login (not a bare --hash) the client logs in again when the server forgets
+        # the hash (a restart, an expiry).
+        login = None
+        if args.hash is None:
+            login = build_auth_request(base, args.login or "demo", args.password or "demo")
         try:
-            client = ITrackClient(url, session_hash, transport=transport)
+            client = ITrackClient(url, session_hash, transport=transport, login=login)
         except ValueError as exc:
             raise Fatal(str(exc)) from None
+        wanted: set[object] | None = None
         if args.trackers == "all":
             client.send(Subscribe([StateBatchRequest(Target.all(), "1s")]))
         else:
             ids = [int(t) for t in args.trackers.split(",") if t.strip()]
+            wanted = set(ids)
             request = (
                 StateBatchRequest(Target.selected(ids), "1s") if args.batch else StateRequest(ids)
             )
             client.send(Subscribe([request]))
-        watch = Watch(view, url)
+        watch = Watch(view, url, wanted)
 
         def on_event(event: Event) -> None:
             translated = _itrack_record(event)
@@ -413,7 +486,9 @@ async def _watch_itrack(args: argparse.Namespace, view: View, limits: Limits) ->
                 return
             record, rows = translated
             view.record(record, rows)
-            if record["kind"] == "error" and not view.done:
+            forgotten = record["kind"] == "error" and record["code"] in (3, 4)
+            if record["kind"] == "error" and not forgotten and not view.done:
+                # (3 and 4 mean a forgotten hash: the client logs in again or says it ends)
                 raise Fatal(f"the server refused: {record['code']} {record['description']}")
             if record["kind"] == "subscribed":
                 counts: dict[str, int] = {}
@@ -423,7 +498,7 @@ async def _watch_itrack(args: argparse.Namespace, view: View, limits: Limits) ->
                     "subscribed " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "(all)")
                 )
 
-        await _run_client(client, view, limits, on_event)
+        await _run_client(client, view, limits, on_event, args.stall_timeout)
         nursery.cancel_scope.cancel()
     return 0
 
@@ -497,7 +572,7 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
         types = [t for t in args.types.split(",") if t]
         client.send(Command.subscribe(args.company, types))
         client.send(Command.get_list("asset", args.company))
-        watch = Watch(view, url)
+        watch = Watch(view, url, set(types))
 
         def on_event(event: Event) -> None:
             if isinstance(event, (Merged, Deleted, FFResponse)):
@@ -526,7 +601,7 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
                 for asset in cache.company_objects("asset", args.company):
                     view.rows.setdefault(str(asset.get("id")), _row_of_asset(asset))
 
-        await _run_client(client, view, limits, on_event)
+        await _run_client(client, view, limits, on_event, args.stall_timeout)
         nursery.cancel_scope.cancel()
     return 0
 
@@ -574,14 +649,23 @@ def _fleetfreedom_record(event: Event, login: int | None) -> tuple[Record, list[
 # -- the shared watch loop ------------------------------------------------------------------
 
 
+WATCH_RECONNECT = ReconnectPolicy(initial=1.0, factor=2.0, cap=10.0)
+"""The watch's backoff: a restarted server is found again within seconds."""
+
+
 async def _run_client(
-    core: Any, view: View, limits: Limits, on_event: Callable[[Event], None]
+    core: Any,
+    view: View,
+    limits: Limits,
+    on_event: Callable[[Event], None],
+    stall_timeout: float | None = None,
 ) -> None:
     """Connect, show events until ``--count`` or ``--duration``; :class:`Fatal` ends it."""
     deadline = math.inf if limits.duration is None else trio.current_time() + limits.duration
+    stall = stall_timeout or None  # 0: off
     try:
         with trio.move_on_at(deadline):
-            async with connect(core) as conn:
+            async with connect(core, reconnect=WATCH_RECONNECT, stall_timeout=stall) as conn:
                 async for event in conn:
                     on_event(event)
                     if view.done:
@@ -620,6 +704,9 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("platform", choices=("itrack", "fleetfreedom"))
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--duration", type=float, help="stop after this many seconds")
+    srv.add_argument(
+        "--session-ttl", type=float, help="expire every session this many seconds after login"
+    )
     fleet_options(srv)
 
     watch = commands.add_parser("watch", help="watch a live fleet")
@@ -629,6 +716,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="one JSON object per update")
         p.add_argument("--count", type=int, help="stop after this many updates")
         p.add_argument("--duration", type=float, help="stop after this many seconds")
+        p.add_argument(
+            "--stall-timeout",
+            type=float,
+            default=30.0,
+            help="report a stall after this many seconds without data (0: never)",
+        )
         fleet_options(p)
 
     itrack = platforms.add_parser("itrack", help="iTrack / Navixy (Atmosphere)")
