@@ -59,6 +59,7 @@ from trackwire.fleetfreedom import (
     Response,
 )
 from trackwire.itrack import (
+    FORGOTTEN_CODES,
     ErrorMessage,
     StateEvent,
     StateRequest,
@@ -348,7 +349,8 @@ class Watcher:
         elif isinstance(event, CommandFailed):
             tally.error(f"command {event.request.name} failed: {event.reason.value}")
         elif isinstance(event, ErrorMessage):
-            tally.error(f"iTrack error {event.code}: {event.description}")
+            if event.code not in FORGOTTEN_CODES:  # a forgotten hash is logged in again
+                tally.error(f"iTrack error {event.code}: {event.description}")
         elif isinstance(event, SubscribeResponse):
             pass
         else:
@@ -894,8 +896,8 @@ def format_table(result: SoakResult) -> str:
         ("regressions / cache rollbacks", f"{t['regressions']} / {t['cache_rollbacks']}"),
         ("connections / disconnects", f"{t['connections']} / {t['disconnects']}"),
         (
-            "sessions expired / logged in again / ended",
-            f"ttl {c.get('session_ttl')} s: {t['relogins']} / {t['finished_sessions']}",
+            "session ttl: logged in again / ended",
+            f"{c.get('session_ttl')} s: {t['relogins']} / {t['finished_sessions']}",
         ),
         ("clients without events", str(t["silent_clients"])),
         ("errors", str(t["errors"])),

@@ -23,7 +23,15 @@ from ._auth import (
     is_auth_target,
     parse_auth_response,
 )
-from ._client import DEFAULT_MAX_HELD, ClientEvent, ITrackClient, subscription_url
+from ._client import (
+    DEFAULT_MAX_HELD,
+    FORGOTTEN_CODES,
+    REFUSED_STATUSES,
+    THROTTLED_CODES,
+    ClientEvent,
+    ITrackClient,
+    subscription_url,
+)
 from ._codec import (
     ActionFormatError,
     JsonDumps,
@@ -102,10 +110,13 @@ __all__ = [
     "DEFAULT_MAX_HELD",
     "DEFAULT_RATE_LIMIT",
     "DISALLOWED",
+    "FORGOTTEN_CODES",
     "INVALID_PARAMETERS",
     "MAX_IOT_TRACKERS",
     "NORMAL",
+    "REFUSED_STATUSES",
     "SESSION_ENDED",
+    "THROTTLED_CODES",
     "UNKNOWN",
     "WRONG_FORMAT",
     "WRONG_HASH",

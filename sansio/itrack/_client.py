@@ -36,7 +36,15 @@ from ._events import (
 from ._models import Action, check_hash
 from ._subscriptions import Subscriptions
 
-__all__ = ["DEFAULT_MAX_HELD", "ClientEvent", "ITrackClient", "subscription_url"]
+__all__ = [
+    "DEFAULT_MAX_HELD",
+    "FORGOTTEN_CODES",
+    "REFUSED_STATUSES",
+    "THROTTLED_CODES",
+    "ClientEvent",
+    "ITrackClient",
+    "subscription_url",
+]
 
 _OPEN = ClientState.OPEN
 
