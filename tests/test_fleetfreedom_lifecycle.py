@@ -233,3 +233,30 @@ def test_keepalives_do_not_pile_up_behind_an_unanswered_one() -> None:
     assert [name for name, _ in sent(client)] == ["noop"]
     client.handle_timer(4.0)
     assert client.events()[-1] == CloseRequested(1001, "no answer to noop")
+
+
+def test_a_subscription_held_before_the_first_login_goes_out_once() -> None:
+    client = FleetFreedomClient(login=LOGIN)
+    client.send(Command.subscribe(42, ["assetGeneral"]))
+    client.connection_made(0.0)
+    client.receive(response(8), 0.0)
+    ((_, body),) = sent(client)
+    client.receive(encode("loginResponse", dict(GOOD, reqId=body["reqId"])), 1.0)
+    assert [name for name, _ in sent(client)] == ["subscribe"]
+
+
+@pytest.mark.parametrize("code", [0, 8])
+def test_subscriptions_sent_while_disconnected_are_not_doubled(code: int) -> None:
+    client = logged_in(login=LOGIN)
+    client.receive_eof(5.0)
+    client.reconnect()
+    client.send(Command.subscribe(7, ["assetGeneral"]), 6.0)  # held: no connection
+    client.connection_made(7.0)
+    if code == 0:
+        client.receive(encode("connectionResponse", GOOD), 7.0)
+    else:
+        client.receive(response(8), 7.0)
+        ((_, body),) = sent(client)
+        client.receive(encode("loginResponse", dict(GOOD, reqId=body["reqId"])), 8.0)
+    companies = [body["company"]["id"] for name, body in sent(client) if name == "subscribe"]
+    assert sorted(companies) == [7, 42]

@@ -323,7 +323,9 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         """Commands sent before any connection: (reqId, timeout) to arm on connection."""
         self._held: list[str] = []
         self._subscriptions: dict[int | str, set[str]] = {}
-        self._replay = False
+        self._replay: dict[int | str, set[str]] = {}
+        """What the last connection had subscribed (sent, not held): replayed once the next
+        one is logged in.  Commands sent meanwhile are held and go out after it."""
         self._dispatch: dict[str, Callable[[str, dict[str, Any], str], None]] = {
             "connectionResponse": self._on_connection_response,
             "loginResponse": self._on_session_response,
@@ -483,7 +485,8 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             self._events.append(SessionForgotten(code, True))
         self._restoring = announce
         self._machine.fire(_I.SESSION_ANONYMOUS)
-        self._replay = self._replay or bool(self._subscriptions)
+        if state is _S.LOGGED_IN:  # forgotten mid-connection: all that was sent is lost
+            self._replay = _copy(self._subscriptions)
         # The login goes first; held commands wait for its answer (see _session_input).
         self._relogin_id = self._send(login, self._now, internal=True)
 
@@ -518,7 +521,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             if relogin:
                 self.login_failures = 0
                 if self._restoring:
-                    self._events.append(SessionRestored(len(self._subscriptions)))
+                    self._events.append(SessionRestored(len(self._replay)))
             self._session_input(inp, "", 1000)
         elif relogin:
             self._relogin_failed(code)
@@ -586,9 +589,12 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
                 self._events.append(CloseRequested(code, reason))
             return
         if after is _S.LOGGED_IN and self._replay:
-            self._replay = False
-            for company, types in list(self._subscriptions.items()):
-                self._send(Command.subscribe(company, sorted(types)), self._now, replay=True)
+            replay, self._replay = self._replay, {}
+            for company, types in replay.items():
+                # Net of what was unsubscribed since (its held unsubscribe follows anyway).
+                still = types & self._subscriptions.get(company, set())
+                if still:
+                    self._send(Command.subscribe(company, sorted(still)), self._now, replay=True)
         if self._held and self._relogin_id is None:
             held, self._held = self._held, []
             if held:
@@ -707,7 +713,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         self._machine.fire(_I.RECONNECT)
         if before is _S.CONNECTING:
             return  # the last attempt never opened: nothing changes, commands stay held
-        self._replay = bool(self._subscriptions)
+        self._replay = _copy(self._subscriptions)
         self._resumed = True
 
     # -- time ------------------------------------------------------------------------
@@ -757,6 +763,10 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
                 # No room for a noop (every slot waits for an answer): try again one
                 # keep-alive later rather than leaving a deadline in the past.
                 self._last_sent = now
+
+
+def _copy(subscriptions: dict[int | str, set[str]]) -> dict[int | str, set[str]]:
+    return {company: set(types) for company, types in subscriptions.items()}
 
 
 def _company_id(body: dict[str, Any]) -> int | str | None:
