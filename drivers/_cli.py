@@ -581,6 +581,10 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
             if translated is None:
                 if isinstance(event, CommandFailed):
                     view.say(f"{event.request.name} failed: {event.reason.value}")
+                    if view.as_json:
+                        failed = {"kind": "command_failed", "name": event.request.name,
+                                  "req_id": event.req_id, "reason": event.reason.value}  # fmt: skip
+                        print(json.dumps(failed), file=view.out, flush=True)
                 else:
                     watch.transport(event)
                 return
@@ -597,6 +601,10 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
                 raise Fatal(f"login refused: {record['error_code']} {record['text'] or ''}")
             if record["kind"] == "connected" and record["error_code"] not in (0, 7, 8, 16):
                 raise Fatal(f"the server refused the session: {record['error_code']}")
+            if record["kind"] == "response" and record["error_code"] not in (0, 7, 8, None):
+                # 7 and 8 are a forgotten session: the client logs in again and says so
+                text = f" {record['text']}" if record["text"] else ""
+                view.say(f"{record['name']}: errorCode {record['error_code']}{text}")
             if record["kind"] == "response" and record["name"].endswith("ListResponse"):
                 for asset in cache.company_objects("asset", args.company):
                     view.rows.setdefault(str(asset.get("id")), _row_of_asset(asset))
