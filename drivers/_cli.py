@@ -670,7 +670,7 @@ async def _run_client(
 ) -> None:
     """Connect, show events until ``--count`` or ``--duration``; :class:`Fatal` ends it."""
     deadline = math.inf if limits.duration is None else trio.current_time() + limits.duration
-    stall = stall_timeout or None  # 0: off
+    stall = stall_timeout if stall_timeout and stall_timeout > 0 else None  # 0: off
     try:
         with trio.move_on_at(deadline):
             async with connect(core, reconnect=WATCH_RECONNECT, stall_timeout=stall) as conn:
@@ -693,6 +693,17 @@ def _hash_argument(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _seconds(value: str) -> float:
+    """A positive number of seconds (argparse type)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {value!r}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trackwire",
@@ -713,7 +724,7 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--duration", type=float, help="stop after this many seconds")
     srv.add_argument(
-        "--session-ttl", type=float, help="expire every session this many seconds after login"
+        "--session-ttl", type=_seconds, help="expire every session this many seconds after login"
     )
     fleet_options(srv)
 

@@ -180,3 +180,12 @@ def test_a_stall_is_a_status_line_and_a_record() -> None:
     assert len(stalls) == 1  # once per silence
     assert stalls[0]["idle"] >= 0.5
     assert "# stalled: no data for" in done.stderr
+
+
+def test_session_ttl_must_be_positive() -> None:
+    done = subprocess.run(
+        [*CLI, "serve", "itrack", "--session-ttl", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "not a positive number of seconds" in done.stderr
