@@ -1,9 +1,10 @@
-"""``trackwire watch`` across a server that forgets its sessions, and refusals, end to end
-through real processes on loopback: ``kill -9`` of ``trackwire serve``, a restart on the same
-port, ``--session-ttl``; every refusal is one line and a non-zero exit."""
+"""``trackwire watch`` (trio) and the asyncio and blocking drivers across a server that
+forgets its sessions, through real processes on loopback: ``kill -9`` of ``trackwire serve``,
+a restart on the same port, ``--session-ttl``; every refusal is one line and exit 1."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import socket
@@ -15,6 +16,24 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import pytest
+
+from trackwire import (
+    FleetFreedomClient,
+    ITrackClient,
+    ReconnectPolicy,
+    SessionFinished,
+    SessionRestored,
+)
+from trackwire.drivers import asyncio as asyncio_driver
+from trackwire.drivers import blocking as blocking_driver
+from trackwire.fleetfreedom import Command
+from trackwire.itrack import (
+    StateBatchRequest,
+    Subscribe,
+    Target,
+    build_auth_request,
+    subscription_url,
+)
 
 CLI = [sys.executable, "-m", "trackwire.drivers"]
 POSITIONS = ("merged", "state", "state_batch")
@@ -189,3 +208,81 @@ def test_session_ttl_must_be_positive() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "not a positive number of seconds" in done.stderr
+
+
+# -- the asyncio and blocking drivers against a killed and restarted process ------------------
+
+
+def _core(platform: str, port: int) -> Any:
+    if platform == "itrack":
+        base = f"http://127.0.0.1:{port}/v2/"
+        login = build_auth_request(base, "demo", "demo")
+        session_hash = blocking_driver.itrack_login(base, "demo", "demo")
+        core: Any = ITrackClient(subscription_url(base), session_hash, login=login)
+        core.send(Subscribe([StateBatchRequest(Target.all(), "1s")]))
+        return core
+    core = FleetFreedomClient(
+        f"ws://127.0.0.1:{port}/", login=Command.login("demo@example.com", "demo", "tests")
+    )
+    core.send(Command.subscribe(1, ["assetAdvanced"]))
+    return core
+
+
+def _is_position(event: object) -> bool:
+    return type(event).__name__ in ("Merged", "StateEvent", "StateBatchEvent")
+
+
+class _Script:
+    """Kill the server at the first position, restart it, then expect a new login and
+    positions again: what every driver must live through."""
+
+    def __init__(self, platform: str, port: int, procs: list[subprocess.Popen[str]]) -> None:
+        self.platform, self.port, self.procs = platform, port, procs
+        self.stage = 0  # 0: before the kill, 1: restarted, 2: logged in again, 3: done
+
+    def see(self, event: object) -> bool:
+        """Feed one event; true once positions flowed after the new login."""
+        assert not isinstance(event, SessionFinished), event
+        if self.stage == 0 and _is_position(event):
+            self.procs[0].kill()
+            self.procs[0].wait(timeout=10)
+            self.procs.append(serve(self.platform, self.port))
+            self.stage = 1
+        elif self.stage == 1 and isinstance(event, SessionRestored):
+            self.stage = 2
+        elif self.stage == 2 and _is_position(event):
+            self.stage = 3
+        return self.stage == 3
+
+
+@pytest.mark.parametrize("platform", ["itrack", "fleetfreedom"])
+def test_blocking_driver_outlives_a_killed_server(
+    platform: str, processes: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    processes.append(serve(platform, port))
+    script = _Script(platform, port, processes)
+    policy = ReconnectPolicy(initial=0.2, cap=1.0)
+    with blocking_driver.connect(_core(platform, port), reconnect=policy) as conn:
+        end = time.monotonic() + 60
+        while not script.see(conn.next_event(max(0.01, end - time.monotonic()))):
+            assert time.monotonic() < end, f"stuck at stage {script.stage}"
+
+
+@pytest.mark.parametrize("platform", ["itrack", "fleetfreedom"])
+def test_asyncio_driver_outlives_a_killed_server(
+    platform: str, processes: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    processes.append(serve(platform, port))
+    script = _Script(platform, port, processes)
+    core = _core(platform, port)
+
+    async def main() -> None:
+        policy = ReconnectPolicy(initial=0.2, cap=1.0)
+        async with asyncio_driver.connect(core, reconnect=policy) as conn:
+            end = time.monotonic() + 60
+            while not script.see(await conn.next_event(max(0.01, end - time.monotonic()))):
+                assert time.monotonic() < end, f"stuck at stage {script.stage}"
+
+    asyncio.run(main())
