@@ -240,6 +240,14 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
     :meth:`receive`.  :meth:`send` takes a :class:`Command` and returns its ``reqId``, the
     handle its :class:`Response` (or :class:`CommandFailed`) carries.  Commands sent before
     ``connectionResponse`` are held and go out, in order, when it arrives.
+
+    With credentials (``login=``, or the last ``login`` sent) a session the server forgot
+    (``connectionResponse`` 7/8 on a resume, a command answered 7/8) is logged in again and
+    the subscriptions replayed once (:class:`SessionForgotten`, :class:`SessionRestored`);
+    a finished one (logout, ``sessionEnded``, a refused session or login, no credentials)
+    ends with :class:`SessionFinished`.  Refused subscription types queue
+    :class:`SubscriptionRefused`; an unanswered keep-alive asks to close (1001) for a
+    reconnect.
     """
 
     __slots__ = (

@@ -78,6 +78,14 @@ class ITrackClient(CoreBase[ClientEvent]):
     arrives; after a reconnect the client re-sends what it is subscribed to.  A ``logout``
     event ends the session: nothing is resubscribed and :meth:`send` refuses.  Server messages
     are decoded with ``loads`` (stdlib :func:`json.loads` unless replaced).
+
+    ``login`` (a :func:`~trackwire.itrack.build_auth_request`) lets the session outlive the
+    server's memory: an action answered 3 or 4 queues :class:`SessionForgotten` and
+    :class:`LoginRequested`; the driver performs ``user/auth`` and calls
+    :meth:`login_succeeded` (every subscription goes out again, once) or
+    :meth:`login_failed`.  Without it, or when the login is refused, the session ends with
+    :class:`SessionFinished`.  Subscribe answers with trackers that will send nothing queue
+    :class:`TrackersRefused`.
     """
 
     __slots__ = (
