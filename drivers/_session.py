@@ -416,7 +416,6 @@ class ClientSession(Generic[CoreT]):
             elif kind is HandshakeFailed:
                 self._failure = str(cast(HandshakeFailed, event).error)
 
-
     def _abandon(self, now: float) -> None:
         """End the current WebSocket at once (a peer that went silent cannot answer a close
         handshake); what is queued is still written, then the driver reconnects."""
