@@ -226,6 +226,8 @@ class ClientSession(Generic[CoreT]):
             self._note(cast("list[Event]", core.events()), now)
 
     def _login_requested(self, request: LoginRequested, now: float) -> None:
+        if self.closing or self.finished:
+            return
         delay = 0.0
         if request.attempt > 1:
             delay = self._login_backoff.next_delay() or 0.0
@@ -298,6 +300,7 @@ class ClientSession(Generic[CoreT]):
         self.finished = True
         self.wake_at = None
         self._close_urls.clear()
+        self._login = self._login_at = None
 
     # -- the stack surface -----------------------------------------------------------
 
@@ -351,6 +354,7 @@ class ClientSession(Generic[CoreT]):
         if self.closing:
             return None
         self.closing = True
+        self._login = self._login_at = None  # no login for a session being closed
         url: str | None = None
         if not self.finished and not self._close_sent:
             close = getattr(self.core, "close", None)

@@ -8,7 +8,9 @@ from typing import Any
 
 from _ws_peer import DEADLINE, GHOST, ThreadedPeer, fleetfreedom_factory
 
-from trackwire import FinishReason, ReconnectPolicy
+from trackwire import FinishReason, ITrackClient, ReconnectPolicy, SessionRestored
+from trackwire.conformance import ITrackReference, demo_fleet
+from trackwire.drivers._session import ClientSession
 from trackwire.drivers.blocking import Connection, GaveUp, Reconnecting, Stalled, connect
 from trackwire.fleetfreedom import (
     Account,
@@ -19,6 +21,14 @@ from trackwire.fleetfreedom import (
     SessionFinished,
     SubscribeResponse,
 )
+from trackwire.itrack import (
+    LoginRequested,
+    StateRequest,
+    Subscribe,
+    build_auth_request,
+    subscription_url,
+)
+from trackwire.ws import ServerStack
 
 POLICY = ReconnectPolicy(initial=0.01, factor=2.0, jitter=0.0)
 
@@ -74,3 +84,60 @@ def test_a_stall_is_reported_once_per_silence() -> None:
             peer.run(lambda: hub.publish("assetAdvancedMerged", 7, {"id": 1, "v": [2]}))
             events = events_until(conn, Stalled)
             assert any(type(e).__name__ == "Merged" for e in events)  # data, then silence
+
+
+# -- the sans-IO session alone: logins the core asks for ------------------------------------
+
+
+def _pair() -> tuple[ClientSession[ITrackClient], ServerStack[Any], ITrackReference]:
+    """A ClientSession joined in memory to the iTrack reference app's server stack."""
+    app = ITrackReference(demo_fleet(2), clock=lambda: 0.0)
+    base = "http://127.0.0.1:1/v2/"
+    session_hash = app.directory.authenticate("demo", "demo").hash  # type: ignore[union-attr]
+    core = ITrackClient(
+        subscription_url(base), session_hash, login=build_auth_request(base, "demo", "demo")
+    )
+    session = ClientSession(core, reconnect=POLICY)
+    session.begin_attempt()
+    session.transport_ready(0.0)
+    server: ServerStack[Any] = ServerStack(app.factory)
+    server.connection_made(0.0)
+    return session, server, app
+
+
+def _pump(session: ClientSession[Any], server: ServerStack[Any], now: float) -> None:
+    for _ in range(5):
+        server.receive(session.data_to_send(), now)
+        session.receive(server.data_to_send(), now)
+
+
+def test_a_requested_login_is_due_at_once_and_forgotten_on_close() -> None:
+    session, server, app = _pair()
+    _pump(session, server, 0.0)
+    app.forget_sessions()
+    session.send(Subscribe([StateRequest([1001])]), 1.0)
+    _pump(session, server, 1.0)
+    assert any(isinstance(e, LoginRequested) for e in session.events)
+    deadline = session.next_deadline()
+    assert deadline is not None
+    assert deadline <= 1.0  # the first login goes at once
+    session.close(2.0)
+    assert session.take_login(3.0) is None
+    deadline = session.next_deadline()
+    assert deadline is None or deadline > 2.0  # no login left in the past to spin on
+
+
+def test_login_answers_reach_the_core() -> None:
+    session, server, app = _pair()
+    _pump(session, server, 0.0)
+    app.forget_sessions()
+    session.send(Subscribe([StateRequest([1001])]), 1.0)
+    _pump(session, server, 1.0)
+    request = session.take_login(1.0)
+    assert request is not None
+    fresh = app.directory.authenticate("demo", "demo")
+    session.login_answered(fresh, "", 1.5)  # type: ignore[arg-type]
+    _pump(session, server, 1.5)
+    assert any(isinstance(e, SessionRestored) for e in session.events)
+    session.login_answered(None, "late", 1.6)  # nothing asked any more: ignored
+    assert not any(isinstance(e, SessionFinished) for e in session.events)
