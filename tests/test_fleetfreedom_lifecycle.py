@@ -260,3 +260,13 @@ def test_subscriptions_sent_while_disconnected_are_not_doubled(code: int) -> Non
         client.receive(encode("loginResponse", dict(GOOD, reqId=body["reqId"])), 8.0)
     companies = [body["company"]["id"] for name, body in sent(client) if name == "subscribe"]
     assert sorted(companies) == [7, 42]
+
+
+def test_no_room_for_the_login_again_ends_the_session_instead_of_raising() -> None:
+    client = logged_in(login=LOGIN, max_pending=3)  # the subscribe and two noops fill it
+    client.send(Command.noop(), 1.0)
+    client.send(Command.noop(), 1.0)
+    client.receive(response(8, "getAssetResponse", reqId=99), 2.0)  # never raises
+    finished = [e for e in client.events() if isinstance(e, SessionFinished)]
+    assert [e.reason for e in finished] == [FinishReason.LOGIN_FAILED]
+    assert not client.resumable

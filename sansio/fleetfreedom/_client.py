@@ -496,7 +496,11 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         if state is _S.LOGGED_IN:  # forgotten mid-connection: all that was sent is lost
             self._replay = _copy(self._subscriptions)
         # The login goes first; held commands wait for its answer (see _session_input).
-        self._relogin_id = self._send(login, self._now, internal=True)
+        try:
+            self._relogin_id = self._send(login, self._now, internal=True)
+        except LocalProtocolError as exc:  # no room among the pending commands
+            self._finish(FinishReason.LOGIN_FAILED, f"cannot log in again: {exc}", code)
+            self._session_input(_I.SESSION_OVER, "cannot log in again", 1000)
 
     def _finish(self, reason: FinishReason, detail: str, code: object = None) -> None:
         self._events.append(
