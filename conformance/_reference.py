@@ -241,12 +241,18 @@ class ITrackReference:
     while one is waiting) is closed, whatever its heartbeat setting.
     :meth:`block`, :meth:`unblock` and :meth:`logout` are the operator's actions: they send
     ``lifecycle`` and ``logout`` events to whoever may see them.
+
+    ``session_ttl`` (seconds, off by default) ends every ``user/auth`` session that long
+    after it began: the hash is forgotten and its connections are closed, as after a server
+    restart, so a client meets error 4 on its next action.  :meth:`forget_sessions` forgets
+    every hash at once (what a restart of a server without a session store does).
     """
 
     def __init__(
         self,
         fleet: Fleet,
         *,
+        session_ttl: float | None = None,
         heartbeat_interval_ms: int = 30000,
         wall_offset: float | None = None,
         hash_factory: Callable[[], str] | None = None,
@@ -273,6 +279,38 @@ class ITrackReference:
         """Live connections → when the app first saw them (set by :meth:`tick`)."""
         self.anonymous_timeout = anonymous_timeout
         self._last_tick: float | None = None
+        if session_ttl is not None and session_ttl <= 0:
+            raise ValueError("session_ttl must be > 0 (None turns it off)")
+        self.session_ttl = session_ttl
+        self._born: dict[str, float] = {}
+        """Hash → when :meth:`tick` first saw it (for ``session_ttl``)."""
+
+    def forget_sessions(self) -> None:
+        """Forget every session hash (a restart that loses the session store)."""
+        self.directory.sessions.clear()
+        self._born.clear()
+
+    def _expire_sessions(self, now: float) -> list[ITrackServer]:
+        """End the sessions older than ``session_ttl``; returns the connections closed."""
+        ttl = self.session_ttl
+        closed: list[ITrackServer] = []
+        if ttl is None:
+            return closed
+        born = self._born
+        for session_hash in self.directory.sessions:
+            born.setdefault(session_hash, now)
+        for session_hash, since in list(born.items()):
+            if session_hash not in self.directory.sessions:
+                del born[session_hash]
+            elif now - since >= ttl:
+                del born[session_hash]
+                self.directory.logout(session_hash)
+                for conn in list(self.connections):
+                    if conn.session_hash == session_hash:
+                        conn.close()  # the stack closes the WebSocket; the client comes back
+                        del self.connections[conn]
+                        closed.append(conn)
+        return closed
 
     def source_state(self, update: VehicleUpdate) -> SourceState:
         stamp = _wall(update.time, self.wall_offset).strftime("%Y-%m-%d %H:%M:%S")
@@ -334,6 +372,7 @@ class ITrackReference:
                 conn.close()  # never authenticated: the stack closes the WebSocket
                 del self.connections[conn]
                 expired.append(conn)
+        expired += self._expire_sessions(now)  # returned too: flushing starts their close
         for update in updates:
             state = self.source_state(update)
             self.directory.set_state(update.vehicle_id, state)
@@ -385,12 +424,19 @@ class FleetFreedomReference:
     ``sessionThrottled`` beyond), reading the time from ``clock`` and the address from
     :func:`trackwire.current_peer`;
     a connection that has not logged in after ``anonymous_timeout`` seconds is closed.
+
+    ``session_ttl`` (seconds, off by default) ends every session that long after it began:
+    the ghostId is forgotten and its connections are closed, so the client's next
+    ``connectionResponse`` is 8 and it must log in again.  :meth:`forget_sessions` forgets
+    every session at once.  Position versions are the wall clock's milliseconds (or the
+    next number), so they keep growing across a restart, as a server's database would.
     """
 
     def __init__(
         self,
         fleet: Fleet,
         *,
+        session_ttl: float | None = None,
         wall_offset: float | None = None,
         ghost_ids: Callable[[], str] | None = None,
         login_throttle: LoginThrottle | None = None,
@@ -414,6 +460,10 @@ class FleetFreedomReference:
         if ghost_ids is not None:
             options["ghost_ids"] = ghost_ids
         self.hub = FleetFreedomHub(self._authenticate, **options)
+        if session_ttl is not None and session_ttl <= 0:
+            raise ValueError("session_ttl must be > 0 (None turns it off)")
+        self.session_ttl = session_ttl
+        self._born: dict[str, float] = {}
         for vehicle in fleet.vehicles.values():
             update = fleet.latest(vehicle.id)
             self.hub.put("asset", self._asset(vehicle.id, update, general=True))
@@ -470,13 +520,13 @@ class FleetFreedomReference:
         stays as large as its live sessions (each login adds one).
         """
         self.hub.prune(now)
-        touched: dict[FleetFreedomServer, None] = {}
+        touched = dict.fromkeys(self._expire_sessions(now))
         for update in self.fleet.step(now):
             stored = self.hub.get("asset", update.vehicle_id)
             if stored is None:
                 continue
             version = list(stored["v"])
-            version[1] += 1
+            version[1] = max(version[1] + 1, int((update.time + self.wall_offset) * 1000))
             advanced = self._asset(update.vehicle_id, update, general=False)
             stored.update(advanced, v=version)
             body = dict(advanced, v=[version[1]])
@@ -487,3 +537,30 @@ class FleetFreedomReference:
 
     def next_deadline(self) -> float | None:
         return self.fleet.next_deadline()
+
+    def forget_sessions(self) -> None:
+        """Forget every session (a restart that loses the session store)."""
+        self.hub.sessions.clear()
+        self._born.clear()
+
+    def _expire_sessions(self, now: float) -> list[FleetFreedomServer]:
+        """End the sessions older than ``session_ttl``; returns the connections closed."""
+        ttl = self.session_ttl
+        closed: list[FleetFreedomServer] = []
+        if ttl is None:
+            return closed
+        sessions = self.hub.sessions
+        born = self._born
+        for ghost_id in sessions:
+            born.setdefault(ghost_id, now)
+        for ghost_id, since in list(born.items()):
+            if ghost_id not in sessions:
+                del born[ghost_id]
+            elif now - since >= ttl:
+                del born[ghost_id]
+                del sessions[ghost_id]
+                for conn in list(self.hub.connections):
+                    if conn.ghost_id == ghost_id:
+                        conn.close()  # the stack closes the WebSocket; the client comes back
+                        closed.append(conn)
+        return closed

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
-from trackwire.itrack import TrackerInfo
+from trackwire.itrack import AuthError, TrackerInfo
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -407,8 +407,12 @@ class Connection(SessionView[CoreT]):
             timeout.reschedule(deadline)
 
     async def _after(self, now: float) -> None:
-        """After input or a timer: close requests, then writes, then the end of a socket."""
+        """After input or a timer: a login the core asked for, close requests, then writes,
+        then the end of a socket."""
         session = self._session
+        request = session.take_login(now)
+        if request is not None:
+            await self._login(LoginExchange(request=request))
         while (url := session.take_close_request()) is not None:
             await self._http_close(url)
         await self._flush()
@@ -456,6 +460,22 @@ class Connection(SessionView[CoreT]):
         if writer is not None:
             writer.transport.abort()
 
+    async def _login(self, exchange: LoginExchange) -> None:
+        """``user/auth`` on a fresh connection; the answer goes back to the core."""
+        session = self._session
+        try:
+            await _exchange(
+                exchange.address,
+                exchange.request,
+                exchange.feed,
+                self._ssl_context,
+                session.connect_timeout,
+            )
+            result, error = exchange.outcome()
+        except (OSError, ValueError, asyncio.TimeoutError, AuthError) as exc:
+            result, error = None, describe(exc)
+        session.login_answered(result, error, asyncio.get_running_loop().time())
+
     async def _http_close(self, url: str) -> None:
         """Send the Atmosphere close request on a fresh connection (best effort, bounded)."""
         try:
@@ -484,6 +504,7 @@ def connect(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     rng: Callable[[], float] | None = None,
+    stall_timeout: float | None = None,
 ) -> Connection[CoreT]:
     """An asyncio connection for a client core; use it with ``async with``.
 
@@ -493,7 +514,9 @@ def connect(
     otherwise.  ``connect_timeout`` bounds TCP and TLS, then the upgrade's answer;
     ``close_timeout`` the close handshake; ``queue_size`` how many events may wait for the
     application (the reader stops reading past that); ``rng`` is the backoff's jitter source.
-    Every attempt, failed ones included, is reported as an event.
+    Every attempt, failed ones included, is reported as an event.  ``stall_timeout``
+    (seconds, off by default) queues :class:`Stalled` when no application data came that
+    long while subscribed; a core's :class:`LoginRequested` is performed over HTTP.
     """
     session = ClientSession(
         core,
@@ -505,5 +528,6 @@ def connect(
         close_timeout=close_timeout,
         max_message_size=max_message_size,
         rng=rng,
+        stall_timeout=stall_timeout,
     )
     return Connection(session, ssl_context=ssl_context, queue_size=queue_size)

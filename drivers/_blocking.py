@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
-from trackwire.itrack import LoginRefused, TrackerInfo
+from trackwire.itrack import AuthError, LoginRefused, TrackerInfo
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -273,8 +273,12 @@ class Connection(SessionView[CoreT]):
             return b""
 
     def _after(self, now: float) -> None:
-        """After input or a timer: close requests, then writes, then the end of a socket."""
+        """After input or a timer: a login the core asked for, close requests, then writes,
+        then the end of a socket."""
         session = self._session
+        request = session.take_login(now)
+        if request is not None:
+            self._login(LoginExchange(request=request))
         while (url := session.take_close_request()) is not None:
             self._http_close(url)
         if self._sock is None:
@@ -335,6 +339,22 @@ class Connection(SessionView[CoreT]):
                 self._selector.unregister(sock)
         sock.close()
 
+    def _login(self, exchange: LoginExchange) -> None:
+        """``user/auth`` on a fresh connection; the answer goes back to the core."""
+        session = self._session
+        try:
+            _exchange(
+                exchange.address,
+                exchange.request,
+                exchange.feed,
+                self._ssl_context,
+                session.connect_timeout,
+            )
+            result, error = exchange.outcome()
+        except (OSError, ValueError, AuthError) as exc:
+            result, error = None, describe(exc)
+        session.login_answered(result, error, time.monotonic())
+
     def _http_close(self, url: str) -> None:
         """Send the Atmosphere close request on a fresh connection (best effort, bounded)."""
         try:
@@ -368,6 +388,7 @@ def connect(
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     rng: Callable[[], float] | None = None,
+    stall_timeout: float | None = None,
 ) -> Connection[CoreT]:
     """A blocking connection for a client core; use it with ``with``.
 
@@ -376,7 +397,9 @@ def connect(
     reconnects.  TLS (``wss``/``https``) verifies certificates unless ``ssl_context`` says
     otherwise.  ``connect_timeout`` bounds TCP and TLS, then the upgrade's answer;
     ``close_timeout`` the close handshake; ``rng`` is the backoff's jitter source (tests).
-    Every attempt, failed ones included, is reported as an event.
+    Every attempt, failed ones included, is reported as an event.  ``stall_timeout``
+    (seconds, off by default) queues :class:`Stalled` when no application data came that
+    long while subscribed; a core's :class:`LoginRequested` is performed over HTTP.
     """
     session = ClientSession(
         core,
@@ -388,5 +411,6 @@ def connect(
         close_timeout=close_timeout,
         max_message_size=max_message_size,
         rng=rng,
+        stall_timeout=stall_timeout,
     )
     return Connection(session, ssl_context=ssl_context)

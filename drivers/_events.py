@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from trackwire import Event
 from trackwire._redact import redact, redact_target
 
-__all__ = ["DriverEvent", "GaveUp", "ReconnectFailed", "Reconnecting"]
+__all__ = ["DriverEvent", "GaveUp", "ReconnectFailed", "Reconnecting", "Stalled"]
 
 
 class DriverEvent(Event):
@@ -47,3 +47,12 @@ class GaveUp(DriverEvent):
     """No more attempts: the session ended for good or the policy ran out; always last."""
 
     reason: str
+
+
+@dataclass(slots=True)
+class Stalled(DriverEvent):
+    """No application data (positions, object pieces, lifecycle events) for ``idle`` seconds
+    while connected and subscribed (``stall_timeout`` of ``connect``); once per silence.
+    A peer that vanished is found by the heartbeat and keep-alive timers, which reconnect."""
+
+    idle: float

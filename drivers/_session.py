@@ -13,13 +13,22 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
-from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy
+from trackwire import Backoff, ClientCore, Event, LocalProtocolError, ReconnectPolicy
 from trackwire.atmosphere import InactivityTimeout
-from trackwire.fleetfreedom import CloseRequested
+from trackwire.fleetfreedom import CloseRequested, Deleted, Merged, Suspended
 from trackwire.itrack import (
+    AuthError,
     AuthExchange,
     AuthFailure,
+    AuthRequest,
+    AuthSuccess,
+    IotMonitorEvent,
+    LifecycleEvent,
     LoginRefused,
+    LoginRequested,
+    ReadingsBatchEvent,
+    StateBatchEvent,
+    StateEvent,
     TrackerInfo,
     TrackerListExchange,
     build_auth_request,
@@ -37,7 +46,7 @@ from trackwire.ws import (
     split_ws_url,
 )
 
-from ._events import GaveUp, ReconnectFailed, Reconnecting
+from ._events import GaveUp, ReconnectFailed, Reconnecting, Stalled
 from ._reconnect import Reconnector
 
 __all__ = [
@@ -80,6 +89,11 @@ class ClientSession(Generic[CoreT]):
         "_close_sent",
         "_close_urls",
         "_failure",
+        "_last_data",
+        "_login",
+        "_login_at",
+        "_login_backoff",
+        "_stalled",
         "close_timeout",
         "closing",
         "connect_timeout",
@@ -92,6 +106,7 @@ class ClientSession(Generic[CoreT]):
         "opened",
         "reconnector",
         "stack",
+        "stall_timeout",
         "subprotocols",
         "url",
         "wake_at",
@@ -109,9 +124,12 @@ class ClientSession(Generic[CoreT]):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         rng: Callable[[], float] | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be > 0")
+        if stall_timeout is not None and stall_timeout <= 0:
+            raise ValueError("stall_timeout must be > 0 (None turns it off)")
         self.core = core
         self.url = url
         """The URL given to ``connect`` (every attempt opens it), or ``None``: the core's."""
@@ -135,6 +153,15 @@ class ClientSession(Generic[CoreT]):
         self._close_urls: list[str] = []
         self._close_sent = False
         self._failure: str | None = None
+        self.stall_timeout = stall_timeout
+        """Seconds without application data, while connected and subscribed, after which a
+        :class:`Stalled` event is queued (once per silence); ``None``: never."""
+        self._last_data = 0.0
+        self._stalled = False
+        self._login: AuthRequest | None = None
+        self._login_at: float | None = None
+        policy = reconnect if reconnect is not None else ReconnectPolicy()
+        self._login_backoff = Backoff(policy) if rng is None else Backoff(policy, rng)
 
     # -- introspection ---------------------------------------------------------------
 
@@ -155,9 +182,61 @@ class ClientSession(Generic[CoreT]):
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` is due (connected) or the next attempt (waiting)."""
         stack = self.stack
-        if stack is not None:
-            return stack.next_deadline()
-        return self.wake_at
+        deadline = stack.next_deadline() if stack is not None else self.wake_at
+        for other in (self._login_at, self._stall_at()):
+            if other is not None and (deadline is None or other < deadline):
+                deadline = other
+        return deadline
+
+    def _stall_at(self) -> float | None:
+        if self.stall_timeout is None or self._stalled or not self.opened:
+            return None
+        stack = self.stack
+        if stack is None or stack.state is not StackState.OPEN:
+            return None
+        if not getattr(self.core, "subscriptions", True):
+            return None  # nothing asked for: silence is expected
+        return self._last_data + self.stall_timeout
+
+    # -- logins over HTTP (iTrack) ---------------------------------------------------
+
+    def take_login(self, now: float) -> AuthRequest | None:
+        """A ``user/auth`` request the core asked for (:class:`LoginRequested`) that is due
+        now: perform it over HTTP and hand the outcome to :meth:`login_answered`."""
+        at = self._login_at
+        if at is None or now < at or self.finished or self.closing:
+            return None
+        request, self._login, self._login_at = self._login, None, None
+        return request
+
+    def login_answered(
+        self, result: AuthSuccess | AuthFailure | None, error: str, now: float
+    ) -> None:
+        """The outcome of :meth:`take_login`: the answer, or ``None`` and why none came."""
+        core: Any = self.core
+        if not getattr(core, "logging_in", False) or self.finished:
+            return
+        if isinstance(result, AuthSuccess):
+            self._login_backoff.reset()
+            core.login_succeeded(result.hash, now)
+        elif isinstance(result, AuthFailure):
+            core.login_failed(result.code, result.description, now)
+        else:
+            core.login_failed(None, error or "no answer", now)
+        stack = self.stack
+        if stack is not None and stack.state is not StackState.CLOSED:
+            self._collect(now)
+        else:
+            self._note(cast("list[Event]", core.events()), now)
+
+    def _login_requested(self, request: LoginRequested, now: float) -> None:
+        if self.closing or self.finished:
+            return
+        delay = 0.0
+        if request.attempt > 1:
+            delay = self._login_backoff.next_delay() or 0.0
+        self._login = request.request
+        self._login_at = now + delay
 
     # -- attempts --------------------------------------------------------------------
 
@@ -225,6 +304,7 @@ class ClientSession(Generic[CoreT]):
         self.finished = True
         self.wake_at = None
         self._close_urls.clear()
+        self._login = self._login_at = None
 
     # -- the stack surface -----------------------------------------------------------
 
@@ -246,6 +326,10 @@ class ClientSession(Generic[CoreT]):
         if stack is not None and stack.state is not StackState.CLOSED:
             stack.handle_timer(now)
             self._collect(now)
+        stall = self._stall_at()
+        if stall is not None and now >= stall:
+            self._stalled = True
+            self.events.append(Stalled(now - self._last_data))
 
     def data_to_send(self) -> bytes:
         stack = self.stack
@@ -274,6 +358,7 @@ class ClientSession(Generic[CoreT]):
         if self.closing:
             return None
         self.closing = True
+        self._login = self._login_at = None  # no login for a session being closed
         url: str | None = None
         if not self.finished and not self._close_sent:
             close = getattr(self.core, "close", None)
@@ -297,32 +382,76 @@ class ClientSession(Generic[CoreT]):
         stack = self.stack
         assert stack is not None
         events = stack.events()
+        if events:
+            self._note(events, now)
+
+    def _note(self, events: list[Event], now: float) -> None:
+        """Queue ``events`` for the application and act on those a driver must act on."""
         if not events:
             return
+        stack = self.stack
         self.events.extend(events)
+        if self.stall_timeout is not None and any(type(e) in _DATA for e in events):
+            self._last_data = now
+            self._stalled = False
         for event in events:
             kind = type(event)
             if kind not in _SPECIAL:
                 continue
             if kind is Connected:
                 self.opened = True
-                self.reconnector.connected()
-            elif kind is CloseRequested:
+                self._last_data = now
+                self._stalled = False
+                if not getattr(self.core, "login_failures", 0):
+                    # A connection whose login keeps failing is no recovery: keep backing off.
+                    self.reconnector.connected()
+            elif kind is LoginRequested:
+                self._login_requested(cast(LoginRequested, event), now)
+            elif kind is CloseRequested and stack is not None:
                 request = cast(CloseRequested, event)
                 stack.close(request.code, request.reason, now)
+                if request.code == _GOING_AWAY:
+                    self._abandon(now)  # the peer stopped answering: no handshake to wait for
             elif kind is InactivityTimeout:
                 close_url = cast(InactivityTimeout, event).close_url
                 if close_url is not None:
                     self._close_urls.append(close_url)
+                elif self.core.resumable:
+                    self._abandon(now)  # a silent peer (half-open socket): reconnect now
             elif kind is Rejected:
                 status = cast(Rejected, event).status_code
                 self._failure = f"the server refused the upgrade with HTTP {status}"
             elif kind is HandshakeFailed:
                 self._failure = str(cast(HandshakeFailed, event).error)
 
+    def _abandon(self, now: float) -> None:
+        """End the current WebSocket at once (a peer that went silent cannot answer a close
+        handshake); what is queued is still written, then the driver reconnects."""
+        stack = self.stack
+        if stack is not None and stack.state is not StackState.CLOSED:
+            stack.receive_eof(now)
+            self._note(stack.events(), now)
+
 
 _CLOSED = StackState.CLOSED
-_SPECIAL = frozenset({Connected, CloseRequested, InactivityTimeout, Rejected, HandshakeFailed})
+_GOING_AWAY = 1001
+"""The close code a core gives when its peer stopped answering (a keep-alive timed out)."""
+_SPECIAL = frozenset(
+    {Connected, CloseRequested, InactivityTimeout, Rejected, HandshakeFailed, LoginRequested}
+)
+_DATA = frozenset(
+    {
+        StateEvent,
+        StateBatchEvent,
+        LifecycleEvent,
+        ReadingsBatchEvent,
+        IotMonitorEvent,
+        Merged,
+        Deleted,
+        Suspended,
+    }
+)
+"""Application data: what a subscription delivers (its absence is a stall)."""
 
 
 class SessionView(Generic[CoreT]):
@@ -358,12 +487,28 @@ class LoginExchange:
     __slots__ = ("address", "exchange", "request")
 
     def __init__(
-        self, base_url: str, login: str, password: str, dealer_id: int | None = None
+        self,
+        base_url: str = "",
+        login: str = "",
+        password: str = "",
+        dealer_id: int | None = None,
+        *,
+        request: AuthRequest | None = None,
     ) -> None:
-        auth = build_auth_request(base_url, login, password, dealer_id=dealer_id)
+        auth = request or build_auth_request(base_url, login, password, dealer_id=dealer_id)
         self.exchange = AuthExchange(auth)
         self.address = WsAddress(auth.host, auth.port, auth.target, auth.tls)
         self.request = self.exchange.bytes_to_send()
+
+    def outcome(self) -> tuple[AuthSuccess | AuthFailure | None, str]:
+        """The answer once the exchange ended (``None`` and why, for a broken one)."""
+        try:
+            result = self.exchange.result
+            if result is None:
+                result = self.exchange.receive_eof()
+        except AuthError as exc:
+            return None, describe(exc)
+        return result, ""
 
     def feed(self, data: bytes) -> bool:
         if data:

@@ -32,6 +32,7 @@ import trio
 from trackwire import ClientCore, Event, LocalProtocolError, ReconnectPolicy, RemoteProtocolError
 from trackwire._peer import peer_context
 from trackwire.itrack import (
+    AuthError,
     AuthExchange,
     AuthFailure,
     LoginRefused,
@@ -64,7 +65,7 @@ from ._serving import (
     log_failure,
     peer_host,
 )
-from ._session import ClientSession, SessionView, TrackerListCall
+from ._session import ClientSession, LoginExchange, SessionView, TrackerListCall
 
 __all__ = [
     "DEFAULT_MAX_BUFFER",
@@ -185,6 +186,7 @@ class Connection(SessionView[ClientCoreT]):
         max_message_size: int,
         queue_size: int,
         rng: Callable[[], float] | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self._session = ClientSession(
             core,
@@ -196,6 +198,7 @@ class Connection(SessionView[ClientCoreT]):
             close_timeout=close_timeout,
             max_message_size=max_message_size,
             rng=rng,
+            stall_timeout=stall_timeout,
         )
         self._ssl_context = ssl_context
         # Events travel in batches (one per read): one scheduler trip per read, not per event.
@@ -384,8 +387,12 @@ class Connection(SessionView[ClientCoreT]):
         await self._after()
 
     async def _after(self) -> None:
-        """After input or a timer: the Atmosphere close requests, then what is to write."""
+        """After input or a timer: a login the core asked for, the Atmosphere close
+        requests, then what is to write."""
         session = self._session
+        request = session.take_login(trio.current_time())
+        if request is not None:
+            await self._login(LoginExchange(request=request))
         url = session.take_close_request()
         if url is not None:
             async with self._write_lock:
@@ -394,6 +401,27 @@ class Connection(SessionView[ClientCoreT]):
                         await _http_close_request(url, self._ssl_context)
                     url = session.take_close_request()
         await self._write_pending()
+
+    async def _login(self, exchange: LoginExchange) -> None:
+        """``user/auth`` on a fresh connection (bounded by ``connect_timeout``); the answer
+        goes back to the core through the session."""
+        session = self._session
+        address = exchange.address
+        try:
+            with trio.fail_after(session.connect_timeout):
+                stream = await _open_stream(
+                    address.host, address.port, address.tls, self._ssl_context
+                )
+                try:
+                    await stream.send_all(exchange.request)
+                    while not exchange.feed(bytes(await stream.receive_some(_RECEIVE_SIZE))):
+                        pass
+                finally:
+                    await trio.aclose_forcefully(stream)
+            result, error = exchange.outcome()
+        except (*_NETWORK_ERRORS, trio.TooSlowError, AuthError) as exc:
+            result, error = None, _describe(exc)
+        session.login_answered(result, error, trio.current_time())
 
     async def _write_pending(self) -> None:
         """Write what the session has queued, in order (one writer at a time)."""
@@ -473,6 +501,7 @@ async def connect(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     rng: Callable[[], float] | None = None,
+    stall_timeout: float | None = None,
 ) -> AsyncIterator[Connection[ClientCoreT]]:
     """Run ``core`` over a WebSocket to ``url`` (default: ``core.url_to_open``, re-read at
     every attempt) for the duration of the block; the block's end is :meth:`aclose`.
@@ -482,7 +511,10 @@ async def connect(
     ``reconnect`` is the backoff (``None``: one attempt only).  ``wss``/``https`` URLs are
     verified against the system CAs unless ``ssl_context`` says otherwise (turning
     verification off takes a context built to do so).  ``connect_timeout`` bounds TCP, TLS
-    and the upgrade; ``rng`` is the backoff's jitter source (tests).
+    and the upgrade; ``rng`` is the backoff's jitter source (tests).  ``stall_timeout``
+    (seconds, off by default) queues :class:`Stalled` when no application data came that
+    long while subscribed.  A core that asks for a login (iTrack :class:`LoginRequested`)
+    gets it performed over HTTP, after the backoff when the previous one failed.
     """
     connection = Connection(
         core,
@@ -496,6 +528,7 @@ async def connect(
         max_message_size=max_message_size,
         queue_size=queue_size,
         rng=rng,
+        stall_timeout=stall_timeout,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(connection._run)

@@ -38,7 +38,7 @@ from ._asyncio_server import (
     serve,
     start_server,
 )
-from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting, Stalled
 from ._session import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "Reconnecting",
     "Server",
     "ServerConnection",
+    "Stalled",
     "connect",
     "itrack_login",
     "itrack_tracker_list",

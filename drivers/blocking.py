@@ -20,7 +20,7 @@
 from trackwire.itrack import LoginRefused
 
 from ._blocking import Connection, connect, itrack_login, itrack_tracker_list
-from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting, Stalled
 from ._session import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "LoginRefused",
     "ReconnectFailed",
     "Reconnecting",
+    "Stalled",
     "connect",
     "itrack_login",
     "itrack_tracker_list",

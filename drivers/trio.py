@@ -25,7 +25,7 @@ Serving: ``server = await nursery.start(serve, factory)``; ``server.port``,
 ``server.connections``, and ``server.flush(cores)`` after pushing to cores from outside.
 """
 
-from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting
+from ._events import DriverEvent, GaveUp, ReconnectFailed, Reconnecting, Stalled
 from ._trio import (
     DEFAULT_MAX_BUFFER,
     DEFAULT_MAX_CONNECTIONS,
@@ -56,6 +56,7 @@ __all__ = [
     "Reconnecting",
     "Server",
     "ServerConnection",
+    "Stalled",
     "connect",
     "itrack_login",
     "itrack_tracker_list",

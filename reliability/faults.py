@@ -6,6 +6,17 @@ Scenarios (each bounded in time, 127.0.0.1 only, cleaning up after itself):
     kill both servers mid-stream and start them again on the same ports; the reference
     apps (sessions, tracking ids, ghostIds, the fleet) survive, as a server that keeps its
     session store would.  Every client reconnects, resumes, resubscribes, and receives again.
+``lost-sessions``
+    the same restarts, but the servers forget every session (a restart without a session
+    store, as a real process restart does): every client meets an unknown ghostId / hash,
+    logs in again by itself and resubscribes once; positions flow again.
+``ttl``
+    sessions expire every second under load (``session_ttl``): every client logs in again
+    each time, nothing is lost or doubled.
+``half-open``
+    every connection goes silent without closing (a proxy stops forwarding both ways, as
+    when a peer vanishes without a FIN); the keep-alive (FleetFreedom ``noop``) and
+    inactivity (Atmosphere) timers notice, every client reconnects and receives again.
 ``proxy``
     clients behind a :class:`~proxy.ChaosProxy` that writes byte by byte, splits at random
     and delays, or stalls; single connections are dropped: those clients reconnect, the
@@ -69,11 +80,14 @@ __all__ = [
     "Crowd",
     "FaultResult",
     "Stage",
+    "half_open_scenario",
+    "lost_sessions_scenario",
     "proxy_scenario",
     "restart_scenario",
     "run_all",
     "silent_scenario",
     "stop_reading_scenario",
+    "ttl_scenario",
 ]
 
 FAST = ReconnectPolicy(initial=0.05, factor=2.0, cap=0.5, jitter=0.1)
@@ -131,7 +145,9 @@ class Stage:
         *,
         max_buffer: int = trio_driver.DEFAULT_MAX_BUFFER,
         handshake_timeout: float | None = 10.0,
+        session_ttl: float | None = None,
     ) -> None:
+        self.session_ttl = session_ttl
         self.vehicles = vehicles
         self.rate = rate
         self.max_buffer = max_buffer
@@ -155,9 +171,12 @@ class Stage:
     async def start(self, nursery: trio.Nursery) -> None:
         """Create the apps, serve them, tick them; log in once per iTrack tenant."""
         wall = time.time() - trio.current_time()
-        self.itrack = ITrackReference(demo_fleet(self.vehicles, rate=self.rate), wall_offset=wall)
+        ttl = self.session_ttl
+        self.itrack = ITrackReference(
+            demo_fleet(self.vehicles, rate=self.rate), wall_offset=wall, session_ttl=ttl
+        )
         self.fleetfreedom = FleetFreedomReference(
-            demo_fleet(self.vehicles, rate=self.rate), wall_offset=wall
+            demo_fleet(self.vehicles, rate=self.rate), wall_offset=wall, session_ttl=ttl
         )
         self._nursery = nursery
         nursery.start_soon(self._tick, "itrack")
@@ -169,11 +188,15 @@ class Stage:
                 base, account.login, account.password
             )
 
-    async def restart(self) -> None:
-        """Serve both apps (again, on the same ports after the first time)."""
+    async def restart(self, *, forget: bool = False) -> None:
+        """Serve both apps (again, on the same ports after the first time); ``forget``:
+        without the sessions they knew, as a server without a session store restarts."""
         assert self._nursery is not None
         assert self.itrack
         assert self.fleetfreedom
+        if forget:
+            self.itrack.forget_sessions()
+            self.fleetfreedom.forget_sessions()
         apps: dict[str, tuple[Any, Any]] = {
             "itrack": (self.itrack.factory, self.itrack.http_handler),
             "fleetfreedom": (self.fleetfreedom.factory, None),
@@ -420,6 +443,172 @@ async def restart_scenario(restarts: int = 2, vehicles: int = 10, rate: float = 
         "FleetFreedom sessions resumed with their ghostId",
         all(len(w.ghost_ids) == restarts + 1 and len(set(w.ghost_ids)) == 1 for w in ff),
     )
+    _stream_checks(result, watchers)
+    result.details["clients"] = _summaries(watchers)
+    return result
+
+
+async def lost_sessions_scenario(
+    restarts: int = 2, vehicles: int = 10, rate: float = 5.0
+) -> FaultResult:
+    """Kill both servers ``restarts`` times; they come back without any session."""
+    result = FaultResult(
+        "lost-sessions",
+        "both servers killed and restarted without their sessions",
+        restarts,
+        0,
+    )
+    async with trio.open_nursery() as nursery:
+        stage = Stage(vehicles, rate)
+        await stage.start(nursery)
+        watchers = _watchers(stage.endpoints, vehicles)
+        result.clients = len(watchers)
+        crowd = Crowd(watchers)
+        await crowd.start(nursery)
+        try:
+            await _flowing(watchers, 1, "updates on the first connection")
+            for round_ in range(1, restarts + 1):
+                stage.kill()
+                await wait_for(
+                    functools.partial(_all_disconnected, watchers, round_),
+                    "every client saw the connection end",
+                )
+                await trio.sleep(0.2)
+                await stage.restart(forget=True)
+                await wait_for(
+                    functools.partial(_all_relogged, watchers, round_),
+                    f"every client logged in again after restart {round_}",
+                )
+                await _flowing(watchers, round_ + 1, f"updates after restart {round_}")
+            await _every_vehicle(watchers, vehicles, "every vehicle flowing after the last restart")
+        except FaultTimeout as exc:
+            result.check(f"in time: {exc}", False)
+        problems = await crowd.stop()
+        nursery.cancel_scope.cancel()
+    result.check("clients stopped cleanly", not problems)
+    result.details["problems"] = problems
+    result.check(
+        "every client reconnected after every restart",
+        all(w.tally.connections == restarts + 1 for w in watchers),
+    )
+    result.check(
+        "every client logged in again once per restart",
+        all(w.tally.relogins == restarts for w in watchers),
+    )
+    result.check("no session ended for good", all(w.tally.finished is None for w in watchers))
+    ff = [w for w in watchers if w.spec.protocol == "fleetfreedom"]
+    result.check(
+        "FleetFreedom: a new ghostId after every restart",
+        all(len(set(w.ghost_ids)) == restarts + 1 for w in ff),
+    )
+    result.check(
+        "events flowed on every connection",
+        all(all(n > 0 for n in w.tally.events_per_connection) for w in watchers),
+    )
+    _stream_checks(result, watchers)
+    result.details["clients"] = _summaries(watchers)
+    return result
+
+
+async def ttl_scenario(
+    seconds: float = 4.0, ttl: float = 1.0, vehicles: int = 10, rate: float = 5.0
+) -> FaultResult:
+    """Sessions expire every ``ttl`` seconds under load; clients log in again each time."""
+    result = FaultResult("ttl", f"sessions expiring every {ttl:g} s under load", 0, 0)
+    async with trio.open_nursery() as nursery:
+        stage = Stage(vehicles, rate, session_ttl=ttl)
+        await stage.start(nursery)
+        watchers = _watchers(stage.endpoints, vehicles)
+        result.clients = len(watchers)
+        crowd = Crowd(watchers)
+        await crowd.start(nursery)
+        try:
+            await _flowing(watchers, 1, "updates on the first connection")
+            await trio.sleep(seconds)
+            await _every_vehicle(watchers, vehicles, "every vehicle flowing at the end")
+        except FaultTimeout as exc:
+            result.check(f"in time: {exc}", False)
+        problems = await crowd.stop()
+        nursery.cancel_scope.cancel()
+    result.faults = sum(w.tally.relogins for w in watchers)
+    result.check("clients stopped cleanly", not problems)
+    result.details["problems"] = problems
+    result.check(
+        "every client logged in again at least twice", all(w.tally.relogins >= 2 for w in watchers)
+    )
+    result.check("no session ended for good", all(w.tally.finished is None for w in watchers))
+    _stream_checks(result, watchers)
+    result.details["clients"] = _summaries(watchers)
+    return result
+
+
+def _all_relogged(watchers: Sequence[Watcher], times: int) -> bool:
+    return all(w.tally.relogins >= times for w in watchers)
+
+
+async def _every_vehicle(watchers: Sequence[Watcher], vehicles: int, what: str) -> None:
+    """Wait until each watcher's current connection carried every vehicle of its tenant:
+    no subscription was lost on the way."""
+    fleet = demo_fleet(vehicles)
+
+    def ok() -> bool:
+        return all(
+            w.tally.current_vehicles() >= len(fleet.of_tenant(w.spec.tenant)) for w in watchers
+        )
+
+    await wait_for(ok, what)
+
+
+async def half_open_scenario(vehicles: int = 5, rate: float = 5.0) -> FaultResult:
+    """Every client's connection goes silent (no FIN); each must notice and reconnect."""
+    result = FaultResult("half-open", "every connection frozen both ways, sockets left open", 0, 0)
+    async with trio.open_nursery() as nursery:
+        stage = Stage(vehicles, rate)
+        await stage.start(nursery)
+        proxies = {}
+        for protocol in PROTOCOLS:
+            proxies[protocol] = proxy = ChaosProxy(stage.ports[protocol])
+            await nursery.start(proxy.run)
+        endpoints = Endpoints(proxies["itrack"].port, proxies["fleetfreedom"].port, stage.hashes)
+        fleet = demo_fleet(vehicles)
+        watchers = []
+        for index, (driver, protocol) in enumerate((d, p) for d in DRIVERS for p in PROTOCOLS):
+            w = Watcher(
+                ClientSpec(index, driver, protocol, "demo"),
+                endpoints,
+                command_timeout=1.0,
+                inactivity_timeout=1.5,
+                keepalive=0.5,
+                reconnect_on_timeout=True,
+            )
+            if protocol == "itrack":
+                w.subscribe_itrack(v.id for v in fleet.of_tenant("demo"))
+            watchers.append(w)
+        result.clients = len(watchers)
+        crowd = Crowd(watchers)
+        await crowd.start(nursery)
+        try:
+            await _flowing(watchers, 1, "updates on the first connection")
+            await wait_for(
+                lambda: sum(len(p.links) for p in proxies.values()) == len(watchers),
+                "every client through the proxy",
+            )
+            for proxy in proxies.values():
+                for link in proxy.links:
+                    link.freeze(down=True, up=True)
+                    result.faults += 1
+            await _flowing(watchers, 2, "updates after the silence")
+        except FaultTimeout as exc:
+            result.check(f"in time: {exc}", False)
+        problems = await crowd.stop()
+        nursery.cancel_scope.cancel()
+    result.check("clients stopped cleanly", not problems)
+    result.details["problems"] = problems
+    result.check(
+        "every client noticed the silence and reconnected once",
+        all(w.tally.connections == 2 for w in watchers),
+    )
+    result.check("no session ended for good", all(w.tally.finished is None for w in watchers))
     _stream_checks(result, watchers)
     result.details["clients"] = _summaries(watchers)
     return result
@@ -759,6 +948,9 @@ def _record_events(watcher: Watcher, into: list[Event]) -> None:
 
 SCENARIOS: dict[str, Callable[[], Awaitable[FaultResult]]] = {
     "restart": restart_scenario,
+    "lost-sessions": lost_sessions_scenario,
+    "ttl": ttl_scenario,
+    "half-open": half_open_scenario,
     "proxy": proxy_scenario,
     "stop-reading": stop_reading_scenario,
     "silent": silent_scenario,

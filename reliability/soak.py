@@ -31,7 +31,14 @@ from typing import Any
 
 import trio
 
-from trackwire import Event, FleetFreedomClient, ITrackClient, ReconnectPolicy
+from trackwire import (
+    Event,
+    FleetFreedomClient,
+    ITrackClient,
+    ReconnectPolicy,
+    SessionFinished,
+    SessionRestored,
+)
 from trackwire.conformance import (
     DEMO_FLEETFREEDOM,
     DEMO_ITRACK,
@@ -52,11 +59,13 @@ from trackwire.fleetfreedom import (
     Response,
 )
 from trackwire.itrack import (
+    FORGOTTEN_CODES,
     ErrorMessage,
     StateEvent,
     StateRequest,
     Subscribe,
     SubscribeResponse,
+    build_auth_request,
     subscription_url,
 )
 from trackwire.ws import Connected, ConnectionClosed
@@ -114,6 +123,10 @@ class Tally:
     gave_up: str | None = None
     errors: list[str] = field(default_factory=list)
     cache_rollbacks: int = 0
+    relogins: int = 0
+    """Sessions the server forgot and the client logged in again (``SessionRestored``)."""
+    finished: str | None = None
+    """Why the session ended for good (``SessionFinished``), if it did."""
     events_per_connection: list[int] = field(default_factory=list)
     _epoch: dict[int, int] = field(default_factory=dict, repr=False)
     _last: dict[int, int] = field(default_factory=dict, repr=False)
@@ -160,6 +173,10 @@ class Tally:
     @property
     def vehicles(self) -> int:
         return len(self._last)
+
+    def current_vehicles(self) -> int:
+        """Vehicles seen on the current connection."""
+        return len(self._epoch)
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
@@ -227,6 +244,8 @@ class Watcher:
         *,
         command_timeout: float = 30.0,
         inactivity_timeout: float = 300.0,
+        keepalive: float = 300.0,
+        reconnect_on_timeout: bool = False,
     ) -> None:
         self.spec = spec
         self.tally = Tally()
@@ -243,13 +262,19 @@ class Watcher:
         self.core: ITrackClient | FleetFreedomClient
         if spec.protocol == "itrack":
             base = endpoints.itrack_base
-            core = ITrackClient(subscription_url(base), endpoints.hashes[spec.tenant])
+            account = next(a for a in DEMO_ITRACK if a.tenant == spec.tenant)
+            # The credentials let the core log in again when the server forgets the hash.
+            login = build_auth_request(base, account.login, account.password)
+            core = ITrackClient(subscription_url(base), endpoints.hashes[spec.tenant], login=login)
             core.transport.inactivity_timeout = inactivity_timeout
+            core.transport.reconnect_on_timeout = reconnect_on_timeout
             self.core = core
         else:
             account = next(a for a in DEMO_FLEETFREEDOM if a.tenant == spec.tenant)
             self.company = account.company or 0
-            ff = FleetFreedomClient(endpoints.fleetfreedom_url, command_timeout=command_timeout)
+            ff = FleetFreedomClient(
+                endpoints.fleetfreedom_url, command_timeout=command_timeout, keepalive=keepalive
+            )
             ff.send(Command.login(account.login, account.password, "trackwire-soak"))
             ff.send(Command.subscribe(self.company, ["assetAdvanced"]))
             self.core = ff
@@ -298,6 +323,10 @@ class Watcher:
             tally.reconnect_failures += 1
         elif isinstance(event, GaveUp):
             tally.gave_up = event.reason
+        elif isinstance(event, SessionRestored):
+            tally.relogins += 1
+        elif isinstance(event, SessionFinished):
+            tally.finished = f"{event.reason.value}: {event.detail}"
         elif isinstance(event, ConnectionResponse):
             if event.error_code == 0:
                 ghost = event.body.get("ghostId")
@@ -320,7 +349,8 @@ class Watcher:
         elif isinstance(event, CommandFailed):
             tally.error(f"command {event.request.name} failed: {event.reason.value}")
         elif isinstance(event, ErrorMessage):
-            tally.error(f"iTrack error {event.code}: {event.description}")
+            if event.code not in FORGOTTEN_CODES:  # a forgotten hash is logged in again
+                tally.error(f"iTrack error {event.code}: {event.description}")
         elif isinstance(event, SubscribeResponse):
             pass
         else:
@@ -510,11 +540,17 @@ async def serve_references(
     rate: float,
     *,
     max_buffer: int = trio_driver.DEFAULT_MAX_BUFFER,
+    session_ttl: float | None = None,
 ) -> References:
-    """Both reference servers on free 127.0.0.1 ports, their fleets ticking, in ``nursery``."""
+    """Both reference servers on free 127.0.0.1 ports, their fleets ticking, in ``nursery``;
+    ``session_ttl`` expires their sessions that long after each login."""
     wall = time.time() - trio.current_time()
-    itrack = ITrackReference(demo_fleet(vehicles, rate=rate), wall_offset=wall)
-    ff = FleetFreedomReference(demo_fleet(vehicles, rate=rate), wall_offset=wall)
+    itrack = ITrackReference(
+        demo_fleet(vehicles, rate=rate), wall_offset=wall, session_ttl=session_ttl
+    )
+    ff = FleetFreedomReference(
+        demo_fleet(vehicles, rate=rate), wall_offset=wall, session_ttl=session_ttl
+    )
     it_server: Server[Any] = await nursery.start(
         functools.partial(
             serve,
@@ -550,11 +586,13 @@ def _server_stats(refs: References) -> dict[str, Any]:
     }
 
 
-async def _child_main(vehicles: int, rate: float, sample_every: float) -> None:
+async def _child_main(
+    vehicles: int, rate: float, sample_every: float, session_ttl: float | None = None
+) -> None:
     """``--serve-references``: serve, print the ports, sample memory until stdin closes."""
     memory = Memory(trace=False)
     async with trio.open_nursery() as nursery:
-        refs = await serve_references(nursery, vehicles, rate)
+        refs = await serve_references(nursery, vehicles, rate, session_ttl=session_ttl)
         ports = {"itrack": refs.itrack_server.port, "fleetfreedom": refs.fleetfreedom_server.port}
         print(json.dumps(ports), flush=True)
 
@@ -644,6 +682,8 @@ class SoakConfig:
     sample_every: float = 0.5
     trace: bool = False
     """Also sample ``tracemalloc`` (slows everything down noticeably)."""
+    session_ttl: float | None = None
+    """Expire every server session this long after its login: clients log in again."""
 
     @property
     def warmup_seconds(self) -> float:
@@ -672,6 +712,7 @@ class SoakResult:
             and t["regressions"] == 0
             and t["cache_rollbacks"] == 0
             and t["silent_clients"] == 0
+            and t.get("finished_sessions", 0) == 0
             and not self.thread_failures
             and not self.leftover_threads
         )
@@ -703,11 +744,13 @@ def _totals(watchers: Sequence[Watcher]) -> dict[str, Any]:
         "disconnects",
         "reconnect_failures",
         "cache_rollbacks",
+        "relogins",
     )
     totals: dict[str, Any] = {key: sum(getattr(w.tally, key) for w in watchers) for key in keys}
     totals["clients"] = len(watchers)
     totals["silent_clients"] = sum(1 for w in watchers if w.tally.events == 0)
     totals["errors"] = sum(len(w.tally.errors) for w in watchers)
+    totals["finished_sessions"] = sum(1 for w in watchers if w.tally.finished)
     by: dict[str, int] = {}
     for w in watchers:
         for key in (w.spec.driver, w.spec.protocol):
@@ -726,6 +769,8 @@ async def _start_child(config: SoakConfig) -> tuple[trio.Process, dict[str, int]
         "--rate",
         str(config.rate),
     ]
+    if config.session_ttl is not None:
+        args += ["--session-ttl", str(config.session_ttl)]
     proc = await trio.lowlevel.open_process(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     line = b""
@@ -773,7 +818,9 @@ async def run_soak(config: SoakConfig, progress: Callable[[str], None] | None = 
     async with trio.open_nursery() as nursery:
         refs: References | None = None
         if config.server == "inline":
-            refs = await serve_references(nursery, config.vehicles, config.rate)
+            refs = await serve_references(
+                nursery, config.vehicles, config.rate, session_ttl=config.session_ttl
+            )
             ports = {
                 "itrack": refs.itrack_server.port,
                 "fleetfreedom": refs.fleetfreedom_server.port,
@@ -850,6 +897,10 @@ def format_table(result: SoakResult) -> str:
         ("duplicated", str(t["duplicated"])),
         ("regressions / cache rollbacks", f"{t['regressions']} / {t['cache_rollbacks']}"),
         ("connections / disconnects", f"{t['connections']} / {t['disconnects']}"),
+        (
+            "session ttl: logged in again / ended",
+            f"{c.get('session_ttl')} s: {t['relogins']} / {t['finished_sessions']}",
+        ),
         ("clients without events", str(t["silent_clients"])),
         ("errors", str(t["errors"])),
         (
@@ -898,10 +949,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations")
     parser.add_argument("--json", help="write the full result (every client) here")
+    parser.add_argument("--session-ttl", type=float, help="expire server sessions (seconds)")
     parser.add_argument("--serve-references", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_references:
-        trio.run(_child_main, args.vehicles, args.rate, 0.5)
+        trio.run(_child_main, args.vehicles, args.rate, 0.5, args.session_ttl)
         return 0
     config = SoakConfig(
         clients=args.clients,
@@ -913,6 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         drivers=tuple(d for d in args.drivers.split(",") if d),
         protocols=tuple(p for p in args.protocols.split(",") if p),
         trace=args.tracemalloc,
+        session_ttl=args.session_ttl,
     )
     result = trio.run(run_soak, config, lambda text: print("#", text, file=sys.stderr))
     print(format_table(result))

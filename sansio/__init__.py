@@ -11,6 +11,13 @@ from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._json import get_json_loads, set_json_loads
 from ._peer import current_peer, peer_context
 from ._reconnect import Backoff, ReconnectPolicy
+from ._session import (
+    DEFAULT_MAX_LOGIN_FAILURES,
+    FinishReason,
+    SessionFinished,
+    SessionForgotten,
+    SessionRestored,
+)
 from .atmosphere import AtmosphereClient, AtmosphereServer
 from .fleetfreedom import FleetFreedomClient, FleetFreedomHub, FleetFreedomServer
 from .itrack import ITrackClient, ITrackServer
@@ -20,6 +27,7 @@ __version__ = "0.1.0"
 _decoder._from_environment()  # TRACKWIRE_DECODER, or the fast decoder when installed
 
 __all__ = [
+    "DEFAULT_MAX_LOGIN_FAILURES",
     "AtmosphereClient",
     "AtmosphereServer",
     "Backoff",
@@ -27,6 +35,7 @@ __all__ = [
     "Core",
     "CoreBase",
     "Event",
+    "FinishReason",
     "FleetFreedomClient",
     "FleetFreedomHub",
     "FleetFreedomServer",
@@ -36,6 +45,9 @@ __all__ = [
     "ProtocolError",
     "ReconnectPolicy",
     "RemoteProtocolError",
+    "SessionFinished",
+    "SessionForgotten",
+    "SessionRestored",
     "StateMachine",
     "__version__",
     "current_peer",

@@ -49,6 +49,7 @@ from trackwire.fleetfreedom import (
     Merged,
     Response,
     SessionEnded,
+    SessionFinished,
     SessionResponse,
     ghost_id_from_request,
 )
@@ -434,6 +435,7 @@ async def test_fleetfreedom_session_ended_by_the_server_gives_up() -> None:
                 await seen.until(SessionEnded)
                 tail = await seen.rest()
                 assert without(tail, Response) == [
+                    SessionFinished,
                     CloseRequested,
                     FFClosed,
                     ConnectionClosed,

@@ -42,6 +42,32 @@ async def test_server_restart_every_client_resumes_and_the_cache_never_rolls_bac
         assert client["connections"] == 3
 
 
+async def test_a_restart_that_loses_every_session_is_survived_on_every_driver() -> None:
+    result = await faults.lost_sessions_scenario(restarts=2)
+    assert_survived(result)
+    assert result.clients == 6  # trio, asyncio, blocking x iTrack, FleetFreedom
+    assert "every client logged in again once per restart" in result.checks
+    for client in result.details["clients"]:
+        assert client["connections"] == 3
+        assert client["relogins"] == 2
+        assert client["duplicated"] == 0
+
+
+async def test_sessions_expiring_under_load_are_logged_in_again() -> None:
+    result = await faults.ttl_scenario(seconds=3.0, ttl=1.0)
+    assert_survived(result)
+    assert all(client["relogins"] >= 2 for client in result.details["clients"])
+
+
+async def test_a_peer_gone_silent_without_closing_is_noticed_and_reconnected() -> None:
+    result = await faults.half_open_scenario()
+    assert_survived(result)
+    assert result.clients == 6
+    for client in result.details["clients"]:
+        assert client["connections"] == 2
+        assert client["events_per_connection"][-1] > 0
+
+
 async def test_proxy_rechunks_delays_stalls_and_drops_single_connections() -> None:
     result = await faults.proxy_scenario(settle=0.5)
     assert_survived(result)

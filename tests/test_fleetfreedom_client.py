@@ -29,6 +29,7 @@ from trackwire.fleetfreedom import (
     SessionEnded,
     SessionResponse,
     SubscribeResponse,
+    SubscriptionRefused,
     Suspended,
     UnknownCommandResponse,
     UnknownMessage,
@@ -192,7 +193,7 @@ def test_subscribe_response_is_typed() -> None:
         "invalid": ["bogus"],
     }
     client.receive(encode("subscribeResponse", body), 2.0)
-    (event,) = client.events()
+    event, refused = client.events()
     assert isinstance(event, SubscribeResponse)
     assert (event.company, event.merged, event.denied, event.invalid) == (
         42,
@@ -200,6 +201,7 @@ def test_subscribe_response_is_typed() -> None:
         [],
         ["bogus"],
     )
+    assert refused == SubscriptionRefused(42, ["bogus"], "invalid", 0, req)
     assert client.subscriptions == {42: frozenset({"assetGeneral"})}
 
 
@@ -403,17 +405,16 @@ def test_reconnect_keeps_ghost_id_and_replays_subscriptions_once_logged_in() -> 
 
 
 def test_replay_waits_for_login_when_the_session_expired() -> None:
-    client = open_client()
+    client = open_client(login=Command.login("a@x", "pw", "app"))
     client.send(Command.subscribe(42, ["assetGeneral"]), 0.0)
     client.data_to_send()
     client.receive_eof(1.0)
     client.reconnect()
     client.connection_made(2.0)
     client.receive(connection_response(7), 2.0)
-    assert client.data_to_send() == []
-    req = client.send(Command.login("a@x", "pw", "app"), 3.0)
-    client.data_to_send()
-    client.receive(encode("loginResponse", dict(LOGGED_IN_BODY, reqId=req)), 4.0)
+    ((name, body),) = sent(client)
+    assert (name, body["username"]) == ("login", "a@x")
+    client.receive(encode("loginResponse", dict(LOGGED_IN_BODY, reqId=body["reqId"])), 4.0)
     assert [name for name, _ in sent(client)] == ["subscribe"]
 
 
@@ -504,7 +505,9 @@ def test_pushes_are_typed() -> None:
     ]
     for frame in frames:
         client.receive(frame, 1.0)
-    merged, deleted, user, company, suspended, broadcast, other, ended, _close = client.events()
+    merged, deleted, user, company, suspended, broadcast, other, ended, _end, _close = (
+        client.events()
+    )
     assert isinstance(merged, Merged)
     assert merged.subscription_type == "assetAdvanced"
     assert merged.body == {"id": 1, "company": 42, "v": [3]}

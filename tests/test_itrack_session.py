@@ -35,6 +35,9 @@ from trackwire.itrack import (
     ReadingsBatchEvent,
     ReadingsBatchRequest,
     Reopened,
+    SessionFinished,
+    SessionForgotten,
+    SessionRestored,
     SourceState,
     StateBatchEvent,
     StateBatchRequest,
@@ -45,6 +48,7 @@ from trackwire.itrack import (
     SubscriptionResult,
     Subscriptions,
     Target,
+    TrackersRefused,
     UnknownMessage,
     Unsubscribe,
     UnsubscribeResponse,
@@ -117,9 +121,12 @@ class Link:
             for frame in self.client.data_to_send():
                 self.server.receive(frame, self.now)
 
-    def client_events(self) -> list[Any]:
+    def client_events(self, lifecycle: bool = False) -> list[Any]:
+        """The client's events but heartbeats (and, unless asked, its session bookkeeping:
+        refusals, forgotten or finished sessions)."""
         self.pump()
-        return [e for e in self.client.events() if not isinstance(e, Heartbeat)]
+        skip = (Heartbeat,) if lifecycle else (Heartbeat, *LIFECYCLE)
+        return [e for e in self.client.events() if not isinstance(e, skip)]
 
     def reconnect(self) -> None:
         self.client.receive_eof(self.now)
@@ -128,6 +135,9 @@ class Link:
         self.server = self._server()
         self.server.connection_made(self.now)
         self.client.connection_made(self.now)
+
+
+LIFECYCLE = (TrackersRefused, SessionForgotten, SessionFinished, SessionRestored)
 
 
 def opened(d: Directory | None = None, session_hash: str = ALICE) -> Link:
@@ -143,7 +153,7 @@ def opened(d: Directory | None = None, session_hash: str = ALICE) -> Link:
 def test_state_subscribe_answers_statuses_and_sends_current_states() -> None:
     link = opened()
     link.client.send(Subscribe([StateRequest([1, 2, 3, 9, 77])]))
-    events = link.client_events()
+    events = link.client_events(lifecycle=True)
     assert events == [
         SubscribeResponse(
             ["state"],
@@ -154,6 +164,7 @@ def test_state_subscribe_answers_statuses_and_sends_current_states() -> None:
                 )
             },
         ),
+        TrackersRefused("state", {2: "blocked", 3: "disallowed", 9: "unknown", 77: "unknown"}),
         StateEvent(state(101, gsm={"level": 3})),
     ]
     assert link.server.events() == [

@@ -75,6 +75,17 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def _seconds_or_off(text: str) -> float:
+    """A number of seconds, ``0`` for off."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds (0: off), not {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _integer(0, "a port number (0-65535)")(text)
     if value > 65535:
@@ -163,6 +174,12 @@ def _serve_options(parser: argparse.ArgumentParser, *, heartbeat: bool) -> None:
         "--duration", type=_positive_number, metavar="S", help="stop after S seconds"
     )
     parser.add_argument(
+        "--session-ttl",
+        type=_positive_number,
+        metavar="S",
+        help="end every session S seconds after its login (default: sessions last)",
+    )
+    parser.add_argument(
         "--loop",
         choices=("trio", "asyncio"),
         default="trio",
@@ -172,6 +189,13 @@ def _serve_options(parser: argparse.ArgumentParser, *, heartbeat: bool) -> None:
 
 
 def _watch_options(parser: argparse.ArgumentParser, *, heartbeat: bool) -> None:
+    parser.add_argument(
+        "--stall-timeout",
+        type=_seconds_or_off,
+        default=30.0,
+        metavar="S",
+        help="say so when no data came for S seconds while subscribed (default 30, 0: never)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="one JSON object per application event")
     output.add_argument(

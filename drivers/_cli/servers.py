@@ -44,16 +44,22 @@ class ReferenceApp:
     http_handler: HttpHandler | None
 
 
-def reference_app(platform: str, options: FleetOptions, wall_offset: float) -> ReferenceApp:
+def reference_app(
+    platform: str, options: FleetOptions, wall_offset: float, session_ttl: float | None = None
+) -> ReferenceApp:
     """The ``itrack`` or ``fleetfreedom`` reference server on a fresh simulated fleet;
-    ``wall_offset`` turns the loop's clock into wall-clock time for its timestamps."""
+    ``wall_offset`` turns the loop's clock into wall-clock time for its timestamps, and
+    ``session_ttl`` (seconds) ends every session that long after its login."""
     fleet = demo_fleet(options.vehicles, seed=options.seed, rate=options.rate)
     if platform == "itrack":
         itrack = ITrackReference(
-            fleet, heartbeat_interval_ms=options.heartbeat_ms, wall_offset=wall_offset
+            fleet,
+            heartbeat_interval_ms=options.heartbeat_ms,
+            wall_offset=wall_offset,
+            session_ttl=session_ttl,
         )
         return ReferenceApp(itrack, itrack.factory, itrack.http_handler)
-    fleetfreedom = FleetFreedomReference(fleet, wall_offset=wall_offset)
+    fleetfreedom = FleetFreedomReference(fleet, wall_offset=wall_offset, session_ttl=session_ttl)
     return ReferenceApp(fleetfreedom, fleetfreedom.factory, None)
 
 
@@ -78,11 +84,16 @@ def ready_line(platform: str, host: str, port: int) -> str:
 
 
 async def _start(
-    nursery: trio.Nursery, platform: str, host: str, options: FleetOptions
+    nursery: trio.Nursery,
+    platform: str,
+    host: str,
+    options: FleetOptions,
+    session_ttl: float | None = None,
 ) -> Server[Any]:
     """Serve a reference server in ``nursery`` and move its fleet on trio's clock."""
     # trio's clock starts anywhere: the timestamps need its offset to the wall clock.
-    reference = reference_app(platform, options, time.time() - trio.current_time())
+    wall = time.time() - trio.current_time()
+    reference = reference_app(platform, options, wall, session_ttl)
     server: Server[Any] = await nursery.start(
         functools.partial(
             serve,
@@ -119,7 +130,8 @@ async def embedded(nursery: trio.Nursery, platform: str, args: argparse.Namespac
 
 async def _serve_trio(args: argparse.Namespace, out: TextIO) -> int:
     async with trio.open_nursery() as nursery:
-        server = await _start(nursery, args.platform, args.host, FleetOptions(args))
+        options = FleetOptions(args)
+        server = await _start(nursery, args.platform, args.host, options, args.session_ttl)
         print(ready_line(args.platform, args.host, server.port), file=out, flush=True)
         if args.duration is not None:
             await trio.sleep(args.duration)
@@ -144,7 +156,8 @@ async def _tick_asyncio(
 async def _serve_asyncio(args: argparse.Namespace, out: TextIO) -> int:
     loop = asyncio.get_running_loop()
     options = FleetOptions(args)
-    reference = reference_app(args.platform, options, time.time() - loop.time())
+    wall = time.time() - loop.time()
+    reference = reference_app(args.platform, options, wall, args.session_ttl)
     factory = cast("Any", reference.factory)
     async with await start_server(
         factory, args.host, options.port, http_handler=reference.http_handler

@@ -109,6 +109,13 @@ class View:
         if status is not None:
             self.say(status)
 
+    def notice(self, record: Record, status: str) -> None:
+        """A change worth a record with ``--json`` as well as a status line (a refusal, a
+        new login, a stall): not an application event, so ``--count`` leaves it out."""
+        if self.as_json:
+            print(json.dumps(record, ensure_ascii=False), file=self.out, flush=True)
+        self.say(status)
+
     def _line(self, row: Row) -> str:
         ids = f"{row.id:>8} {row.source:>8}" if self.sources else f"{row.id:>8}"
         return (

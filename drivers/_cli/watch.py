@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import trio
 
-from trackwire import Event
+from trackwire import Event, ReconnectPolicy, SessionFinished, SessionForgotten, SessionRestored
 from trackwire.atmosphere import AtmosphereClient, InactivityTimeout
 from trackwire.fleetfreedom import (
     Command,
@@ -26,6 +26,7 @@ from trackwire.fleetfreedom import (
     FleetFreedomClient,
     Merged,
     ObjectCache,
+    SubscriptionRefused,
 )
 from trackwire.fleetfreedom import Response as FFResponse
 from trackwire.itrack import (
@@ -39,6 +40,8 @@ from trackwire.itrack import (
     TrackerInfo,
     TrackerListError,
     TrackerListRefused,
+    TrackersRefused,
+    build_auth_request,
     subscription_url,
 )
 from trackwire.ws import Connected, ConnectionClosed, HandshakeFailed, Rejected
@@ -47,6 +50,7 @@ from ..trio import (
     GaveUp,
     ReconnectFailed,
     Reconnecting,
+    Stalled,
     connect,
     itrack_login,
     itrack_tracker_list,
@@ -54,7 +58,7 @@ from ..trio import (
 from .main import Fatal
 from .records import fleetfreedom_record, itrack_record, row_of_asset, status_of
 from .servers import embedded
-from .view import Row, View
+from .view import Record, Row, View
 
 __all__ = ["Fatal", "Limits", "Watch", "run_watch"]
 
@@ -72,14 +76,19 @@ class Limits:
 class Watch:
     """Connection bookkeeping shared by both platforms: status lines and fatal failures."""
 
-    def __init__(self, view: View, url: str) -> None:
+    def __init__(self, view: View, url: str, wanted: Collection[object] | None = None) -> None:
         self.view = view
         self.url = url
         self.connected = False
+        self.wanted = None if wanted is None else set(wanted)
+        """What was asked for (FleetFreedom types, iTrack tracker ids; ``None``: not known);
+        when refusals leave nothing of it, the watch ends with exit 1."""
 
     def transport(self, event: Event) -> None:
         """Report a connection event; raises :class:`Fatal` when watching cannot go on."""
         view = self.view
+        if self.session(event):
+            return
         if isinstance(event, Connected):
             self.connected = True
             view.say("connected")
@@ -101,6 +110,47 @@ class Watch:
             view.say("the server went silent: inactivity timeout")
         elif isinstance(event, GaveUp):
             raise Fatal(f"stopped: {event.reason}")
+
+    def session(self, event: Event) -> bool:
+        """Session notices and refusals: one status line (and a record with ``--json``);
+        :class:`Fatal` when the session ended or nothing asked for can be delivered."""
+        refused: Collection[object] = ()
+        record: Record
+        if isinstance(event, SessionFinished):
+            detail = f": {event.detail}" if event.detail else ""
+            raise Fatal(f"session ended ({event.reason.value}){detail}")
+        if isinstance(event, SessionForgotten):
+            how = "logging in again" if event.relogin else "no credentials to log in again"
+            line = f"the server forgot the session (error {event.error_code}); {how}"
+            record = {"kind": "session_forgotten", "error_code": event.error_code}
+        elif isinstance(event, SessionRestored):
+            line = f"logged in again; {event.resubscribed} subscription(s) renewed"
+            record = {"kind": "session_restored", "resubscribed": event.resubscribed}
+        elif isinstance(event, Stalled):
+            line = f"stalled: no data for {event.idle:.0f}s"
+            record = {"kind": "stalled", "idle": round(event.idle, 3)}
+        elif isinstance(event, SubscriptionRefused):
+            code = f" (errorCode {event.error_code})" if event.error_code else ""
+            line = f"company {event.company}: {', '.join(event.types)} {event.reason}{code}"
+            record = {"kind": "subscription_refused", "company": event.company,
+                      "types": list(event.types), "reason": event.reason,
+                      "error_code": event.error_code}  # fmt: skip
+            refused = event.types
+        elif isinstance(event, TrackersRefused):
+            shown = ", ".join(f"{t} {s}" for t, s in sorted(event.trackers.items()))
+            line = f"{event.event_type}: {shown or 'refused'}"
+            record = {"kind": "trackers_refused", "event_type": event.event_type,
+                      "trackers": {str(t): s for t, s in event.trackers.items()}}  # fmt: skip
+            refused = [t for t, s in event.trackers.items() if s != "blocked"]
+        else:
+            return False
+        self.view.notice(record, line)
+        wanted = self.wanted
+        if refused and wanted is not None:
+            wanted.difference_update(refused)
+            if not wanted:
+                raise Fatal(f"nothing to watch: {line}")
+        return True
 
 
 # -- iTrack -----------------------------------------------------------------------------------
@@ -165,11 +215,21 @@ async def _watch_itrack(args: argparse.Namespace, view: View, limits: Limits) ->
         by_source = {t.source_id: t for t in listed or () if t.source_id is not None}
         url = subscription_url(base)
         transport = AtmosphereClient(
-            url, content_type="application/json", track_message_length=args.track_message_length
+            url,
+            content_type="application/json",
+            track_message_length=args.track_message_length,
+            reconnect_on_timeout=True,  # a server gone silent: reconnect, not stop
         )
-        client = ITrackClient(url, session_hash, transport=transport)
-        client.send(Subscribe([_itrack_request(args, listed)]))
-        watch = Watch(view, url)
+        # With a login (not a bare --hash) the client logs in again when the server forgets
+        # the hash (a restart, an expiry).
+        login = None
+        if args.hash is None:
+            login = build_auth_request(base, args.login or "demo", args.password or "demo")
+        client = ITrackClient(url, session_hash, transport=transport, login=login)
+        request = _itrack_request(args, listed)
+        client.send(Subscribe([request]))
+        wanted = request.trackers if isinstance(request, StateRequest) else args.trackers
+        watch = Watch(view, url, wanted)
 
         def on_event(event: Event) -> None:
             translated = itrack_record(event, by_source)
@@ -178,13 +238,14 @@ async def _watch_itrack(args: argparse.Namespace, view: View, limits: Limits) ->
                 return
             record, rows = translated
             fatal = None
-            if record["kind"] == "error":
+            # (3 and 4 mean a forgotten hash: the client logs in again or says it ends)
+            if record["kind"] == "error" and record["code"] not in (3, 4):
                 fatal = f"the server refused: {record['code']} {record['description']}"
             view.record(record, rows, status_of(record) if fatal is None else None)
             if fatal is not None and not view.done:
                 raise Fatal(fatal)
 
-        await _run_client(client, view, limits, on_event)
+        await _run_client(client, view, limits, on_event, args.stall_timeout)
         nursery.cancel_scope.cancel()
     return 0
 
@@ -207,7 +268,7 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
             login = client.send(Command.login(username, password, "trackwire-cli"))
         client.send(Command.subscribe(args.company, args.types))
         client.send(Command.get_list("asset", args.company))
-        watch = Watch(view, url)
+        watch = Watch(view, url, args.types)
 
         def on_event(event: Event) -> None:
             if isinstance(event, (Merged, Deleted, FFResponse)):
@@ -215,7 +276,9 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
             translated = fleetfreedom_record(event, login)
             if translated is None:
                 if isinstance(event, CommandFailed):
-                    view.say(f"{event.request.name} failed: {event.reason.value}")
+                    failed = {"kind": "command_failed", "name": event.request.name,
+                              "req_id": event.req_id, "reason": event.reason.value}  # fmt: skip
+                    view.notice(failed, f"{event.request.name} failed: {event.reason.value}")
                 else:
                     watch.transport(event)
                 return
@@ -239,7 +302,7 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
                 for asset in cache.company_objects("asset", args.company):
                     view.rows.setdefault(str(asset.get("id")), row_of_asset(asset))
 
-        await _run_client(client, view, limits, on_event)
+        await _run_client(client, view, limits, on_event, args.stall_timeout)
         nursery.cancel_scope.cancel()
     return 0
 
@@ -247,14 +310,23 @@ async def _watch_fleetfreedom(args: argparse.Namespace, view: View, limits: Limi
 # -- the shared watch loop --------------------------------------------------------------------
 
 
+WATCH_RECONNECT = ReconnectPolicy(initial=1.0, factor=2.0, cap=10.0)
+"""The watch's backoff: a restarted server is found again within seconds."""
+
+
 async def _run_client(
-    core: Any, view: View, limits: Limits, on_event: Callable[[Event], None]
+    core: Any,
+    view: View,
+    limits: Limits,
+    on_event: Callable[[Event], None],
+    stall_timeout: float,
 ) -> None:
     """Connect, show events until ``--count`` or ``--duration``; :class:`Fatal` ends it."""
     deadline = math.inf if limits.duration is None else trio.current_time() + limits.duration
+    stall = stall_timeout if stall_timeout > 0 else None  # 0: off
     try:
         with trio.move_on_at(deadline):
-            async with connect(core) as conn:
+            async with connect(core, reconnect=WATCH_RECONNECT, stall_timeout=stall) as conn:
                 async for event in conn:
                     on_event(event)
                     if view.done:

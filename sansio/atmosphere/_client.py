@@ -119,6 +119,7 @@ class AtmosphereClient(CoreBase[Event]):
         "inactivity_timeout",
         "message_factory",
         "padding",
+        "reconnect_on_timeout",
         "track_message_length",
         "tracking_id",
         "url",
@@ -138,6 +139,7 @@ class AtmosphereClient(CoreBase[Event]):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         delimiter: str = "|",
         message_factory: Callable[[str], Event] = Message,
+        reconnect_on_timeout: bool = False,
     ) -> None:
         super().__init__()
         if not delimiter:
@@ -152,6 +154,10 @@ class AtmosphereClient(CoreBase[Event]):
         self.headers = list(headers.items() if isinstance(headers, Mapping) else headers)
         self.framework = framework
         self.inactivity_timeout = inactivity_timeout
+        self.reconnect_on_timeout = reconnect_on_timeout
+        """After the inactivity timeout, reconnect (the peer may have vanished without
+        closing: a half-open socket) instead of ending for good as atmosphere.js does; no
+        close request is sent then."""
         self.delimiter = delimiter
         self.message_factory = message_factory
         """Turns each delivered message into its event (:class:`Message` by default); a layer
@@ -393,11 +399,12 @@ class AtmosphereClient(CoreBase[Event]):
             and now >= self._last_received + self.inactivity_timeout
         ):
             # atmosphere.js reports onClientTimeout, sends the close request, closes the
-            # socket and does not reconnect.
-            close_url = self._close_url(now)
+            # socket and does not reconnect (unless reconnect_on_timeout says otherwise).
+            again = self.reconnect_on_timeout
+            close_url = None if again else self._close_url(now)
             self._machine.fire(_I.TIMEOUT)
             self._heartbeat_at = None
-            self._resumable = False
+            self._resumable = again
             self._events.append(InactivityTimeout(close_url))
             return
         at = self._heartbeat_at

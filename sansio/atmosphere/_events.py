@@ -63,7 +63,8 @@ class Heartbeat(AtmosphereEvent):
 
 @dataclass(slots=True)
 class InactivityTimeout(AtmosphereEvent):
-    """Nothing was received for the inactivity timeout; the core is closed for good.
+    """Nothing was received for the inactivity timeout; the core is closed for good (unless
+    its ``reconnect_on_timeout`` is set: then a reconnect follows).
 
     ``close_url`` is the HTTP close request to send before closing the socket (``None`` when
     no handshake was received, in which case the real client sends none either).

@@ -14,6 +14,7 @@ from .._core import CoreBase, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._json import stdlib_loads as _stdlib_loads
 from .._redact import redacted_repr
+from .._session import DEFAULT_MAX_LOGIN_FAILURES, FinishReason
 from ._codec import BAD_JSON, BAD_NAME, DEFAULT_MAX_LINE, NOT_OBJECT, encode, line_too_long
 from ._commands import Command
 from ._events import (
@@ -29,8 +30,12 @@ from ._events import (
     Merged,
     Response,
     SessionEnded,
+    SessionFinished,
+    SessionForgotten,
     SessionResponse,
+    SessionRestored,
     SubscribeResponse,
+    SubscriptionRefused,
     Suspended,
     UnknownCommandResponse,
     UnknownMessage,
@@ -146,6 +151,10 @@ _LOGIN_INPUT: dict[object, ClientInput] = {
     ErrorCode.SUCCESS: _I.SESSION_OK,
     ErrorCode.PASSWORD_EXPIRED: _I.SESSION_PASSWORD_EXPIRED,
 }
+_FORGOTTEN = frozenset((ErrorCode.SESSION_EXPIRED, ErrorCode.USER_NOT_LOGGED_IN))
+"""Codes that say the server no longer knows the session (a restart, an expiry)."""
+_PASSING = frozenset((ErrorCode.UNKNOWN, ErrorCode.SERVICE))
+"""Login answers worth another try after the backoff: the server failed, not the login."""
 
 
 _SPECIAL = frozenset(
@@ -233,25 +242,41 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
     :meth:`receive`.  :meth:`send` takes a :class:`Command` and returns its ``reqId``, the
     handle its :class:`Response` (or :class:`CommandFailed`) carries.  Commands sent before
     ``connectionResponse`` are held and go out, in order, when it arrives.
+
+    With credentials (``login=``, or the last ``login`` sent) a session the server forgot
+    (``connectionResponse`` 7/8 on a resume, a command answered 7/8) is logged in again and
+    the subscriptions replayed once (:class:`SessionForgotten`, :class:`SessionRestored`);
+    a finished one (logout, ``sessionEnded``, a refused session or login, no credentials)
+    ends with :class:`SessionFinished`.  Refused subscription types queue
+    :class:`SubscriptionRefused`; an unanswered keep-alive asks to close (1001) for a
+    reconnect.
     """
 
     __slots__ = (
         "_deadlines",
         "_dispatch",
         "_fast_limit",
+        "_had_session",
         "_held",
+        "_keepalive_id",
         "_last_sent",
         "_machine",
         "_next_id",
         "_now",
         "_pending",
+        "_relogin_id",
         "_replay",
+        "_restoring",
+        "_resumed",
         "_subscriptions",
         "_unarmed",
         "base_url",
         "command_timeout",
         "keepalive",
+        "login_command",
+        "login_failures",
         "max_line",
+        "max_login_failures",
         "max_pending",
         "resumable",
         "session",
@@ -266,6 +291,8 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         keepalive: float = DEFAULT_KEEPALIVE,
         max_line: int = DEFAULT_MAX_LINE,
         max_pending: int = DEFAULT_MAX_PENDING,
+        login: Command | None = None,
+        max_login_failures: int = DEFAULT_MAX_LOGIN_FAILURES,
     ) -> None:
         super().__init__()
         self.base_url = url
@@ -281,6 +308,18 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         self.session = Session(ghost_id=ghost_id)
         self.resumable = True
         """False once the session must not be resumed (logout, sessionEnded, refusal, close)."""
+        if login is not None and login.name != "login":
+            raise ValueError("login= takes a Command.login(...)")
+        self.login_command = login
+        """The ``login`` to send again when the server forgot the session (also taken from
+        the last ``login`` passed to :meth:`send`); ``None``: such a session just ends."""
+        self.max_login_failures = max_login_failures
+        self.login_failures = 0
+        """Logins again in a row that failed for a passing reason (reset by a success)."""
+        self._had_session = self._resumed = ghost_id is not None
+        self._restoring = False
+        self._relogin_id: int | None = None
+        self._keepalive_id: int | None = None
         self._fast_limit = max_line // 4
         self._machine: StateMachine[ClientState, ClientInput] = StateMachine(
             _S.CONNECTING, CLIENT_TRANSITIONS
@@ -294,7 +333,9 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         """Commands sent before any connection: (reqId, timeout) to arm on connection."""
         self._held: list[str] = []
         self._subscriptions: dict[int | str, set[str]] = {}
-        self._replay = False
+        self._replay: dict[int | str, set[str]] = {}
+        """What the last connection had subscribed (sent, not held): replayed once the next
+        one is logged in.  Commands sent meanwhile are held and go out after it."""
         self._dispatch: dict[str, Callable[[str, dict[str, Any], str], None]] = {
             "connectionResponse": self._on_connection_response,
             "loginResponse": self._on_session_response,
@@ -389,7 +430,10 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         if kind is Merged:
             self._events.append(Merged(name, body))
         elif kind is Response:
-            self._events.append(self._response(Response, name, body))
+            response = self._response(Response, name, body)
+            self._events.append(response)
+            if response.error_code in _FORGOTTEN and self._machine.state is _S.LOGGED_IN:
+                self._forgotten(response.error_code)
         elif kind is Deleted:
             self._events.append(Deleted(name, body))
         elif kind is Suspended:
@@ -425,7 +469,53 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         inp = _CONNECTION_INPUT.get(code, _I.SESSION_REFUSED)
         self.session.update(body, code == 0)
         self._events.append(event)
+        if inp is _I.SESSION_REFUSED and self._machine.state is not _S.CLOSING:
+            self._finish(FinishReason.REFUSED, f"connection refused (errorCode {code})", code)
+        elif inp is _I.SESSION_ANONYMOUS and code in _FORGOTTEN:
+            if self._resumed and (self._had_session or self.login_command is not None):
+                self._forgotten(code)
+                return
+            if self.login_command is not None and not self._login_held():
+                self._forgotten(code, announce=False)  # login= given: log in by itself
+                return
+        elif code == 0:
+            self._had_session = True
         self._session_input(inp, f"connection refused (errorCode {code})", 1008)
+
+    def _login_held(self) -> bool:
+        return any(frame.startswith("login ") for frame in self._held)
+
+    def _forgotten(self, code: object, *, announce: bool = True) -> None:
+        """The server forgot the session: log in again, or end it for good."""
+        code = code if isinstance(code, int) else None
+        login = self.login_command
+        state = self._machine.state
+        if state is _S.CLOSING or self._relogin_id is not None:
+            return
+        if login is None:
+            self._events.append(SessionForgotten(code, False))
+            self._finish(
+                FinishReason.NO_CREDENTIALS, "the server forgot the session; no credentials", code
+            )
+            self._session_input(_I.SESSION_OVER, "session forgotten", 1000)
+            return
+        if announce:
+            self._events.append(SessionForgotten(code, True))
+        self._restoring = announce
+        self._machine.fire(_I.SESSION_ANONYMOUS)
+        if state is _S.LOGGED_IN:  # forgotten mid-connection: all that was sent is lost
+            self._replay = _copy(self._subscriptions)
+        # The login goes first; held commands wait for its answer (see _session_input).
+        try:
+            self._relogin_id = self._send(login, self._now, internal=True)
+        except LocalProtocolError as exc:  # no room among the pending commands
+            self._finish(FinishReason.LOGIN_FAILED, f"cannot log in again: {exc}", code)
+            self._session_input(_I.SESSION_OVER, "cannot log in again", 1000)
+
+    def _finish(self, reason: FinishReason, detail: str, code: object = None) -> None:
+        self._events.append(
+            SessionFinished(reason, detail, code if isinstance(code, int) else None)
+        )
 
     def _on_session_response(self, name: str, body: dict[str, Any], raw: str) -> None:
         event = self._response(SessionResponse, name, body)
@@ -433,31 +523,80 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         if name == "logoutResponse":
             self.session.update(body, False)
             self._events.append(event)
+            if self._machine.state is not _S.CLOSING:
+                self._finish(FinishReason.LOGGED_OUT, "logged out")
             self._session_input(_I.SESSION_OVER, "logged out", 1000)
             return
         if code == 0 or code == ErrorCode.PASSWORD_EXPIRED:
             self.session.update(body, True)
         self._events.append(event)
-        if name == "loginResponse":
-            inp = _LOGIN_INPUT.get(code)
-            if inp is not None:
-                self._session_input(inp, "", 1000)
+        if name != "loginResponse":
+            if code in _FORGOTTEN and self._machine.state is _S.LOGGED_IN:
+                self._forgotten(code)
+            return
+        relogin = self._relogin_id is not None and event.req_id == self._relogin_id
+        if relogin:
+            self._relogin_id = None
+        inp = _LOGIN_INPUT.get(code)
+        if inp is not None:
+            self._had_session = True
+            if relogin:
+                self.login_failures = 0
+                if self._restoring:
+                    self._events.append(SessionRestored(len(self._replay)))
+            self._session_input(inp, "", 1000)
+        elif relogin:
+            self._relogin_failed(code)
+
+    def _relogin_failed(self, code: object) -> None:
+        """A login again was refused (for good) or failed (try again after the backoff)."""
+        if code == ErrorCode.SESSION_THROTTLED:
+            self._finish(FinishReason.THROTTLED, "too many login attempts", code)
+        elif code not in _PASSING and code is not None:
+            self._finish(FinishReason.LOGIN_REFUSED, f"login refused (errorCode {code})", code)
+        else:
+            self.login_failures += 1
+            if self.login_failures < self.max_login_failures:
+                # Close and let the driver's backoff decide when the next attempt goes.
+                self._machine.fire(_I.CLOSE)
+                self._events.append(CloseRequested(1000, "login failed; trying again"))
+                return
+            self._finish(
+                FinishReason.LOGIN_FAILED, f"{self.login_failures} logins failed in a row", code
+            )
+        self._session_input(_I.SESSION_OVER, "login refused", 1000)
 
     def _on_subscribe_response(self, name: str, body: dict[str, Any], raw: str) -> None:
         event = self._response(SubscribeResponse, name, body)
         request = event.request
-        if request is not None:
-            # Types the server refused are not held (nor replayed after a reconnect).
-            refused = (event.denied or []) + (event.invalid or [])
-            if refused and request.name == "subscribe":
-                self._forget(request.body, refused)
         self._events.append(event)
+        code = event.error_code
+        if code in _FORGOTTEN and self._machine.state is _S.LOGGED_IN:
+            self._forgotten(code)  # the subscription is held: replayed after the login
+            return
+        if request is None or request.name != "subscribe":
+            return
+        # Types the server refused are not held (nor replayed after a reconnect).
+        company = _company_id(request.body)
+        if code != 0 and code not in _FORGOTTEN:
+            types = _types_of(request.body)
+            self._forget(request.body, types)
+            self._events.append(SubscriptionRefused(company, types, "error", code, event.req_id))
+            return
+        for reason, refused in (("denied", event.denied), ("invalid", event.invalid)):
+            if refused:
+                self._forget(request.body, refused)
+                self._events.append(
+                    SubscriptionRefused(company, refused, reason, code, event.req_id)
+                )
 
     def _on_unknown_command(self, name: str, body: dict[str, Any], raw: str) -> None:
         self._events.append(self._response(UnknownCommandResponse, name, body, unknown=True))
 
     def _on_session_ended(self, name: str, body: dict[str, Any], raw: str) -> None:
         self._events.append(SessionEnded(name, body))
+        if self._machine.state is not _S.CLOSING:
+            self._finish(FinishReason.SESSION_ENDED, "the server ended the session")
         self._session_input(_I.SESSION_OVER, "session ended", 1000)
 
     def _on_broadcast(self, name: str, body: dict[str, Any], raw: str) -> None:
@@ -472,10 +611,13 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
                 self._events.append(CloseRequested(code, reason))
             return
         if after is _S.LOGGED_IN and self._replay:
-            self._replay = False
-            for company, types in list(self._subscriptions.items()):
-                self._send(Command.subscribe(company, sorted(types)), self._now)
-        if before is _S.AWAITING_CONNECTION_RESPONSE:
+            replay, self._replay = self._replay, {}
+            for company, types in replay.items():
+                # Net of what was unsubscribed since (its held unsubscribe follows anyway).
+                still = types & self._subscriptions.get(company, set())
+                if still:
+                    self._send(Command.subscribe(company, sorted(still)), self._now, replay=True)
+        if self._held and self._relogin_id is None:
             held, self._held = self._held, []
             if held:
                 self._out.extend(held)
@@ -486,6 +628,7 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         before = self._machine.state
         self._machine.fire(_I.EOF)
         self._now = now
+        self._relogin_id = self._keepalive_id = None
         self._fail_all()
         if before is not _S.CLOSED and before is not _S.ERROR:
             self._events.append(Closed(self.resumable and self.session.ghost_id is not None))
@@ -510,7 +653,9 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             raise LocalProtocolError(f"send() takes a Command, not {type(item).__name__}")
         return self._send(item, self._now if now is None else now)
 
-    def _send(self, command: Command, now: float) -> int:
+    def _send(
+        self, command: Command, now: float, *, internal: bool = False, replay: bool = False
+    ) -> int:
         machine = self._machine
         if machine.state not in _OPEN:
             machine.fire(_I.SEND)
@@ -538,7 +683,9 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             if deadline is not None:
                 heapq.heappush(self._deadlines, (deadline, req_id))
         name = command.name
-        if name == "subscribe":
+        if replay:
+            pass  # already held
+        elif name == "subscribe":
             company = _company_id(command.body)
             if company is not None:
                 self._subscriptions.setdefault(company, set()).update(_types_of(command.body))
@@ -546,7 +693,9 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             self._forget(command.body, _types_of(command.body))
         elif name == "logout":
             self.resumable = False
-        if machine.state in _OPEN:
+        elif name == "login" and not internal:
+            self.login_command = command
+        if internal or replay or (machine.state in _OPEN and self._relogin_id is None):
             self._out.append(frame)
             self._last_sent = now
         else:
@@ -586,7 +735,8 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
         self._machine.fire(_I.RECONNECT)
         if before is _S.CONNECTING:
             return  # the last attempt never opened: nothing changes, commands stay held
-        self._replay = bool(self._subscriptions)
+        self._replay = _copy(self._subscriptions)
+        self._resumed = True
 
     # -- time ------------------------------------------------------------------------
 
@@ -612,17 +762,33 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             entry = pending.pop(req_id, None)
             if entry is not None:
                 self._events.append(CommandFailed(req_id, entry[0], FailureReason.TIMEOUT))
+                if req_id == self._relogin_id:
+                    self._relogin_id = None
+                    self._relogin_failed(None)
+                elif req_id == self._keepalive_id and self._machine.state in _OPEN:
+                    # No answer to the keep-alive: the peer is gone (a half-open socket).
+                    # Close and let the driver reconnect; the session may still resume.
+                    self._keepalive_id = None
+                    self._machine.fire(_I.CLOSE)
+                    self._events.append(CloseRequested(1001, "no answer to noop"))
         if (
             self.keepalive
             and self._machine.state in _OPEN
             and now >= self._last_sent + self.keepalive
         ):
-            if len(pending) < self.max_pending:
-                self._send(Command.noop(), now)
+            if self._keepalive_id in pending:
+                # The last keep-alive is still unanswered: its timeout decides, not a new one.
+                self._last_sent = now
+            elif len(pending) < self.max_pending:
+                self._keepalive_id = self._send(Command.noop(), now, internal=True)
             else:
                 # No room for a noop (every slot waits for an answer): try again one
                 # keep-alive later rather than leaving a deadline in the past.
                 self._last_sent = now
+
+
+def _copy(subscriptions: dict[int | str, set[str]]) -> dict[int | str, set[str]]:
+    return {company: set(types) for company, types in subscriptions.items()}
 
 
 def _company_id(body: dict[str, Any]) -> int | str | None:

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _session as _session
 from .._core import Event
 from .._redact import redacted_repr
 from ._commands import Command
@@ -32,8 +33,12 @@ __all__ = [
     "MessageEvent",
     "Response",
     "SessionEnded",
+    "SessionFinished",
+    "SessionForgotten",
     "SessionResponse",
+    "SessionRestored",
     "SubscribeResponse",
+    "SubscriptionRefused",
     "Suspended",
     "UnknownCommandResponse",
     "UnknownMessage",
@@ -361,3 +366,38 @@ class LoggedOut(FleetFreedomEvent):
 
     def __repr__(self) -> str:
         return redacted_repr(self, ("ghost_id",))
+
+
+# -- the client's session lifecycle -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SessionForgotten(_session.SessionForgotten, FleetFreedomEvent):
+    """``connectionResponse`` 7/8 after a resume, or a command answered 7/8 while logged in:
+    the server forgot the session.  ``relogin``: the core logs in again with its credentials."""
+
+
+@dataclass(slots=True)
+class SessionRestored(_session.SessionRestored, FleetFreedomEvent):
+    """Logged in again; the held subscriptions (``resubscribed`` companies) went out once."""
+
+
+@dataclass(slots=True)
+class SessionFinished(_session.SessionFinished, FleetFreedomEvent):
+    """The session ended for good: logout, ``sessionEnded``, a refused session or login."""
+
+
+@dataclass(slots=True)
+class SubscriptionRefused(FleetFreedomEvent):
+    """Part of a ``subscribe`` the server refused, for one company.
+
+    ``reason`` is ``denied`` (no permission for these types in this company), ``invalid``
+    (unknown type names) or ``error`` (the whole command failed: ``error_code`` says why).
+    Refused types are not held, so they are not replayed after a reconnect.
+    """
+
+    company: object
+    types: list[str]
+    reason: str
+    error_code: ErrorCode | int | None = None
+    req_id: object = None

@@ -9,11 +9,15 @@ left out of equality so that a server-built value and its parsed copy compare eq
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import _session as _session
 from .._core import Event
 from .._redact import redacted_repr
 from ._models import Action, SourceState
+
+if TYPE_CHECKING:
+    from ._auth import AuthRequest
 
 __all__ = [
     "ActionReceived",
@@ -23,12 +27,17 @@ __all__ = [
     "InvalidMessage",
     "IotMonitorEvent",
     "LifecycleEvent",
+    "LoginRequested",
     "LogoutEvent",
     "ReadingsBatchEvent",
+    "SessionFinished",
+    "SessionForgotten",
+    "SessionRestored",
     "StateBatchEvent",
     "StateEvent",
     "SubscribeResponse",
     "SubscriptionResult",
+    "TrackersRefused",
     "UnknownMessage",
     "UnsubscribeResponse",
 ]
@@ -161,6 +170,46 @@ class InvalidMessage(ITrackEvent):
 
     def __repr__(self) -> str:
         return redacted_repr(self)
+
+
+# -- the client's session lifecycle -----------------------------------------------------
+
+
+@dataclass(slots=True)
+class LoginRequested(ITrackEvent):
+    """The client needs a fresh hash: perform ``request`` (``user/auth`` over HTTP) and
+    hand the answer to :meth:`~trackwire.ITrackClient.login_succeeded` or
+    :meth:`~trackwire.ITrackClient.login_failed`.  The drivers do this by themselves."""
+
+    request: AuthRequest
+    attempt: int = 1
+    """1 for the first try after the session was forgotten, 2 after one failure, …"""
+
+
+@dataclass(slots=True)
+class SessionForgotten(_session.SessionForgotten, ITrackEvent):
+    """An action was answered 3 (wrong hash) or 4 (session ended): the server no longer
+    knows the hash.  ``relogin``: a :class:`LoginRequested` follows."""
+
+
+@dataclass(slots=True)
+class SessionRestored(_session.SessionRestored, ITrackEvent):
+    """A fresh hash arrived; ``resubscribed`` actions went out again with it, each once."""
+
+
+@dataclass(slots=True)
+class SessionFinished(_session.SessionFinished, ITrackEvent):
+    """The session ended for good: ``logout``, a refused ``user/auth``, no credentials."""
+
+
+@dataclass(slots=True)
+class TrackersRefused(ITrackEvent):
+    """Trackers of a subscribe answer that will send no states: ``trackers`` maps each id to
+    its status (``blocked``, ``unknown``, ``disallowed``, or ``failed`` when the server said
+    ``success: false`` for the whole event type)."""
+
+    event_type: str
+    trackers: dict[int, str]
 
 
 # -- server side -------------------------------------------------------------------------
