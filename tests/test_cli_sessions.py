@@ -207,7 +207,7 @@ def test_session_ttl_must_be_positive() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2
-    assert "not a positive number of seconds" in done.stderr
+    assert "--session-ttl: expected a positive number" in done.stderr
 
 
 # -- the asyncio and blocking drivers against a killed and restarted process ------------------
