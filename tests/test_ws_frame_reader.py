@@ -102,6 +102,7 @@ def server_frames(draw: st.DrawFn) -> bytes:
                 "big",
                 "badutf8",
                 "fragments",
+                "manyfragments",
                 "binary",
                 "ping",
                 "pong",
@@ -128,6 +129,14 @@ def server_frames(draw: st.DrawFn) -> bytes:
     if kind == "fragments":
         cut = draw(st.integers(0, len(text)))
         return frame(0x01, text[:cut]) + frame(0x80, text[cut:])
+    if kind == "manyfragments":
+        # Cut anywhere, inside characters too; binary ones when the draw says so.
+        cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=6)))
+        pieces = [text[a:b] for a, b in itertools.pairwise([0, *cuts, len(text)])]
+        opcode = draw(st.sampled_from([0x01, 0x02]))
+        firsts = [opcode] + [0x00] * (len(pieces) - 1)
+        firsts[-1] |= 0x80
+        return b"".join(frame(f, p) for f, p in zip(firsts, pieces, strict=True))
     if kind == "binary":
         return frame(0x82, text)
     if kind == "ping":
