@@ -123,7 +123,7 @@ def test_a_message_in_one_character_frames_costs_each_frame_its_own_length(
         assert decoder.feed(rest) == []
         most = max(most, len(decoder._pieces))
     assert decoder.feed(rest + "3|end") == [message, "end"]
-    assert decoder.scans == 2  # the first frame, and the rest of the last one
+    assert decoder.scans <= 2  # at most the first frame, and the rest of the last one
     assert most <= _bound(frames)
     assert not decoder.pending
 

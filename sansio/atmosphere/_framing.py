@@ -269,10 +269,9 @@ class TrackMessageSizeDecoder:
 
     def reset(self) -> None:
         """Forget the carry-over (a new connection, or corruption)."""
+        # _size, _body and _compact_at are set whenever _pieces is filled again.
         self._pieces = []
-        self._size = 0
         self._need = 0
-        self._compact_at = WIDTH
 
     def feed(self, frame: str) -> list[str]:
         """The complete messages ``frame`` finishes, in order (possibly none)."""
@@ -296,29 +295,59 @@ class TrackMessageSizeDecoder:
                 return []
             # This frame completes the pending message: join once.
             pieces[0] = pieces[0][self._body :]
+            self._pieces = []
+            self._need = 0
             if size == need:
                 pieces.append(frame)
-                self.reset()
                 return ["".join(pieces)]
             pieces.append(frame[:need])
             messages = ["".join(pieces)]
-            self.reset()
             # What follows is read on, as the rest of the same text would be: with no
             # delimiter in it, it becomes the carry-over, not a raw message.
             self._scan(frame, need, frame.find(self.delimiter, need), messages)
             return messages
         if self._pieces:
+            # A carry-over whose length was not read: joined to the frame and read again,
+            # as the real client does (it cannot grow: see the class docstring).
             data = _join_surrogates(self.partial, frame)
-        else:
-            data = frame
-        pos = data.find(self.delimiter)
+            pos = data.find(self.delimiter)
+            if pos < 0:
+                # No delimiter anywhere: atmosphere.js hands the text over as one message
+                # and leaves the carry-over buffer as it was (so a pending partial is
+                # delivered glued to this frame, and stays pending).
+                return [data]
+            found: list[str] = []
+            self._scan(data, 0, pos, found)
+            return found
+        delimiter = self.delimiter
+        pos = frame.find(delimiter)
         if pos < 0:
-            # No delimiter anywhere: atmosphere.js hands the text over as one message and
-            # leaves the carry-over buffer as it was (so a pending partial is delivered glued
-            # to this frame, and stays pending).
-            return [data]
-        found: list[str] = []
-        self._scan(data, 0, pos, found)
+            return [frame]  # no delimiter: delivered raw (see above)
+        # The usual frames first, without the loop: one whole message, or the start of one.
+        head = frame[:pos]
+        if head.isdigit() and len(head) < self._short:
+            base = _SIZEOF_BASE
+            if frame.isascii() or (
+                head.isascii()
+                and base is not None  # _narrow(frame), inlined: units are characters
+                and frame.__sizeof__() - 4 * len(frame) < base + 4
+            ):
+                size = len(frame)
+                body = pos + len(delimiter)
+                end = body + int(head)
+                if end == size:
+                    return [frame[body:]]
+                if end > size:
+                    if size > self._max_size:
+                        self._over(size)
+                    self._pieces = [frame]
+                    self._size = size
+                    self._need = end - size
+                    self._body = body
+                    self._compact_at = WIDTH
+                    return []
+        found = []
+        self._scan(frame, 0, pos, found)
         return found
 
     def _feed_text(self, frame: str, need: int) -> list[str]:
@@ -391,22 +420,35 @@ class TrackMessageSizeDecoder:
         need = 0
         body = 0
         size = len(data)
-        ascii_data = data.isascii()
-        if ascii_data or _bmp(data):
-            # Units and characters agree.  A length of fewer digits than the limit has is
-            # under it: int() of a few ASCII digits (isdigit() on ASCII text) is all it takes.
-            short = self._short
-            find = data.find
+        short = self._short
+        find = data.find
+        if data.isascii():
+            # The usual case.  A length of fewer digits than the limit has is under it: int()
+            # of a few ASCII digits (isdigit() on ASCII text is [0-9]+) is all it takes.
             while pos >= 0:
                 head = data[start:pos]
-                if head.isdigit() and len(head) < short and (ascii_data or head.isascii()):
-                    length = int(head)
-                else:
-                    length = self._length(head)
                 body = pos + step
-                end = body + length
+                if head.isdigit() and len(head) < short:
+                    end = body + int(head)
+                else:
+                    end = body + self._length(head)
                 if end > size:
                     need = end - size  # incomplete: wait for the next frame
+                    break
+                append(data[body:end])
+                start = end
+                pos = find(delimiter, end)
+        elif _bmp(data):
+            # Units and characters agree here too; a length must be ASCII digits.
+            while pos >= 0:
+                head = data[start:pos]
+                body = pos + step
+                if head.isdigit() and len(head) < short and head.isascii():
+                    end = body + int(head)
+                else:
+                    end = body + self._length(head)
+                if end > size:
+                    need = end - size
                     break
                 append(data[body:end])
                 start = end
@@ -442,4 +484,5 @@ class TrackMessageSizeDecoder:
             self._body = body - start
             self._compact_at = WIDTH
         else:
-            self.reset()
+            self._pieces = []
+            self._need = 0
