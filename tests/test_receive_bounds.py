@@ -223,6 +223,14 @@ def test_lengths_up_to_the_limit_are_read_with_the_limit_checked() -> None:
         decoder.feed("100|" + "z" * 100)
 
 
+def test_a_negative_limit_admits_no_length_and_the_delimiter_is_not_empty() -> None:
+    decoder = TrackMessageSizeDecoder(max_size=-1)
+    with pytest.raises(RemoteProtocolError, match="length 1 exceeds the limit of -1"):
+        decoder.feed("1|a")
+    with pytest.raises(ValueError, match="delimiter"):
+        TrackMessageSizeDecoder("")
+
+
 def test_a_client_given_a_huge_length_fails_with_a_protocol_error() -> None:
     client = AtmosphereClient("ws://h/p", track_message_length=True)
     client.connection_made(0.0)

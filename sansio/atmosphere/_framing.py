@@ -251,7 +251,7 @@ class TrackMessageSizeDecoder:
         self._max_size = value
         # A length of fewer digits than the limit is under it: the loop reads such lengths
         # with int() alone (bounded: fewer than len(str(value)) ASCII digits).
-        self._short = len(str(value))
+        self._short = len(str(value)) if value >= 0 else 0
 
     @property
     def partial(self) -> str:
