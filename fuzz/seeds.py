@@ -179,6 +179,16 @@ def seeds() -> dict[str, list[bytes]]:
             frames(0, ["300|" + "y" * 100, "z" * 100, "w" * 100]),
             frames(1, ["hello", "\U0001f600 astral", "", "a", b"\x01\x02\x03\x05\x07"]),
             frames(2, ["5::hello3::abc", "2::x"]),
+            # Non-ASCII and astral text one character per frame; a length of 4,301 digits.
+            frames(0, ["40|\u00e9", *"\u00e9a\u20ac" * 12, "\U0001f600" * 3]),
+            frames(0, ["1" * 4301 + "|x", "0" * 50 + "2|ok", "\u0663|x"]),
+            frames(
+                2,  # UTF-16 frames: a surrogate pair cut between two of them
+                [
+                    t.encode("utf-16-le", "surrogatepass")
+                    for t in ("20|\ud83d", "\ude00\ude00", "x" * 30)
+                ],
+            ),
         ],
         "itrack_messages": [
             frames(0, itrack_texts),
@@ -255,6 +265,15 @@ def seeds() -> dict[str, list[bytes]]:
                 ],
             ),
             frames(4, [b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + b"h" * 600 + b"\r\n\r\n"]),
+            # Content-Length and Transfer-Encoding together, and a request smuggled behind.
+            frames(
+                0,
+                [
+                    b"POST /v2/user/auth HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                    b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+                ],
+            ),
         ],
         "itrack_auth": [
             frames(0, [response % len(auth_ok) + auth_ok]),

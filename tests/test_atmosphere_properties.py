@@ -174,6 +174,34 @@ def test_decoder_reads_any_frames_as_atmosphere_js_does(
         assert decoder.pending == bool(partial)
 
 
+@settings(max_examples=200)
+@given(st.lists(stream_chunk, min_size=1, max_size=6), st.data())
+def test_decoder_reads_frames_of_a_few_units_as_atmosphere_js_does(
+    chunks: list[str], data: st.DataObject
+) -> None:
+    # Frames of 1 to 3 units: far more frames than pieces the decoder keeps before it
+    # compacts its carry-over (trackwire._pieces), split inside surrogate pairs too.
+    long = data.draw(tricky_text.filter(bool).map(lambda t: t * 8))
+    stream = _units("".join(chunks) + encode_message(long) + "".join(chunks))
+    sizes = data.draw(st.lists(st.integers(1, 3), min_size=len(stream), max_size=len(stream)))
+    bounds = list(itertools.accumulate(sizes, initial=0))
+    bounds = [b for b in bounds if b < len(stream)] + [len(stream)]
+    decoder = TrackMessageSizeDecoder()
+    partial: list[int] = []
+    for start, end in itertools.pairwise(bounds):
+        frame = stream[start:end]
+        try:
+            expected, partial = _js_track_message_size(partial, frame)
+        except RemoteProtocolError:
+            with pytest.raises(RemoteProtocolError):
+                decoder.feed(_text(frame))
+            return
+        got = decoder.feed(_text(frame))
+        assert [_units(m) for m in got] == expected
+        assert decoder.pending == bool(partial)
+    assert _units(decoder.partial) == partial
+
+
 def test_a_message_in_one_character_frames_is_joined_once_whole() -> None:
     body = "x" * 5000
     decoder = TrackMessageSizeDecoder()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 VERDICTS = {"ok", "MISSED", "info"}
+ALONE = "atmosphere client alone (no JSON): 1 msg/frame, TMS on"
+"""One timed case (its non-ASCII sibling has "non-ASCII" before "TMS")."""
 
 
 def run(*args: str) -> str:
@@ -33,7 +35,7 @@ def test_list_names_every_case_group() -> None:
 
 def test_quick_timed_case_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    table = run("--quick", "--only", "atmosphere client alone", "--json", str(out))
+    table = run("--quick", "--only", ALONE, "--json", str(out))
     assert "atmosphere client alone" in table.splitlines()[1]
     payload = json.loads(out.read_text())
     assert payload["quick"] is True
@@ -50,7 +52,7 @@ def test_quick_timed_case_writes_json(tmp_path: Path) -> None:
 
 def test_markdown_renders_a_saved_run(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    run("--quick", "--only", "atmosphere client alone", "--json", str(out))
+    run("--quick", "--only", ALONE, "--json", str(out))
     lines = run("--markdown", str(out)).splitlines()
     assert lines[0] == "| case | ours | baseline | base | ratio | target | verdict |"
     (row,) = lines[2:]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
@@ -101,6 +102,7 @@ def server_frames(draw: st.DrawFn) -> bytes:
                 "big",
                 "badutf8",
                 "fragments",
+                "manyfragments",
                 "binary",
                 "ping",
                 "pong",
@@ -127,6 +129,14 @@ def server_frames(draw: st.DrawFn) -> bytes:
     if kind == "fragments":
         cut = draw(st.integers(0, len(text)))
         return frame(0x01, text[:cut]) + frame(0x80, text[cut:])
+    if kind == "manyfragments":
+        # Cut anywhere, inside characters too; binary ones when the draw says so.
+        cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=6)))
+        pieces = [text[a:b] for a, b in itertools.pairwise([0, *cuts, len(text)])]
+        opcode = draw(st.sampled_from([0x01, 0x02]))
+        firsts = [opcode] + [0x00] * (len(pieces) - 1)
+        firsts[-1] |= 0x80
+        return b"".join(frame(f, p) for f, p in zip(firsts, pieces, strict=True))
     if kind == "binary":
         return frame(0x82, text)
     if kind == "ping":
@@ -242,17 +252,62 @@ def test_frames_after_the_handshake_in_the_same_read_reach_the_reader() -> None:
     assert stack._quick
 
 
-def test_a_frame_only_wsproto_reads_in_pieces_hands_over_for_good() -> None:
+def _wsproto_calls(stack: ClientStack[Any]) -> list[bytes]:
+    """Record what the stack gives wsproto from now on (wsproto still reads it)."""
+    conn = stack._conn
+    assert conn is not None
+    calls: list[bytes] = []
+    receive = conn.receive_data
+
+    def spy(data: bytes | None) -> None:
+        calls.append(b"" if data is None else bytes(data))
+        receive(data)
+
+    conn.receive_data = spy  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_binary_frame_read_in_pieces_leaves_the_hot_path_on() -> None:
+    """Issue 17: a data frame split across reads sent the stack to wsproto for good."""
     with mock.patch("wsproto.handshake.generate_nonce", return_value=NONCE):
         stack = _open(ClientStack, accept_binary=True)
     stack.receive(_response(stack.data_to_send()), 1.0)
     stack.events()
+    calls = _wsproto_calls(stack)
     binary = frame(0x82, b"12345")
     stack.receive(binary[:3], 1.0)
-    assert not stack._quick  # wsproto now holds part of a frame: it reads from here on
+    assert stack._quick
+    assert stack._held == b""  # wsproto reads a data frame's payload as it comes
+    assert calls == [binary[:3]]
     stack.receive(binary[3:] + frame(0x81, b"after"), 1.0)
     assert [type(e).__name__ for e in stack.events()] == ["BinaryMessage", "Got"]
+    assert calls == [binary[:3], binary[3:]]  # "after" took the hot path
+    stack.receive(frame(0x81, b"next"), 1.0)
+    assert stack.events() == [Got("next")]
+    assert len(calls) == 2
     assert stack.state is StackState.OPEN
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 5, 9])
+def test_a_fragmented_message_split_across_reads_gives_the_hot_path_back(cut: int) -> None:
+    """Once wsproto stands at a frame boundary with no message assembling, whole text
+    frames go straight to the core again; a cut inside a head waits in the reader."""
+    with mock.patch("wsproto.handshake.generate_nonce", return_value=NONCE):
+        stack = _open(ClientStack)
+    stack.receive(_response(stack.data_to_send()), 1.0)
+    stack.events()
+    calls = _wsproto_calls(stack)
+    fragments = frame(0x01, b"frag") + frame(0x00, b"men") + frame(0x80, b"ted")
+    stack.receive(fragments[:cut], 1.0)
+    stack.receive(fragments[cut:], 1.0)
+    assert stack.events() == [Got("fragmented")]
+    assert stack._quick
+    assert stack._fast
+    assert b"".join(calls) == fragments
+    before = len(calls)
+    stack.receive(frame(0x81, b"one") + frame(0x81, b"two"), 1.0)
+    assert stack.events() == [Got("one"), Got("two")]
+    assert len(calls) == before  # the reader's hot path, wsproto untouched
 
 
 def _pair(**options: Any) -> tuple[ClientStack[Any], ClientStack[Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from .._errors import RemoteProtocolError
+from .._pieces import WIDTH, compact
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -40,9 +41,48 @@ def js_trim(text: str) -> str:
 
 def utf16_len(text: str) -> int:
     """Length of ``text`` in UTF-16 code units (``String.length`` in JavaScript)."""
-    if text.isascii():
+    if text.isascii() or _bmp(text):
         return len(text)
-    return len(text) + sum(1 for ch in text if ch > "\uffff")
+    return _units(text)
+
+
+def _units(text: str) -> int:
+    """UTF-16 units of any text (a lone surrogate is one), read in one C-level pass."""
+    return len(text.encode("utf-16-le", "surrogatepass")) >> 1
+
+
+def _sizeof_base() -> int | None:
+    """What ``str.__sizeof__`` adds to the characters of a compact non-ASCII string, when
+    this interpreter lays strings out as CPython does (PEP 393); ``None`` otherwise."""
+    try:
+        base = "\U00010000".__sizeof__() - 8
+        layout = (("\U00010000" * 3, 16), ("\u0100" * 3, 8), ("\u00e9" * 3, 4))
+        if all(text.__sizeof__() == base + size for text, size in layout):
+            return base
+    except (AttributeError, TypeError):  # pragma: no cover - other interpreters
+        pass
+    return None  # pragma: no cover - other interpreters
+
+
+_SIZEOF_BASE = _sizeof_base()
+
+
+def _narrow(text: str) -> bool:
+    """``text`` is stored in fewer than 4 bytes per character, so it has no character
+    beyond U+FFFF: its length in units is ``len(text)``.  ``False`` means "not known".
+
+    CPython stores a string in 1, 2 or 4 bytes per character, the fewest its widest
+    character needs (PEP 393), and ``__sizeof__`` tells which without reading the text.
+    (Cached UTF-8 can make a narrow string look wide; that only sends it to the exact
+    count.)
+    """
+    base = _SIZEOF_BASE
+    return base is not None and text.__sizeof__() - 4 * len(text) < base + 4
+
+
+def _bmp(text: str) -> bool:
+    """``text`` holds no character beyond U+FFFF (in O(1) on CPython, else one C pass)."""
+    return _narrow(text) or _units(text) == len(text)
 
 
 def encode_message(message: str, delimiter: str = "|") -> str:
@@ -65,11 +105,26 @@ def _join_surrogates(left: str, right: str) -> str:
 
 # JavaScript's ToNumber on a string (used by atmosphere.js as ``+str``): surrounding
 # whitespace is ignored, "" is 0, and decimal, exponent, hex, octal and binary spellings count.
+# Digits are ASCII only (re.ASCII): JavaScript reads no other digits.
 _JS_NUMBER = re.compile(
     r"(?P<dec>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|0[xX](?P<hex>[0-9a-fA-F]+)|0[oO](?P<oct>[0-7]+)|0[bB](?P<bin>[01]+)"
-    r"|(?P<inf>[+-]?Infinity)"
+    r"|(?P<inf>[+-]?Infinity)",
+    re.ASCII,
 )
+
+_HUGE = 1 << 53
+"""Lengths are read up to here (JavaScript's exact integers); longer ones count as this,
+which is over any limit a decoder can have."""
+_BASE_DIGITS = {"hex": (16, 14), "oct": (8, 18), "bin": (2, 54)}
+"""Base, and the most digits (after leading zeros) worth converting: more reach _HUGE."""
+
+
+def _bounded_int(digits: str, base: int, most: int) -> int:
+    """``int(digits, base)`` capped at _HUGE, never converting more than ``most`` digits."""
+    if len(digits) > most:
+        return _HUGE
+    return min(int(digits, base), _HUGE) if digits else 0
 
 
 def _length_of(head: str) -> int:
@@ -78,22 +133,21 @@ def _length_of(head: str) -> int:
     atmosphere.js converts with unary plus and only rejects ``NaN``.  Of the other numbers it
     accepts, negative lengths make it slice garbage (or loop until out of memory) and
     ``Infinity`` stalls the stream for good, so those are corruption here too; fractions are
-    truncated as ``String.prototype.substring`` does.
+    truncated as ``String.prototype.substring`` does.  However many digits ``head`` has, the
+    work is linear in it: lengths of 2**53 and more are returned as 2**53.
     """
-    if head.isdigit() and head.isascii():
-        return int(head)
+    if head.isascii() and head.isdigit():  # ASCII text: isdigit() is exactly [0-9]+
+        return _bounded_int(head.lstrip("0"), 10, 16)
     text = js_trim(head)
     if not text:
         return 0
     match = _JS_NUMBER.fullmatch(text)
     if match is None:
         raise RemoteProtocolError(f"message length {head[:40]!r} is not a number")
-    if match["hex"] is not None:
-        return int(match["hex"], 16)
-    if match["oct"] is not None:
-        return int(match["oct"], 8)
-    if match["bin"] is not None:
-        return int(match["bin"], 2)
+    for group, (base, most) in _BASE_DIGITS.items():
+        spelled = match[group]
+        if spelled is not None:
+            return _bounded_int(spelled.lstrip("0"), base, most)
     if match["inf"] is not None:
         raise RemoteProtocolError(f"message length {head[:40]!r} is infinite")
     value = float(match["dec"])
@@ -101,7 +155,7 @@ def _length_of(head: str) -> int:
         raise RemoteProtocolError(f"message length {head[:40]!r} is negative")
     if value != value or value == float("inf"):
         raise RemoteProtocolError(f"message length {head[:40]!r} is out of range")
-    return int(value)
+    return min(int(value), _HUGE)
 
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
@@ -149,25 +203,55 @@ class TrackMessageSizeDecoder:
     looking for the delimiter; a frame that (with the pending text) holds no delimiter is
     delivered raw; a length that is not a number is stream corruption.
 
-    The carry-over is kept as a list of pieces.  While the pending message's length is known
-    and its text is ASCII, a frame that does not complete it is only appended, and the one
-    that does is joined once: a message split over many frames costs each frame O(1) instead
-    of re-joining and re-reading the whole carry-over.
+    Every frame costs time linear in its own length, whatever the text and however the
+    message is cut.  Once the pending message's length was read, the units it still lacks
+    are known: a frame that does not complete it is only counted (in one C-level pass when it
+    has astral characters) and appended, and the one that does is joined once.  The pieces
+    are compacted as they come (:mod:`trackwire._pieces`), so the carry-over holds a number
+    of pieces logarithmic in its length, not one per frame.  A carry-over whose length was
+    not read yet (a prefix cut before its delimiter) is re-read with the next frame as the
+    real client does; it cannot grow that way (a frame without the delimiter is delivered).
     """
 
-    __slots__ = ("_body", "_need", "_pieces", "_size", "delimiter", "max_size")
+    __slots__ = (
+        "_body",
+        "_compact_at",
+        "_max_size",
+        "_need",
+        "_pieces",
+        "_short",
+        "_size",
+        "delimiter",
+    )
 
     def __init__(self, delimiter: str = "|", max_size: int = DEFAULT_MAX_MESSAGE_SIZE):
+        if not delimiter:
+            raise ValueError("the delimiter must not be empty")
         self.delimiter = delimiter
         self.max_size = max_size
         self._pieces: list[str] = []
+        """The carry-over, in pieces (``_pieces[0]`` starts with the pending length)."""
         self._size = 0
         """Characters in ``_pieces``."""
         self._need = 0
-        """Units the pending message still lacks, when known (its header was read and its
-        body so far is ASCII); 0 when nothing is pending or the count is not known."""
+        """Units the pending message still lacks once its length was read; 0 when nothing
+        is pending or its length was not read yet."""
         self._body = 0
         """Where the pending message's body starts in ``_pieces[0]`` (when ``_need``)."""
+        self._compact_at = WIDTH
+        """``_pieces`` is compacted when it holds this many pieces."""
+
+    @property
+    def max_size(self) -> int:
+        """Largest declared length, and largest carry-over in characters."""
+        return self._max_size
+
+    @max_size.setter
+    def max_size(self, value: int) -> None:
+        self._max_size = value
+        # A length of fewer digits than the limit is under it: the loop reads such lengths
+        # with int() alone (bounded: fewer than len(str(value)) ASCII digits).
+        self._short = len(str(value)) if value >= 0 else 0
 
     @property
     def partial(self) -> str:
@@ -175,6 +259,7 @@ class TrackMessageSizeDecoder:
         pieces = self._pieces
         if len(pieces) > 1:
             self._pieces = pieces = ["".join(pieces)]
+            self._compact_at = WIDTH
         return pieces[0] if pieces else ""
 
     @property
@@ -184,118 +269,220 @@ class TrackMessageSizeDecoder:
 
     def reset(self) -> None:
         """Forget the carry-over (a new connection, or corruption)."""
+        # _size, _body and _compact_at are set whenever _pieces is filled again.
         self._pieces = []
-        self._size = 0
         self._need = 0
 
     def feed(self, frame: str) -> list[str]:
         """The complete messages ``frame`` finishes, in order (possibly none)."""
         need = self._need
-        if need and frame.isascii():
+        if need:
+            if not frame.isascii():
+                return self._feed_text(frame, need)
             size = len(frame)
             pieces = self._pieces
             if size < need:
-                if self._size + size <= self.max_size:
-                    # Still short of the declared length: keep the piece, read nothing again.
+                # Still short of the declared length: keep the piece, read nothing again.
+                if size:
+                    total = self._size + size
+                    if total > self._max_size:
+                        self._over(total)
                     pieces.append(frame)
-                    self._size += size
+                    self._size = total
                     self._need = need - size
-                    return []
-            else:
-                # This frame completes the pending message: join once.
-                pieces[0] = pieces[0][self._body :]
-                pieces.append(frame[:need])
-                messages = ["".join(pieces)]
-                self.reset()
-                if size > need:
-                    # What follows is read on, as the rest of the same text would be: with
-                    # no delimiter in it, it becomes the carry-over, not a raw message.
-                    self._scan(frame, need, frame.find(self.delimiter, need), messages)
-                return messages
-        pieces = self._pieces
-        if pieces:
-            partial = pieces[0] if len(pieces) == 1 else "".join(pieces)
-            data = _join_surrogates(partial, frame)
-        else:
-            data = frame
-        pos = data.find(self.delimiter)
+                    if len(pieces) >= self._compact_at:
+                        self._compact_at = compact(pieces, self._compact_at - WIDTH) + WIDTH
+                return []
+            # This frame completes the pending message: join once.
+            pieces[0] = pieces[0][self._body :]
+            self._pieces = []
+            self._need = 0
+            if size == need:
+                pieces.append(frame)
+                return ["".join(pieces)]
+            pieces.append(frame[:need])
+            messages = ["".join(pieces)]
+            # What follows is read on, as the rest of the same text would be: with no
+            # delimiter in it, it becomes the carry-over, not a raw message.
+            self._scan(frame, need, frame.find(self.delimiter, need), messages)
+            return messages
+        if self._pieces:
+            # A carry-over whose length was not read: joined to the frame and read again,
+            # as the real client does (it cannot grow: see the class docstring).
+            data = _join_surrogates(self.partial, frame)
+            pos = data.find(self.delimiter)
+            if pos < 0:
+                # No delimiter anywhere: atmosphere.js hands the text over as one message
+                # and leaves the carry-over buffer as it was (so a pending partial is
+                # delivered glued to this frame, and stays pending).
+                return [data]
+            found: list[str] = []
+            self._scan(data, 0, pos, found)
+            return found
+        delimiter = self.delimiter
+        pos = frame.find(delimiter)
         if pos < 0:
-            # No delimiter anywhere: atmosphere.js hands the text over as one message and
-            # leaves the carry-over buffer as it was (so a pending partial is delivered glued
-            # to this frame, and stays pending).
-            return [data]
-        messages = []
-        self._scan(data, 0, pos, messages)
+            return [frame]  # no delimiter: delivered raw (see above)
+        # The usual frames first, without the loop: one whole message, or the start of one.
+        head = frame[:pos]
+        if head.isdigit() and len(head) < self._short:
+            base = _SIZEOF_BASE
+            if frame.isascii() or (
+                head.isascii()
+                and base is not None  # _narrow(frame), inlined: units are characters
+                and frame.__sizeof__() - 4 * len(frame) < base + 4
+            ):
+                size = len(frame)
+                body = pos + len(delimiter)
+                end = body + int(head)
+                if end == size:
+                    return [frame[body:]]
+                if end > size:
+                    if size > self._max_size:
+                        self._over(size)
+                    self._pieces = [frame]
+                    self._size = size
+                    self._need = end - size
+                    self._body = body
+                    self._compact_at = WIDTH
+                    return []
+        found = []
+        self._scan(frame, 0, pos, found)
+        return found
+
+    def _feed_text(self, frame: str, need: int) -> list[str]:
+        """:meth:`feed` of a non-ASCII frame while ``need`` units are pending."""
+        pieces = self._pieces
+        last = pieces[-1]
+        if "\udc00" <= frame[0] <= "\udfff" and "\ud800" <= last[-1] <= "\udbff":
+            # The sender cut a surrogate pair: the halves meet again as one character.
+            pieces[-1] = _join_surrogates(last, frame[:1])
+            frame = frame[1:]
+            need -= 1
+        units = len(frame) if _narrow(frame) else _units(frame)
+        bmp = units == len(frame)
+        if units < need:
+            if frame:
+                total = self._size + len(frame)
+                if total > self._max_size:
+                    self._over(total)
+                pieces.append(frame)
+                self._size = total
+                if len(pieces) >= self._compact_at:
+                    self._compact_at = compact(pieces, self._compact_at - WIDTH) + WIDTH
+            self._need = need - units
+            return []
+        end = need if bmp else _advance(frame, 0, need)
+        if end < -1:
+            # The length ends inside an astral character: JavaScript would cut the
+            # surrogate pair, so we do the same and keep the low half.
+            cut = -end - 2
+            high, low = _split_astral(frame[cut])
+            tail = frame[:cut] + high
+            frame = low + frame[cut + 1 :]
+            end = 0
+        else:
+            tail = frame[:end]
+        pieces[0] = pieces[0][self._body :]
+        pieces.append(tail)
+        messages = ["".join(pieces)]
+        self.reset()
+        if end < len(frame):
+            self._scan(frame, end, frame.find(self.delimiter, end), messages)
         return messages
+
+    def _over(self, total: int) -> None:
+        self.reset()
+        raise RemoteProtocolError(
+            f"partial message of {total} characters exceeds the limit of {self._max_size}"
+        )
+
+    def _length(self, head: str) -> int:
+        """The length ``head`` declares, checked against the limit; corruption raises."""
+        try:
+            length = _length_of(head)
+        except RemoteProtocolError:
+            self.reset()  # as atmosphere.js: corruption drops the buffer
+            raise
+        if length > self._max_size:
+            self.reset()
+            raise RemoteProtocolError(
+                f"message length {length} exceeds the limit of {self._max_size}"
+            )
+        return length
 
     def _scan(self, data: str, start: int, pos: int, messages: list[str]) -> None:
         """Read messages from ``data[start:]`` (``pos``: the first delimiter at or after
         ``start``, -1 if none) into ``messages``; what is left becomes the carry-over."""
         delimiter = self.delimiter
         step = len(delimiter)
-        max_size = self.max_size
         append = messages.append
         need = 0
         body = 0
-        ascii_data = data.isascii()
-        while pos >= 0:
-            head = data[start:pos]
-            if head.isdigit() and head.isascii():
-                length = int(head)
-            else:
-                try:
-                    length = _length_of(head)
-                except RemoteProtocolError:
-                    self.reset()  # as atmosphere.js: corruption drops the buffer
-                    raise
-            if length > max_size:
-                self.reset()
-                raise RemoteProtocolError(
-                    f"message length {length} exceeds the limit of {max_size}"
-                )
-            body = pos + step
-            end = body + length
-            if ascii_data:
-                # The usual case: ASCII text, where units and characters agree.
-                if end > len(data):
-                    need = end - len(data)
-                    break  # incomplete: wait for the next frame
+        size = len(data)
+        short = self._short
+        find = data.find
+        if data.isascii():
+            # The usual case.  A length of fewer digits than the limit has is under it: int()
+            # of a few ASCII digits (isdigit() on ASCII text is [0-9]+) is all it takes.
+            while pos >= 0:
+                head = data[start:pos]
+                body = pos + step
+                if head.isdigit() and len(head) < short:
+                    end = body + int(head)
+                else:
+                    end = body + self._length(head)
+                if end > size:
+                    need = end - size  # incomplete: wait for the next frame
+                    break
                 append(data[body:end])
                 start = end
-            else:
-                chunk = data[body:end]
-                if chunk.isascii():
-                    if len(chunk) < length:
-                        need = length - len(chunk)
-                        break
-                    append(chunk)
-                    start = end
+                pos = find(delimiter, end)
+        elif _bmp(data):
+            # Units and characters agree here too; a length must be ASCII digits.
+            while pos >= 0:
+                head = data[start:pos]
+                body = pos + step
+                if head.isdigit() and len(head) < short and head.isascii():
+                    end = body + int(head)
                 else:
-                    end = _advance(data, body, length)
-                    if end == -1:
-                        break
-                    if end < -1:
-                        # The length ends inside an astral character: JavaScript would cut
-                        # the surrogate pair, so we do the same and keep the low half.
-                        cut = -end - 2
-                        high, low = _split_astral(data[cut])
-                        append(data[body:cut] + high)
-                        data = low + data[cut + 1 :]
-                        start = 0
-                    else:
-                        append(data[body:end])
-                        start = end
-            pos = data.find(delimiter, start)
+                    end = body + self._length(head)
+                if end > size:
+                    need = end - size
+                    break
+                append(data[body:end])
+                start = end
+                pos = find(delimiter, end)
+        else:
+            while pos >= 0:
+                length = self._length(data[start:pos])
+                body = pos + step
+                end = _advance(data, body, length)
+                if end == -1:
+                    need = length - _units(data[body:])
+                    break
+                if end < -1:
+                    # The length ends inside an astral character: JavaScript would cut
+                    # the surrogate pair, so we do the same and keep the low half.
+                    cut = -end - 2
+                    high, low = _split_astral(data[cut])
+                    append(data[body:cut] + high)
+                    data = low + data[cut + 1 :]
+                    size = len(data)
+                    start = 0
+                else:
+                    append(data[body:end])
+                    start = end
+                pos = data.find(delimiter, start)
         rest = data[start:] if start else data
-        if len(rest) > max_size:
-            self.reset()
-            raise RemoteProtocolError(
-                f"partial message of {len(rest)} characters exceeds the limit of {max_size}"
-            )
+        if len(rest) > self._max_size:
+            self._over(len(rest))
         if rest:
             self._pieces = [rest]
             self._size = len(rest)
             self._need = need
             self._body = body - start
+            self._compact_at = WIDTH
         else:
-            self.reset()
+            self._pieces = []
+            self._need = 0

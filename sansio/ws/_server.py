@@ -134,6 +134,12 @@ def _is_websocket_upgrade(request: h11.Request) -> bool:
     return False
 
 
+def _framed_twice(request: h11.Request) -> bool:
+    """The request has both ``Content-Length`` and ``Transfer-Encoding``."""
+    names = {name for name, _ in request.headers}
+    return b"content-length" in names and b"transfer-encoding" in names
+
+
 _SPENT = h11.Connection(h11.SERVER)
 """The parser every upgraded connection keeps in place of its own (a few KiB each)."""
 
@@ -236,6 +242,12 @@ class ServerStack(StackBase[CoreT]):
             if isinstance(event, h11.Request):
                 self._in_request = True
                 self._request = event
+                if _framed_twice(event):
+                    # RFC 9112 §6.1: such a request may be read as chunked only if the
+                    # connection closes after it; refusing it (400, then close) leaves no
+                    # way to smuggle a second request past a proxy that read the length.
+                    self._bad_request(400, "request has both Content-Length and Transfer-Encoding")
+                    return
                 self._body = []
                 self._body_len = 0
                 if conn.they_are_waiting_for_100_continue:

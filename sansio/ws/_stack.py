@@ -17,6 +17,7 @@ from wsproto.events import Event as WsprotoEvent
 
 from .._core import Core, Event, EventQueue, StateMachine
 from .._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .._pieces import WIDTH, compact
 from ._events import BinaryMessage, Connected, ConnectionClosed, PongReceived
 from ._frames import BAD, CLOSE, INCOMPLETE, TEXT, frame_bounds, holdable
 from ._state import TRANSITIONS, StackState, _Input
@@ -84,7 +85,9 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
         "_now",
         "_out",
         "_parts",
+        "_parts_at",
         "_parts_len",
+        "_passing",
         "_quick",
         "accept_binary",
         "close_timeout",
@@ -130,12 +133,17 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
         """``_deliver`` and no fragmented message being assembled: the hot path applies."""
         self._parts: list[Any] = []
         self._parts_len = 0
+        self._parts_at = WIDTH
+        """``_parts`` is compacted when it holds this many pieces (see ``trackwire._pieces``)."""
         self._quick = False
         """The stack's own frame reader runs in front of wsproto (see :meth:`_read_frames`)."""
         self._held: bytes | bytearray = b""
         """The start of a frame the reader waits to have whole."""
         self._checked = 0
         """Payload bytes of the held text frame whose UTF-8 was checked."""
+        self._passing = 0
+        """Bytes still to come of a data frame that wsproto reads as it arrives: the reader
+        passes them on, then reads on from the frame's end."""
         self._close_info: ConnectionClosed | None = None
         """The close this side started (kept until the peer answers or the stream ends)."""
 
@@ -331,10 +339,27 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
         wsproto whole frames only (a run of them in one call, as they came), so wsproto
         never holds part of a frame between two reads.  A frame waits here, incomplete,
         only where wsproto would not react to part of it sooner than to all of it: control
-        frames, and text frames, whose UTF-8 is checked as it arrives.  Anything else -- a
-        header wsproto rejects, an incomplete binary or fragment frame, a frame over the size
+        frames, and text frames, whose UTF-8 is checked as it arrives; and the head of any
+        frame.  A data frame that is not whole (binary, or a fragment) goes to wsproto as its
+        bytes come, as wsproto reads payload as it arrives; the reader knows where the frame
+        ends and reads on from there, so that the hot path is back as soon as no message is
+        being assembled.  Anything else -- a header wsproto rejects, a frame over the size
         limit -- goes to wsproto with all that follows, and wsproto reads on from there.
         """
+        passing = self._passing
+        if passing:
+            # The rest of a data frame wsproto is reading, then the frames after it.
+            if passing >= len(data):
+                self._passing = passing - len(data)
+                self._wsproto_frames(data, now)
+                return
+            self._passing = 0
+            try:
+                self._wsproto_frames(data[:passing], now)
+            except BaseException:
+                self._follow(data, passing)
+                raise
+            data = data[passing:]
         held = self._held
         resume = self._checked if held else 0
         self._checked = 0
@@ -402,8 +427,23 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
             return self._hand_over(buf, pos, now), None
         first = buf[pos]
         split = start + checked if first == TEXT and start >= 0 else 0
-        if start == INCOMPLETE or end > size:
-            if not holdable(first) or (first == TEXT and not self._fast):
+        if start == INCOMPLETE:
+            # A head cut short: wsproto reacts to no part of a head sooner than to all of it
+            # (frame_bounds refused what it would reject in the first two bytes).
+            return -1, None
+        if end > size:
+            if not holdable(first):
+                # A data frame wsproto reads as its payload arrives: it gets what is here,
+                # and the rest as it comes (see _read_frames); the reader reads on after it.
+                self._passing = end - size
+                try:
+                    self._wsproto_frames(bytes(buf[pos:size]), now)
+                except BaseException:
+                    self._passing = 0
+                    self._follow(buf, size)  # the core raised: wsproto reads on alone
+                    raise
+                return size, None
+            if first == TEXT and not self._fast:
                 return self._hand_over(buf, pos, now, split), None
             if split:
                 # wsproto would check this text's UTF-8 as it arrives: so do we.
@@ -423,19 +463,15 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
             if checked:
                 # Brought in part by earlier reads, now whole while a close is under way.
                 return self._hand_over(buf, pos, now, split), None
-        # A whole frame for wsproto, with the whole frames after it, in one call.  A close
-        # frame ends the WebSocket: wsproto takes what follows it in the same call too.
+        # A whole frame for wsproto, with the whole frames after it, in one call (a frame
+        # not whole yet is left for the next turn of the reader's loop).  A close frame ends
+        # the WebSocket: wsproto takes what follows it in the same call too.
         if first == CLOSE:
             return self._hand_over(buf, pos, now), None
         last = end
         while last < size:
             start, end = frame_bounds(buf, last, limit)
-            first = buf[last]
-            if (
-                start == BAD
-                or first == CLOSE
-                or ((start == INCOMPLETE or end > size) and not holdable(first))
-            ):
+            if start == BAD or buf[last] == CLOSE:
                 return self._hand_over(buf, pos, now), None
             if start == INCOMPLETE or end > size:
                 break
@@ -525,18 +561,27 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
             self._close_frame(event, now)
 
     def _assemble(self, event: TextMessage | BytesMessage) -> None:
-        """Collect a fragmented (or over-long) message, enforcing the size limit on the way."""
+        """Collect a fragmented (or over-long) message, enforcing the size limit on the way.
+
+        The pieces are compacted as they come (:func:`trackwire._pieces.compact`): however
+        the peer cuts a message, it is held in a number of pieces logarithmic in its size,
+        not one object per fragment (empty pieces are not kept at all)."""
         parts = self._parts
-        parts.append(event.data)
-        self._parts_len += len(event.data)
-        if self._parts_len > self.max_message_size:
-            self._refuse(_MESSAGE_TOO_BIG, f"message over {self.max_message_size} long")
-            return
+        data = event.data
+        if data:
+            self._parts_len += len(data)
+            if self._parts_len > self.max_message_size:
+                self._refuse(_MESSAGE_TOO_BIG, f"message over {self.max_message_size} long")
+                return
+            parts.append(data)
+            if len(parts) >= self._parts_at:
+                self._parts_at = compact(parts, self._parts_at - WIDTH) + WIDTH
         if not event.message_finished:
             self._fast = False
             return
         self._parts = []
         self._parts_len = 0
+        self._parts_at = WIDTH
         self._fast = True
         if isinstance(event, TextMessage):
             text = parts[0] if len(parts) == 1 else "".join(parts)
@@ -608,6 +653,7 @@ class StackBase(EventQueue[Event], Generic[CoreT]):
         self._deliver = self._fast = False
         self._parts.clear()
         self._parts_len = 0
+        self._parts_at = WIDTH
         self._deadline = self._now + self.close_timeout
 
     def _end(self, info: ConnectionClosed, now: float) -> None:
