@@ -167,6 +167,35 @@ def test_a_non_ascii_message_is_not_scanned_for_astral_characters(
     assert utf16_len(body) == len(body)
 
 
+def test_the_client_takes_a_whole_non_ascii_message_without_its_decoder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: a whole message with an ``é`` costs what an ASCII one costs: the client
+    delivers it itself, as it does ASCII text; astral text still goes to the decoder."""
+    if _framing._SIZEOF_BASE is None:  # pragma: no cover - not CPython's string layout
+        pytest.skip("this interpreter does not lay strings out as CPython does")
+    client = AtmosphereClient("http://127.0.0.1/x", track_message_length=True)
+    client.connection_made(0.0)
+    client.receive(encode_message("abc|1000|X|"), 0.0)
+    client.events()
+    fed: list[str] = []
+    real = TrackMessageSizeDecoder.feed
+
+    def feed(self: TrackMessageSizeDecoder, data: str) -> list[str]:
+        fed.append(data)
+        return real(self, data)
+
+    monkeypatch.setattr(TrackMessageSizeDecoder, "feed", feed)
+    body = '{"name":"Ténéré €"}'
+    client.receive(encode_message(body), 1.0)
+    assert [event.data for event in client.events()] == [body]  # type: ignore[attr-defined]
+    assert fed == []
+    astral = '{"sat":"🛰"}'
+    client.receive(encode_message(astral), 2.0)
+    assert [event.data for event in client.events()] == [astral]  # type: ignore[attr-defined]
+    assert fed == [encode_message(astral)]
+
+
 def test_astral_text_is_counted_in_units() -> None:
     body = "a\U0001f600b" * 3
     assert utf16_len(body) == 12

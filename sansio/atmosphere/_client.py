@@ -16,7 +16,13 @@ from ._events import (
     Opened,
     Reopened,
 )
-from ._framing import DEFAULT_MAX_MESSAGE_SIZE, JS_WHITESPACE, TrackMessageSizeDecoder, js_trim
+from ._framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    JS_WHITESPACE,
+    TrackMessageSizeDecoder,
+    _narrow,
+    js_trim,
+)
 from ._url import DEFAULT_FRAMEWORK, build_close_url, build_open_url
 
 __all__ = ["AtmosphereClient", "ClientState"]
@@ -245,9 +251,11 @@ class AtmosphereClient(CoreBase[Event]):
         if self.track_message_length:
             decoder = self._decoder
             head, found, rest = ("", "", "") if decoder._pieces else data.partition(self.delimiter)
-            # One whole ASCII message with a canonical length is the usual frame; anything
-            # else (several messages, a partial, lone digits, astral text) takes the decoder.
-            if not found or str(len(rest)) != head or not rest.isascii():
+            # One whole message with a canonical length is the usual frame, its length in
+            # characters its length in UTF-16 units when no character is beyond U+FFFF (told
+            # without a scan); anything else (several messages, a partial, lone digits,
+            # astral text) takes the decoder.
+            if not found or str(len(rest)) != head or not (rest.isascii() or _narrow(rest)):
                 try:
                     messages = decoder.feed(data)
                 except RemoteProtocolError as exc:
