@@ -279,3 +279,19 @@ def test_server_connection_body_limit() -> None:
     )
     assert server.data_to_send().startswith(b"HTTP/1.1 413 ")
     assert server.closed
+
+
+def test_server_connection_refuses_a_request_framed_twice_and_what_hides_behind_it() -> None:
+    """Content-Length and Transfer-Encoding together: 400 and the connection closes, so a
+    request smuggled in the body is never answered (RFC 9112 §6.1)."""
+    server = AuthServerConnection(AuthResponder(make_directory()))
+    smuggled = b"GET /user/auth?login=alice&password=secret HTTP/1.1\r\nHost: h\r\n\r\n"
+    chunk = b"0\r\n\r\n" + smuggled
+    server.receive_data(
+        b"POST /user/auth HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunk
+    )
+    out = server.data_to_send()
+    assert out.startswith(b"HTTP/1.1 400 ")
+    assert out.count(b"HTTP/1.1 ") == 1
+    assert server.closed

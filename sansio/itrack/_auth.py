@@ -459,6 +459,12 @@ class AuthServerConnection:
             if isinstance(event, h11.Request):
                 self._request = event
                 self._body.clear()
+                names = {name for name, _ in event.headers}
+                if b"content-length" in names and b"transfer-encoding" in names:
+                    # Framed twice: a request smuggled behind it must not be answered
+                    # (RFC 9112 §6.1): refuse it and close.
+                    self._fail(400)
+                    return
             elif isinstance(event, h11.Data):
                 self._body += event.data
                 if len(self._body) > self.max_body:
