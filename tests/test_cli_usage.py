@@ -5,6 +5,7 @@ the real ``trackwire`` command in subprocesses (loopback only)."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import textwrap
@@ -336,6 +337,29 @@ def test_status_lines_of_a_connection_are_readable() -> None:
         "# disconnected (1001 going away)",
         "# the server refused the WebSocket upgrade: HTTP 503",
     ]
+
+
+def test_json_records_are_strict_json_whatever_the_peer_sent() -> None:
+    """A peer's ``1e999999`` or lone surrogate escape must not make ``--json`` print
+    ``Infinity`` (which strict parsers refuse) or crash on an unencodable character."""
+    from trackwire.drivers._cli.view import View
+
+    out, err = io.StringIO(), io.StringIO()
+    view = View(out, live=False, as_json=True, clock=lambda: 0.0, err=err)
+    view.record({"kind": "state", "speed": json.loads("1e999999"), "label": "\ud800x"})
+    view.notice({"kind": "stalled", "idle": float("nan")}, "stalled")
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    lines = out.getvalue().splitlines()
+    records = [json.loads(line, parse_constant=refuse) for line in lines]
+    assert records == [
+        {"kind": "state", "speed": None, "label": "\ufffdx"},
+        {"kind": "stalled", "idle": None},
+    ]
+    for line in lines:
+        line.encode("utf-8")
 
 
 def test_a_reader_that_goes_away_ends_the_watch_quietly() -> None:

@@ -13,10 +13,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from trackwire._json import json_safe
+
 __all__ = ["Record", "Row", "View", "one_line"]
 
 Record = dict[str, Any]
 """One application event as ``--json`` prints it: ``kind`` plus its fields and ``message``."""
+
+
+def dump(record: Record) -> str:
+    """One ``--json`` line: strict JSON whatever the peer sent (a ``1e999999`` speed is
+    ``null``, a lone surrogate U+FFFD), so every line parses and prints."""
+    return json.dumps(json_safe(record), ensure_ascii=False)
 
 
 def one_line(text: str) -> str:
@@ -102,7 +110,7 @@ class View:
                 row.name = known.name
             self.rows[row.key] = row
         if self.as_json:
-            print(json.dumps(record, ensure_ascii=False), file=self.out, flush=True)
+            print(dump(record), file=self.out, flush=True)
         elif not self.live:
             for row in rows:
                 print(self._line(row), file=self.out, flush=True)
@@ -113,7 +121,7 @@ class View:
         """A change worth a record with ``--json`` as well as a status line (a refusal, a
         new login, a stall): not an application event, so ``--count`` leaves it out."""
         if self.as_json:
-            print(json.dumps(record, ensure_ascii=False), file=self.out, flush=True)
+            print(dump(record), file=self.out, flush=True)
         self.say(status)
 
     def _line(self, row: Row) -> str:
