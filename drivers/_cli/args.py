@@ -162,6 +162,13 @@ def _serve_options(parser: argparse.ArgumentParser, *, heartbeat: bool) -> None:
     parser.add_argument(
         "--duration", type=_positive_number, metavar="S", help="stop after S seconds"
     )
+    parser.add_argument(
+        "--redis",
+        type=_url(("redis",), "redis://127.0.0.1:6379/0"),
+        metavar="URL",
+        help="share sessions, versions and pushes with the other processes on this Redis "
+        "(one of them moves the fleet)",
+    )
     _fleet_options(parser.add_argument_group("simulated fleet"), heartbeat=heartbeat)
 
 

@@ -38,7 +38,7 @@ from ._codec import (
     parse_action,
     parse_message,
 )
-from ._directory import AuthFailure, AuthSuccess, Directory, Tracker, User
+from ._directory import AuthFailure, AuthSuccess, Directory, DirectoryObserver, Tracker, User
 from ._events import (
     ActionReceived,
     ActionRejected,
@@ -136,6 +136,7 @@ __all__ = [
     "ClientEvent",
     "Closed",
     "Directory",
+    "DirectoryObserver",
     "ErrorMessage",
     "GpsState",
     "Heartbeat",
