@@ -239,7 +239,11 @@ class Replica:
             record = _update_record(update, self.wall_offset)
             self._queue(Change(record, Put(f"vehicle:{update.vehicle_id}", record, update.seq)))
 
-    def session_opened(self, session_id: str, login: str, timeout: float) -> None:
+    def session_opened(
+        self, session_id: str, login: str, timeout: float, expires_at: float | None = None
+    ) -> None:
+        if expires_at is not None:
+            self._touched[session_id] = expires_at + self.wall_offset
         record = {"k": "session", "id": session_id, "login": login, "timeout": timeout}
         self._queue(Change(record, Put(f"session:{session_id}", record, ttl=timeout)))
 
@@ -401,7 +405,7 @@ class _HubHooks:
     def session_opened(
         self, ghost_id: str, account: Account, timeout: float, expires_at: float
     ) -> None:
-        self.replica.session_opened(ghost_id, account.login, timeout)
+        self.replica.session_opened(ghost_id, account.login, timeout, expires_at)
 
     def session_touched(self, ghost_id: str, expires_at: float) -> None:
         app = self.replica.app
