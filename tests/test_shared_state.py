@@ -331,7 +331,8 @@ async def test_fleetfreedom_two_processes_share_sessions_and_pushes(redis_url: s
                     assert resumed.error_code == 0
                     assert resumed.body["ghostId"] == ghost
                     # A change made through B is pushed to A's client.
-                    await conn_b.send(Command.merge("asset", {"id": 1001, "name": "Via B", "v": [1]}))
+                    rename = {"id": 1001, "name": "Via B", "v": [1]}
+                    await conn_b.send(Command.merge("asset", rename))
                     renamed = await on_a.until(Merged, lambda m: m.body.get("name") == "Via B")
                     assert renamed.name == "assetGeneralMerged"
 
@@ -372,9 +373,11 @@ async def test_itrack_hash_from_a_works_on_b_and_states_cross(redis_url: str) ->
     with serve_processes("itrack", redis_url, 2, "--rate", "4", stagger=0.3) as (b, a):
         with trio.fail_after(30):
             session_hash = await itrack_login(f"http://127.0.0.1:{a.port}/v2/", "demo", "demo")
-            # B never saw user/auth for this hash, and B leads: the states A's client gets
-            # came through Redis.
-            for port in (b.port, a.port):
+            # B leads: the states A's client gets came through Redis.  Then B, which never
+            # saw user/auth for this hash, accepts it.  (A hash reaches the other processes
+            # one Redis round trip after user/auth answered: a client hopping sooner than
+            # that would be refused once.)
+            for port in (a.port, b.port):
                 client = ITrackClient(
                     subscription_url(f"http://127.0.0.1:{port}/v2/"), session_hash
                 )
