@@ -10,7 +10,10 @@ clients round-robin over the servers (each logs in and subscribes to company 1's
   ``--in-flight`` per generator at a time), while nobody is subscribed yet;
 - **pushes/s**: then every client subscribes at once; the messages the clients received
   per second over ``--seconds`` (after a second to settle), against what the fleet offered
-  (its updates/s × the clients), and how many clients were still connected at the end.
+  (its updates/s × the clients), and how many clients were still connected at the end;
+- the CPU the server processes and Redis used over that window (in cores), and so the
+  pushes delivered per CPU-second: the figure that least depends on what else the machine
+  was doing.
 
 A row "1, no Redis" is the same server without ``--redis``.  Everything runs on 127.0.0.1,
 is bounded in time and stops its processes.  The load generators share the machine's
@@ -39,7 +42,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from _redis_helpers import CLI, ServeProcess, redis_server  # noqa: E402
+from _redis_helpers import CLI, ServeProcess, redis_process  # noqa: E402
 
 LOGIN = 'login {"reqId":1,"username":"demo@example.com","password":"demo","userAgent":"scale"}'
 SUBSCRIBE = 'subscribe {"reqId":2,"company":{"id":1},"subscriptionTypes":["assetAdvanced"]}'
@@ -154,8 +157,10 @@ def measure(count: int, args: argparse.Namespace, *, redis: bool = True) -> dict
     fleet = ["--vehicles", str(args.vehicles), "--rate", str(args.rate)]
     with contextlib.ExitStack() as stack:
         servers: list[ServeProcess] = []
+        pids: list[int] = []
         if redis:
-            url = stack.enter_context(redis_server())
+            url, redis_proc = stack.enter_context(redis_process())
+            pids.append(redis_proc.pid)
             for _ in range(count):
                 servers.append(ServeProcess("fleetfreedom", url, *fleet, duration=300))
                 stack.callback(servers[-1].stop)
@@ -172,8 +177,13 @@ def measure(count: int, args: argparse.Namespace, *, redis: bool = True) -> dict
         for generator in generators:
             generator.say("connect")
         connects = [g.hear() for g in generators]
+        pids += [server.proc.pid for server in servers]
         for generator in generators:
             generator.say("count")
+        time.sleep(1.0)  # as the generators: a second to settle
+        cpu_before = _cpu_seconds(pids)
+        time.sleep(args.seconds)
+        cpu = _cpu_seconds(pids) - cpu_before
         counts = [g.hear() for g in generators]
     connected = sum(c["connected"] for c in connects)
     connect_s = max(c["connect_s"] for c in connects)
@@ -188,8 +198,21 @@ def measure(count: int, args: argparse.Namespace, *, redis: bool = True) -> dict
         "connections_per_s": connected / connect_s if connect_s else 0.0,
         "alive_at_end": sum(c["alive"] for c in counts),
         "pushes_per_s": pushes / window,
+        "server_cpu_per_s": cpu / window,
+        "pushes_per_cpu_s": pushes / cpu if cpu else 0.0,
         "offered_per_s": offered,
     }
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes used so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _plain_server(fleet: list[str]) -> ServeProcess:
@@ -210,15 +233,16 @@ def _plain_server(fleet: list[str]) -> ServeProcess:
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| servers | clients logged in (connected at end) | logins/s | pushes/s received "
-        "| offered pushes/s |",
-        "|---|---|---|---|---|",
+        "| offered pushes/s | server + Redis CPU (cores) | pushes per CPU-second |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         name = f"{row['processes']}" + (" on Redis" if row["redis"] else ", no Redis")
         lines.append(
             f"| {name} | {row['connected']} ({row['alive_at_end']}) "
             f"| {row['connections_per_s']:,.0f} | {row['pushes_per_s']:,.0f} "
-            f"| {row['offered_per_s']:,.0f} |"
+            f"| {row['offered_per_s']:,.0f} | {row['server_cpu_per_s']:.2f} "
+            f"| {row['pushes_per_cpu_s']:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -243,7 +267,7 @@ def main() -> int:
     for count, redis in [(1, False)] + [(int(n), True) for n in args.processes.split(",")]:
         runs = [measure(count, args, redis=redis) for _ in range(args.repeat)]
         row = dict(runs[0])
-        for key in ("connections_per_s", "pushes_per_s"):
+        for key in ("connections_per_s", "pushes_per_s", "server_cpu_per_s", "pushes_per_cpu_s"):
             row[key] = statistics.median(run[key] for run in runs)
             row[key + "_runs"] = [round(run[key]) for run in runs]
         row["connected"] = min(run["connected"] for run in runs)

@@ -17,7 +17,8 @@ What is shared (key → stored record):
 
 - ``session:<id>``: a live session (FleetFreedom ghostId or iTrack hash) and its login; the
   key lives as long as the session (its idle timeout, renewed as it is used);
-- ``vehicle:<id>``: the latest fleet update (its ``seq`` only ever grows);
+- ``vehicle:<id>``: the latest fleet update of an iTrack server (its ``seq`` only ever
+  grows; a FleetFreedom server's asset pieces carry the ``seq`` instead);
 - ``piece:<name>:<key>``: the latest ``<piece>Merged`` of a FleetFreedom object (its ``v``
   only ever grows: a stale write is dropped by the store);
 - ``leader``: who moves the fleet (a lock with a time to live).
@@ -216,10 +217,11 @@ class Replica:
         self.wake: Callable[[], None] | None = None
         self._out: list[Change] = []
         self._touched: dict[str, float] = {}
-        self.fleet.on_moved = self._moved
         if isinstance(app, ITrackReference):
+            self.fleet.on_moved = self._moved
             app.directory.observer = _DirectoryHooks(self)
         else:
+            # FleetFreedom's asset pushes carry each vehicle's seq: no separate record.
             app.hub.observer = _HubHooks(self)
 
     # -- local changes -------------------------------------------------------------------
@@ -366,6 +368,10 @@ class Replica:
                 return []
             stored = hub.get(object_type, key)
             fields = {k: v for k, v in body.items() if k != "v"}
+            if object_type == "asset" and isinstance(body.get("seq"), int):
+                vehicle = self.fleet.vehicles.get(key) if isinstance(key, int) else None
+                if vehicle is not None and body["seq"] > vehicle.seq:
+                    vehicle.seq = body["seq"]
             if stored is None:
                 slots = hub.store.slots(object_type)
                 full = [0] * slots

@@ -32,6 +32,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def redis_server(timeout: float = 10.0) -> Iterator[str]:
     """A fresh ``redis-server`` on a free loopback port, nothing saved; yields its URL."""
+    with redis_process(timeout) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def redis_process(timeout: float = 10.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`redis_server`, also yielding the process."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
@@ -56,7 +63,7 @@ def redis_server(timeout: float = 10.0) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {port}")
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", proc
     finally:
         proc.terminate()
         try:
