@@ -269,7 +269,7 @@ def main() -> int:
         row = dict(runs[0])
         for key in ("connections_per_s", "pushes_per_s", "server_cpu_per_s", "pushes_per_cpu_s"):
             row[key] = statistics.median(run[key] for run in runs)
-            row[key + "_runs"] = [round(run[key]) for run in runs]
+            row[key + "_runs"] = [round(run[key], 2) for run in runs]
         row["connected"] = min(run["connected"] for run in runs)
         row["alive_at_end"] = min(run["alive_at_end"] for run in runs)
         rows.append(row)

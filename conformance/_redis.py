@@ -175,10 +175,9 @@ class RedisConnection:
 
 
 _WRITE = """
-local i = 3
-while i <= #ARGV do
-  local kind, key, ver, ttl, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
+for n = 1, #KEYS do
+  local key, at = KEYS[n], 3 + (n - 1) * 4
+  local kind, ver, ttl, val = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   if kind == 'P' then
     local newer = true
     if ver ~= '' then
@@ -289,20 +288,26 @@ class RedisState:
     async def write(self, changes: Sequence[Change]) -> None:
         records = [c.record for c in changes if c.record is not None]
         message = _dumps({"o": self.origin, "r": records}) if records else ""
+        keys: list[str] = []
         args: list[str | int] = []
         for change in changes:
             op = change.op
             if isinstance(op, Put):
                 version = "" if op.version is None else str(op.version)
                 ttl = "" if op.ttl is None else str(_ms(op.ttl))
-                args += ["P", self.prefix + op.key, version, ttl, _dumps(op.record)]
+                keys.append(self.prefix + op.key)
+                args += ["P", version, ttl, _dumps(op.record)]
             elif isinstance(op, Expire):
-                args += ["E", self.prefix + op.key, "", _ms(op.ttl), ""]
+                keys.append(self.prefix + op.key)
+                args += ["E", "", _ms(op.ttl), ""]
             elif isinstance(op, Delete):
                 for key in op.keys:
-                    args += ["D", self.prefix + key, "", "", ""]
-        if args or message:
-            await self._commands.call("EVAL", _WRITE, 0, self.channel, message, *args)
+                    keys.append(self.prefix + key)
+                    args += ["D", "", "", ""]
+        if keys or message:
+            await self._commands.call(
+                "EVAL", _WRITE, len(keys), *keys, self.channel, message, *args
+            )
 
     async def receive(self) -> list[Record]:
         while True:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import trio
-from _redis_helpers import balancer, redis_server, serve_processes
+from _redis_helpers import balancer, redis_process, redis_server, serve_processes
 
 from trackwire import ReconnectPolicy
 from trackwire.conformance import (
@@ -434,3 +434,25 @@ async def test_itrack_clients_of_a_killed_process_resume_on_another(redis_url: s
                         assert seqs[0] >= before[source], (before, after)
                         assert seqs[-1] > before[source], (before, after)
                 nursery.cancel_scope.cancel()
+
+
+def test_serve_without_its_redis_fails_in_one_line_and_a_bad_url_is_usage() -> None:
+    from _cli_helpers import run
+    from _redis_helpers import free_port
+
+    gone = run("serve", "fleetfreedom", "--redis", f"redis://127.0.0.1:{free_port()}/0")
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("trackwire: cannot connect to Redis at 127.0.0.1:")
+    assert len(gone.stderr.splitlines()) == 1
+    bad = run("serve", "itrack", "--redis", "http://127.0.0.1:6379/")
+    assert bad.returncode == 2
+    assert "redis://127.0.0.1:6379/0" in bad.stderr
+
+
+def test_a_process_that_loses_redis_stops() -> None:
+    with redis_process() as (url, proc), serve_processes("fleetfreedom", url, 1) as (server,):
+        proc.kill()
+        proc.wait()
+        assert server.proc.wait(20) == 1
+        assert server.proc.stderr is not None
+        assert server.proc.stderr.read().startswith("trackwire: lost Redis: ")

@@ -33,7 +33,7 @@ from trackwire.ws import HttpHandler, UpgradeRequest
 
 from ..trio import Server, serve
 from .args import FleetOptions
-from .main import Fatal
+from .main import Fatal, _find
 
 __all__ = ["ReferenceApp", "embedded", "ready_line", "reference_app", "run_serve"]
 
@@ -123,8 +123,11 @@ async def _start(
 async def _run_shared(replica: Replica, state: RedisState, server: Server[Any]) -> None:
     try:
         await run_shared(replica, state, server)
-    except RedisError as exc:
-        raise Fatal(f"lost Redis: {exc}") from None
+    except Exception as exc:  # a RedisError, inside the nursery's exception groups
+        lost = _find(exc, RedisError)
+        if lost is None:
+            raise
+        raise Fatal(f"lost Redis: {lost}") from None
     finally:
         await state.aclose()
 
