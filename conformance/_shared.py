@@ -346,9 +346,16 @@ class Replica:
                     expires = float(record["expires"]) - self.wall_offset
                     session.expires_at = max(session.expires_at, expires)
             elif kind == "ended":
+                ghost_id = str(record["id"])
+                self._touched.pop(ghost_id, None)
+                session = hub.sessions.get(ghost_id)
                 if record.get("reason") == "killed":
-                    return list(hub.end_session(str(record["id"]), now))
-                hub.sessions.pop(str(record["id"]), None)
+                    return list(hub.end_session(ghost_id, now))
+                if record.get("reason") == "expired" and session and session.expires_at > now:
+                    # Another process saw it expire on an older expiry than ours (renewals
+                    # travel at most once a second): this process knows better, keep it.
+                    return []
+                hub.sessions.pop(ghost_id, None)
             elif kind == "publish":
                 return self._apply_publish(app, record)
             return []

@@ -104,6 +104,20 @@ def test_a_session_opened_on_a_resumes_on_b_and_its_end_reaches_b() -> None:
     assert frames(resumed) == [("sessionEnded", {})]
 
 
+def test_an_expiry_seen_on_an_older_renewal_does_not_end_a_session_in_use() -> None:
+    a, ra, b, rb = ff_pair()
+    core, ghost = logged_in(a, 0.0)
+    carry(ra, rb, 0.0)
+    core.receive('noop {"reqId":2}', 0.5)  # renewed by half a second: not shared yet
+    assert ra.drain() == []
+    assert b.hub.prune(3600.2) == [ghost]  # B's copy expired...
+    carry(rb, ra, 3600.2)
+    assert ghost in a.hub.sessions  # ...but A, which renewed it, keeps it
+    a.hub.prune(7200.0)
+    carry(ra, rb, 7200.0)
+    assert ghost not in a.hub.sessions
+
+
 def test_session_changes_carry_their_storage_ops() -> None:
     a, ra, _, _ = ff_pair()
     core, ghost = logged_in(a, 0.0)
