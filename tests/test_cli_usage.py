@@ -137,7 +137,7 @@ def test_help_groups_the_embedded_server_options() -> None:
         "embedded server (without --url)": ["--vehicles", "--rate", "--seed", "--port"],
     }  # fmt: skip
     assert help_groups(serve_itrack) == {
-        "options": ["-h", "--host", "--port", "--duration"],
+        "options": ["-h", "--host", "--port", "--duration", "--redis"],
         "simulated fleet": ["--vehicles", "--rate", "--seed", "--heartbeat-ms"],
     }
     assert help_groups(serve_ff)["simulated fleet"] == ["--vehicles", "--rate", "--seed"]
