@@ -232,7 +232,8 @@ def _plain_server(fleet: list[str]) -> ServeProcess:
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| servers | clients logged in (connected at end) | logins/s | pushes/s received "
+        "| servers | clients logged in (connected at end) | connections/s (WebSocket + login) "
+        "| pushes/s received "
         "| offered pushes/s | server + Redis CPU (cores) | pushes per CPU-second |",
         "|---|---|---|---|---|---|---|",
     ]
