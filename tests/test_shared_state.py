@@ -470,3 +470,50 @@ def test_a_process_that_loses_redis_stops() -> None:
         assert server.proc.wait(20) == 1
         assert server.proc.stderr is not None
         assert server.proc.stderr.read().startswith("trackwire: lost Redis: ")
+
+
+class Heard:
+    """An observer of a hub or a directory that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def session_opened(self, *args: Any) -> None:
+        self.calls.append(("opened", args[0]))
+
+    def session_touched(self, ghost_id: str, expires_at: float) -> None:
+        self.calls.append(("touched", ghost_id, expires_at))
+
+    def session_ended(self, session_id: str, reason: str = "") -> None:
+        self.calls.append(("ended", session_id, reason))
+
+    def published(self, name: str, company: int, body: Any) -> None:
+        self.calls.append(("published", name, company))
+
+
+def test_the_core_hooks_tell_every_session_change_and_publish() -> None:
+    from trackwire.conformance import demo_fleet
+
+    app = FleetFreedomReference(demo_fleet(2), wall_offset=0.0)
+    heard = app.hub.observer = Heard()
+    core, ghost = logged_in(app, 0.0)
+    core.receive('noop {"reqId":2}', 5.0)
+    app.hub.publish("assetGeneralMerged", 1, {"id": 1001, "v": [2]})
+    core.receive('logout {"reqId":3}', 6.0)
+    assert heard.calls == [
+        ("opened", ghost),
+        ("touched", ghost, 3605.0),
+        ("published", "assetGeneralMerged", 1),
+        ("touched", ghost, 3606.0),
+        ("ended", ghost, "logout"),
+    ]
+    _, other = logged_in(app, 10.0)
+    app.hub.prune(10_000.0)
+    assert heard.calls[-1] == ("ended", other, "expired")
+
+    directory = ITrackReference(demo_fleet(2), hash_factory=lambda: "cd" * 16).directory
+    heard = directory.observer = Heard()
+    directory.authenticate("demo", "demo")
+    directory.logout("cd" * 16)
+    directory.logout("cd" * 16)  # already gone: nothing more to tell
+    assert heard.calls == [("opened", "cd" * 16), ("ended", "cd" * 16, "")]
