@@ -26,6 +26,7 @@ from trackwire.conformance import (
     Replica,
     RespParser,
     encode_command,
+    run_shared,
     shared_demo_fleet,
 )
 from trackwire.drivers.trio import Reconnecting, connect, itrack_login
@@ -517,3 +518,33 @@ def test_the_core_hooks_tell_every_session_change_and_publish() -> None:
     directory.logout("cd" * 16)
     directory.logout("cd" * 16)  # already gone: nothing more to tell
     assert heard.calls == [("opened", "cd" * 16), ("ended", "cd" * 16, "")]
+
+
+async def test_two_servers_in_one_process_share_through_memory() -> None:
+    from trackwire.drivers.trio import serve
+
+    plane = MemoryBackplane()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            ports = []
+            for name in ("b", "a"):  # b starts first and moves the fleet
+                offset = 0.0
+                app = FleetFreedomReference(shared_demo_fleet(3, rate=5), wall_offset=offset)
+                replica = Replica(app, wall_offset=offset)
+                server = await nursery.start(functools.partial(serve, app.factory, "127.0.0.1", 0))
+                await nursery.start(run_shared, replica, InMemoryState(plane, name), server)
+                ports.append(server.port)
+            port_b, port_a = ports
+            async with connect(FleetFreedomClient(f"ws://127.0.0.1:{port_a}/")) as conn:
+                on_a = Watch(conn)
+                await conn.send(LOGIN)
+                ghost = (await on_a.until(SessionResponse)).body["ghostId"]
+                await conn.send(Command.subscribe(1, ["assetAdvanced"]))
+                await on_a.until(SubscribeResponse)
+                await on_a.until(Merged)  # moved by b, pushed by a
+            assert plane.leader is not None
+            assert plane.leader[0] == "b"
+            client = FleetFreedomClient(f"ws://127.0.0.1:{port_b}/", ghost_id=ghost)
+            async with connect(client) as conn:
+                assert (await Watch(conn).until(ConnectionResponse)).error_code == 0
+            nursery.cancel_scope.cancel()
