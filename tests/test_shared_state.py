@@ -548,3 +548,22 @@ async def test_two_servers_in_one_process_share_through_memory() -> None:
             async with connect(client) as conn:
                 assert (await Watch(conn).until(ConnectionResponse)).error_code == 0
             nursery.cancel_scope.cancel()
+
+
+def test_the_scale_script_prints_its_table_and_json(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "scale.py"
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--processes", "2", "--clients", "6", "--seconds", "0.5",
+         "--vehicles", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["processes"], row["redis"]) for row in rows] == [(1, False), (2, True)]
+    assert all(row["connected"] == 6 and row["pushes_per_s"] > 0 for row in rows)
+    assert "| 2 on Redis | 6 (6) |" in done.stdout
