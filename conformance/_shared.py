@@ -293,7 +293,7 @@ class Replica:
         if kind == "moved":
             return self._apply_moved(record, now)
         if isinstance(self.app, ITrackReference):
-            return self._apply_itrack(self.app, kind, record)
+            return self._apply_itrack(self.app, kind, record, now)
         return self._apply_fleetfreedom(self.app, kind, record, now)
 
     def _apply_moved(self, record: Record, now: float) -> list[Core]:
@@ -321,12 +321,19 @@ class Replica:
             conn.push_state(update.vehicle_id, state, now)
         return list(live)
 
-    def _apply_itrack(self, app: ITrackReference, kind: object, record: Record) -> list[Core]:
+    def _apply_itrack(
+        self, app: ITrackReference, kind: object, record: Record, now: float
+    ) -> list[Core]:
         sessions = app.directory.sessions
         if kind == "session" and record["login"] in app.directory.users:
             sessions[str(record["id"])] = str(record["login"])
         elif kind == "ended":
-            sessions.pop(str(record["id"]), None)
+            session_hash = str(record["id"])
+            sessions.pop(session_hash, None)
+            # As the operator's logout does here: this process's subscribers on that hash
+            # get ``logout``.
+            live = [conn for conn in app.connections if conn.state.name != "CLOSED"]
+            return [conn for conn in live if conn.push_logout(now, session_hash)]
         return []
 
     def _apply_fleetfreedom(

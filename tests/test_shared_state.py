@@ -567,3 +567,38 @@ def test_the_scale_script_prints_its_table_and_json(tmp_path: Any) -> None:
     assert [(row["processes"], row["redis"]) for row in rows] == [(1, False), (2, True)]
     assert all(row["connected"] == 6 and row["pushes_per_s"] > 0 for row in rows)
     assert "| 2 on Redis | 6 (6) |" in done.stdout
+
+
+async def test_an_itrack_logout_on_one_process_reaches_subscribers_of_another() -> None:
+    from trackwire.drivers.trio import serve
+    from trackwire.itrack import LogoutEvent
+
+    plane = MemoryBackplane()
+    apps = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            ports = []
+            for name in ("a", "b"):
+                app = ITrackReference(shared_demo_fleet(2, rate=5), wall_offset=0.0)
+                replica = Replica(app, wall_offset=0.0)
+                serving = functools.partial(serve, app.factory, http_handler=app.http_handler)
+                server = await nursery.start(serving)
+                await nursery.start(run_shared, replica, InMemoryState(plane, name), server)
+                apps.append(app)
+                ports.append(server.port)
+            session_hash = await itrack_login(f"http://127.0.0.1:{ports[0]}/v2/", "demo", "demo")
+            while session_hash not in apps[1].directory.sessions:
+                await trio.sleep(0.01)  # the hash crosses the backplane
+            url = subscription_url(f"http://127.0.0.1:{ports[1]}/v2/")
+            client = ITrackClient(url, session_hash)
+            async with connect(client, reconnect=None) as conn:
+                await conn.send(Subscribe([StateRequest([1001])]))
+                async for event in conn:
+                    if isinstance(event, StateEvent):
+                        break
+                apps[0].logout("demo", trio.current_time())  # the operator, on A
+                async for event in conn:
+                    if isinstance(event, LogoutEvent):
+                        break
+            assert session_hash not in apps[1].directory.sessions
+            nursery.cancel_scope.cancel()
