@@ -8,7 +8,9 @@
 - :func:`run_server_cases` / :func:`run_client_cases`: the kit acts as the client (or the
   server), probes, and judges; a :class:`Report` renders as text, JSON or JUnit.
 - The reference servers and their simulated fleet (``_reference``, ``_fleet``), which the
-  ``trackwire`` command line serves.
+  ``trackwire`` command line serves; several processes of one server share sessions,
+  versions and pushes through a :class:`SharedState` (:class:`InMemoryState`,
+  :class:`RedisState`) run by :func:`run_shared`.
 """
 
 from ._catalogue import (
@@ -28,6 +30,7 @@ from ._cli import run as run_cli
 from ._fleet import Fleet, Vehicle, VehicleUpdate
 from ._probes import ProbeOptions
 from ._probes_client import CLOSE_SIGNAL
+from ._redis import RedisConnection, RedisError, RedisState, RespParser, encode_command
 from ._reference import (
     DEFAULT_ADDRESS_FAILURES,
     DEFAULT_ANONYMOUS_TIMEOUT,
@@ -49,12 +52,29 @@ from ._runner import (
     run_server_cases,
     run_server_cases_async,
 )
+from ._shared import (
+    DEFAULT_ITRACK_SESSION_TTL,
+    DEFAULT_LEAD_TTL,
+    Change,
+    Delete,
+    Expire,
+    InMemoryState,
+    MemoryBackplane,
+    Put,
+    Replica,
+    SharedFleet,
+    SharedState,
+    run_shared,
+    shared_demo_fleet,
+)
 
 __all__ = [
     "CATALOGUE",
     "CLOSE_SIGNAL",
     "DEFAULT_ADDRESS_FAILURES",
     "DEFAULT_ANONYMOUS_TIMEOUT",
+    "DEFAULT_ITRACK_SESSION_TTL",
+    "DEFAULT_LEAD_TTL",
     "DEFAULT_LOGIN_FAILURES",
     "DEFAULT_LOGIN_WINDOW",
     "DEFAULT_TIMEOUT",
@@ -62,21 +82,35 @@ __all__ = [
     "DEMO_ITRACK",
     "Case",
     "CaseResult",
+    "Change",
+    "Delete",
+    "Expire",
     "Fleet",
     "FleetFreedomReference",
     "ITrackReference",
+    "InMemoryState",
     "Level",
     "LoginThrottle",
+    "MemoryBackplane",
     "ProbeOptions",
     "ProtocolName",
+    "Put",
+    "RedisConnection",
+    "RedisError",
+    "RedisState",
+    "Replica",
     "Report",
+    "RespParser",
     "Role",
+    "SharedFleet",
+    "SharedState",
     "Vehicle",
     "VehicleUpdate",
     "Verdict",
     "WireRecord",
     "add_subcommands",
     "demo_fleet",
+    "encode_command",
     "exit_code",
     "get",
     "probed_cases",
@@ -88,6 +122,8 @@ __all__ = [
     "run_client_cases_async",
     "run_server_cases",
     "run_server_cases_async",
+    "run_shared",
     "select",
+    "shared_demo_fleet",
     "verdict_for",
 ]

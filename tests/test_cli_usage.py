@@ -42,6 +42,13 @@ HASH = "a" * 32
         (["watch", "itrack", "--url", "ws://h/v2/", "--hash", HASH], "--url"),
         (["watch", "fleetfreedom", "--url", "https://h/", "--ghost-id", "g"], "--url"),
         (["watch", "itrack", "--hash", "abc"], "--hash"),
+        (["watch", "itrack", "--stall-timeout", "-1"], "--stall-timeout"),
+        (["serve", "itrack", "--session-ttl", "0"], "--session-ttl"),
+        (["serve", "itrack", "--loop", "gevent"], "--loop"),
+        (
+            ["serve", "fleetfreedom", "--loop", "asyncio", "--redis", "redis://127.0.0.1/0"],
+            "--redis runs under --loop trio only",
+        ),
         # credentials
         (["watch", "itrack", "--url", "http://127.0.0.1:9/v2/"], "--url needs --login"),
         (["watch", "fleetfreedom", "--url", "ws://127.0.0.1:9/"], "--url needs --username"),
@@ -126,19 +133,19 @@ def test_help_groups_the_embedded_server_options() -> None:
     serve_ff = run("serve", "fleetfreedom", "--help").stdout
     assert help_groups(itrack) == {
         "options": ["-h", "--url", "--login", "--password", "--hash", "--trackers", "--batch",
-                    "--track-message-length"],
+                    "--track-message-length", "--stall-timeout"],
         "output": ["--json", "--count", "--duration"],
         "embedded server (without --url)": ["--vehicles", "--rate", "--seed", "--heartbeat-ms",
                                             "--port"],
     }  # fmt: skip
     assert help_groups(ff) == {
         "options": ["-h", "--url", "--username", "--password", "--ghost-id", "--company",
-                    "--types"],
+                    "--types", "--stall-timeout"],
         "output": ["--json", "--count", "--duration"],
         "embedded server (without --url)": ["--vehicles", "--rate", "--seed", "--port"],
     }  # fmt: skip
     assert help_groups(serve_itrack) == {
-        "options": ["-h", "--host", "--port", "--duration"],
+        "options": ["-h", "--host", "--port", "--duration", "--session-ttl", "--loop", "--redis"],
         "simulated fleet": ["--vehicles", "--rate", "--seed", "--heartbeat-ms"],
     }
     assert help_groups(serve_ff)["simulated fleet"] == ["--vehicles", "--rate", "--seed"]

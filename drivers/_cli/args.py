@@ -185,6 +185,13 @@ def _serve_options(parser: argparse.ArgumentParser, *, heartbeat: bool) -> None:
         default="trio",
         help="the event loop that serves (default trio; both run the same sans-IO server)",
     )
+    parser.add_argument(
+        "--redis",
+        type=_url(("redis",), "redis://127.0.0.1:6379/0"),
+        metavar="URL",
+        help="share sessions, versions and pushes with the other processes on this Redis "
+        "(one of them moves the fleet; trio only)",
+    )
     _fleet_options(parser.add_argument_group("simulated fleet"), heartbeat=heartbeat)
 
 
@@ -357,4 +364,6 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "watch":
         _check_watch(parser, args)
+    elif args.command == "serve" and args.redis is not None and args.loop != "trio":
+        parser.error("--redis runs under --loop trio only")
     return args

@@ -23,7 +23,12 @@ from trackwire.conformance import (
     DEMO_ITRACK,
     FleetFreedomReference,
     ITrackReference,
+    RedisError,
+    RedisState,
+    Replica,
     demo_fleet,
+    run_shared,
+    shared_demo_fleet,
 )
 from trackwire.ws import HttpHandler, UpgradeRequest
 
@@ -31,6 +36,7 @@ from ..asyncio import Server as AsyncioServer
 from ..asyncio import start_server
 from ..trio import Server, serve
 from .args import FleetOptions
+from .main import Fatal, _find
 
 __all__ = ["ReferenceApp", "embedded", "ready_line", "reference_app", "run_serve"]
 
@@ -45,12 +51,20 @@ class ReferenceApp:
 
 
 def reference_app(
-    platform: str, options: FleetOptions, wall_offset: float, session_ttl: float | None = None
+    platform: str,
+    options: FleetOptions,
+    wall_offset: float,
+    session_ttl: float | None = None,
+    *,
+    shared: bool = False,
 ) -> ReferenceApp:
     """The ``itrack`` or ``fleetfreedom`` reference server on a fresh simulated fleet;
     ``wall_offset`` turns the loop's clock into wall-clock time for its timestamps, and
-    ``session_ttl`` (seconds) ends every session that long after its login."""
-    fleet = demo_fleet(options.vehicles, seed=options.seed, rate=options.rate)
+    ``session_ttl`` (seconds) ends every session that long after its login.  ``shared``:
+    the fleet is a :class:`~trackwire.conformance.SharedFleet` (it moves only in the
+    process that leads)."""
+    make_fleet = shared_demo_fleet if shared else demo_fleet
+    fleet = make_fleet(options.vehicles, seed=options.seed, rate=options.rate)
     if platform == "itrack":
         itrack = ITrackReference(
             fleet,
@@ -89,11 +103,20 @@ async def _start(
     host: str,
     options: FleetOptions,
     session_ttl: float | None = None,
+    redis: str | None = None,
 ) -> Server[Any]:
-    """Serve a reference server in ``nursery`` and move its fleet on trio's clock."""
+    """Serve a reference server in ``nursery`` and move its fleet on trio's clock; with
+    ``redis``, share its state with the other processes on that Redis."""
     # trio's clock starts anywhere: the timestamps need its offset to the wall clock.
-    wall = time.time() - trio.current_time()
-    reference = reference_app(platform, options, wall, session_ttl)
+    wall_offset = time.time() - trio.current_time()
+    reference = reference_app(platform, options, wall_offset, session_ttl, shared=redis is not None)
+    replica = None
+    if redis is not None:
+        replica = Replica(reference.app, wall_offset=wall_offset)
+        try:
+            state = await RedisState.open(redis, platform)
+        except RedisError as exc:
+            raise Fatal(str(exc)) from None
     server: Server[Any] = await nursery.start(
         functools.partial(
             serve,
@@ -103,8 +126,23 @@ async def _start(
             http_handler=reference.http_handler,
         )
     )
-    nursery.start_soon(_tick_forever, reference.app, server)
+    if replica is None:
+        nursery.start_soon(_tick_forever, reference.app, server)
+    else:
+        nursery.start_soon(_run_shared, replica, state, server)
     return server
+
+
+async def _run_shared(replica: Replica, state: RedisState, server: Server[Any]) -> None:
+    try:
+        await run_shared(replica, state, server)
+    except Exception as exc:  # a RedisError, inside the nursery's exception groups
+        lost = _find(exc, RedisError)
+        if lost is None:
+            raise
+        raise Fatal(f"lost Redis: {lost}") from None
+    finally:
+        await state.aclose()
 
 
 async def _tick_forever(app: ITrackReference | FleetFreedomReference, server: Server[Any]) -> None:
@@ -131,7 +169,9 @@ async def embedded(nursery: trio.Nursery, platform: str, args: argparse.Namespac
 async def _serve_trio(args: argparse.Namespace, out: TextIO) -> int:
     async with trio.open_nursery() as nursery:
         options = FleetOptions(args)
-        server = await _start(nursery, args.platform, args.host, options, args.session_ttl)
+        server = await _start(
+            nursery, args.platform, args.host, options, args.session_ttl, args.redis
+        )
         print(ready_line(args.platform, args.host, server.port), file=out, flush=True)
         if args.duration is not None:
             await trio.sleep(args.duration)

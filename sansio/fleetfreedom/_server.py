@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from .._core import CoreBase, StateMachine
@@ -43,6 +43,7 @@ __all__ = [
     "Account",
     "FleetFreedomHub",
     "FleetFreedomServer",
+    "HubObserver",
     "ServerInput",
     "ServerState",
     "ghost_id_from_request",
@@ -80,6 +81,26 @@ class _Session:
     account: Account
     timeout: float
     expires_at: float
+
+
+class HubObserver(Protocol):
+    """What a hub tells its :attr:`FleetFreedomHub.observer` (e.g. to share its state with
+    other server processes).  Called synchronously, after the change; keep it quick."""
+
+    def session_opened(
+        self, ghost_id: str, account: Account, timeout: float, expires_at: float
+    ) -> None:
+        """A login opened a session (``timeout``: idle seconds; ``expires_at``: monotonic)."""
+
+    def session_touched(self, ghost_id: str, expires_at: float) -> None:
+        """A session was used (a command, a resume): it now expires at ``expires_at``."""
+
+    def session_ended(self, ghost_id: str, reason: str) -> None:
+        """A session ended: ``logout``, ``killed`` (:meth:`FleetFreedomHub.end_session`) or
+        ``expired``."""
+
+    def published(self, name: str, company: int, body: Mapping[str, Any]) -> None:
+        """:meth:`FleetFreedomHub.publish` was called (the store already holds the change)."""
 
 
 def _iso(seconds: float) -> str:
@@ -273,6 +294,8 @@ class FleetFreedomHub:
         self.extra_commands = frozenset(extra_commands)
         self.max_line = max_line
         self.sessions: dict[str, _Session] = {}
+        self.observer: HubObserver | None = None
+        """Told of every session change and publish (``None``: nobody listens)."""
         self.store = _Store()
         self.connections: dict[FleetFreedomServer, None] = {}
         self._subscribers: dict[tuple[str, int], dict[FleetFreedomServer, None]] = {}
@@ -303,11 +326,33 @@ class FleetFreedomHub:
         timeout = float(minutes) * 60.0
         session = _Session(self.ghost_ids(), account, timeout, now + timeout)
         self.sessions[session.ghost_id] = session
+        if self.observer is not None:
+            self.observer.session_opened(session.ghost_id, account, timeout, session.expires_at)
         return session
+
+    def adopt_session(
+        self, ghost_id: str, account: Account, timeout: float, expires_at: float
+    ) -> None:
+        """Make a session opened elsewhere (another server process) live here too; a later
+        ``expires_at`` of a known session extends it.  The observer is not told."""
+        session = self.sessions.get(ghost_id)
+        if session is None:
+            self.sessions[ghost_id] = _Session(ghost_id, account, timeout, expires_at)
+        elif expires_at > session.expires_at:
+            session.expires_at = expires_at
+
+    def _session_gone(self, ghost_id: str, reason: str) -> None:
+        if self.sessions.pop(ghost_id, None) is not None and self.observer is not None:
+            self.observer.session_ended(ghost_id, reason)
+
+    def _touched(self, session: _Session, now: float) -> None:
+        session.expires_at = now + session.timeout
+        if self.observer is not None:
+            self.observer.session_touched(session.ghost_id, session.expires_at)
 
     def end_session(self, ghost_id: str, now: float | None = None) -> list[FleetFreedomServer]:
         """Kill a session: its connections get ``sessionEnded``; returns them."""
-        self.sessions.pop(ghost_id, None)
+        self._session_gone(ghost_id, "killed")
         ended = [conn for conn in self.connections if conn.ghost_id == ghost_id]
         for conn in ended:
             conn._session_ended("killed")
@@ -317,7 +362,7 @@ class FleetFreedomHub:
         """Forget sessions expired before ``now``; returns their ghostIds."""
         gone = [gid for gid, s in self.sessions.items() if s.expires_at <= now]
         for gid in gone:
-            del self.sessions[gid]
+            self._session_gone(gid, "expired")
         return gone
 
     # -- subscriptions and pushes ----------------------------------------------------
@@ -364,6 +409,8 @@ class FleetFreedomHub:
             frame = encode_safe(name, body)
             for conn in targets:
                 conn._push(frame)
+        if self.observer is not None:
+            self.observer.published(name, company, body)
         return list(targets)
 
     def broadcast(self, body: Mapping[str, Any]) -> list[FleetFreedomServer]:
@@ -475,7 +522,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
             self._machine.fire(_SI.CONNECTION_RESUMED)
             hub.connections[self] = None
             self._session = session
-            session.expires_at = now + session.timeout
+            hub._touched(session, now)
             self._reply(
                 "connectionResponse", None, ErrorCode.SUCCESS, self._session_fields(session)
             )
@@ -488,7 +535,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
         self._anonymous_since = now
         code = ErrorCode.USER_NOT_LOGGED_IN
         if session is not None:
-            del hub.sessions[session.ghost_id]
+            hub._session_gone(session.ghost_id, "expired")
             code = ErrorCode.SESSION_EXPIRED
         fields = {
             "serverTime": hub.datetime(now),
@@ -539,7 +586,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
                 self._expire(session)
                 refusal = ErrorCode.SESSION_EXPIRED
             else:
-                session.expires_at = now + session.timeout
+                self.hub._touched(session, now)
         handler = self._handlers.get(name)
         if handler is None:
             target = self.hub._object_commands.get(name)
@@ -564,7 +611,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
         handler(name, body, req_id)
 
     def _expire(self, session: _Session) -> None:
-        self.hub.sessions.pop(session.ghost_id, None)
+        self.hub._session_gone(session.ghost_id, "expired")
         self._drop_session("expired")
 
     def _drop_session(self, reason: str) -> None:
@@ -697,7 +744,7 @@ class FleetFreedomServer(CoreBase[FleetFreedomEvent]):
     def _logout(self, name: str, body: dict[str, Any], req_id: object) -> None:
         session = self._session
         assert session is not None
-        self.hub.sessions.pop(session.ghost_id, None)
+        self.hub._session_gone(session.ghost_id, "logout")
         fields = {"ghostId": session.ghost_id, "expiry": self.hub.datetime(self._now)}
         self._reply("logoutResponse", req_id, ErrorCode.SUCCESS, fields)
         self._drop_session("logout")

@@ -49,7 +49,7 @@ from ._codec import (
     parse_action,
     parse_message,
 )
-from ._directory import AuthFailure, AuthSuccess, Directory, Tracker, User
+from ._directory import AuthFailure, AuthSuccess, Directory, DirectoryObserver, Tracker, User
 from ._events import (
     ActionReceived,
     ActionRejected,
@@ -156,6 +156,7 @@ __all__ = [
     "ClientEvent",
     "Closed",
     "Directory",
+    "DirectoryObserver",
     "ErrorMessage",
     "GpsState",
     "Heartbeat",

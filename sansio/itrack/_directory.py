@@ -10,11 +10,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._models import BLOCKED, DISALLOWED, NORMAL, UNKNOWN, SourceState, check_hash
 
-__all__ = ["AuthFailure", "AuthSuccess", "Directory", "Tracker", "User"]
+__all__ = ["AuthFailure", "AuthSuccess", "Directory", "DirectoryObserver", "Tracker", "User"]
 
 
 @dataclass(slots=True)
@@ -56,6 +56,17 @@ class Tracker:
     label: str = ""
 
 
+class DirectoryObserver(Protocol):
+    """What a :class:`Directory` tells its :attr:`~Directory.observer` about sessions (e.g.
+    to share them with other server processes).  Called synchronously, after the change."""
+
+    def session_opened(self, session_hash: str, login: str) -> None:
+        """A hash became live (``user/auth`` or an API key)."""
+
+    def session_ended(self, session_hash: str) -> None:
+        """A hash stopped working (:meth:`Directory.logout` or :meth:`Directory.logout_user`)."""
+
+
 class Directory:
     """Users, their session hashes and their trackers; shared by every server connection.
 
@@ -63,7 +74,7 @@ class Directory:
     deterministic one in tests).
     """
 
-    __slots__ = ("_hash_factory", "sessions", "trackers", "users")
+    __slots__ = ("_hash_factory", "observer", "sessions", "trackers", "users")
 
     def __init__(self, *, hash_factory: Callable[[], str] = lambda: secrets.token_hex(16)):
         self.users: dict[str, User] = {}
@@ -71,6 +82,8 @@ class Directory:
         """Live hash → login (sessions from ``user/auth`` and API keys alike)."""
         self.trackers: dict[int, Tracker] = {}
         self._hash_factory = hash_factory
+        self.observer: DirectoryObserver | None = None
+        """Told when a session hash starts or stops working (``None``: nobody listens)."""
 
     # -- users and sessions ----------------------------------------------------------------
 
@@ -86,6 +99,8 @@ class Directory:
         if login not in self.users:
             raise KeyError(login)
         self.sessions[check_hash(key_hash)] = login
+        if self.observer is not None:
+            self.observer.session_opened(key_hash, login)
 
     def authenticate(
         self, login: str, password: str, dealer_id: int | None = None
@@ -100,6 +115,8 @@ class Directory:
             return AuthFailure(103, "User not activated")
         session_hash = check_hash(self._hash_factory())
         self.sessions[session_hash] = login
+        if self.observer is not None:
+            self.observer.session_opened(session_hash, login)
         return AuthSuccess(session_hash)
 
     def user_of(self, session_hash: str) -> str | None:
@@ -108,13 +125,16 @@ class Directory:
 
     def logout(self, session_hash: str) -> None:
         """End one session: its hash stops working (connections get ``logout`` from the app)."""
-        self.sessions.pop(session_hash, None)
+        if self.sessions.pop(session_hash, None) is not None and self.observer is not None:
+            self.observer.session_ended(session_hash)
 
     def logout_user(self, login: str) -> list[str]:
         """End every session of ``login`` (password change, user blocked); returns the hashes."""
         gone = [h for h, owner in self.sessions.items() if owner == login]
         for session_hash in gone:
             del self.sessions[session_hash]
+            if self.observer is not None:
+                self.observer.session_ended(session_hash)
         return gone
 
     # -- trackers --------------------------------------------------------------------------
