@@ -558,7 +558,7 @@ class FleetFreedomReference:
                 del born[ghost_id]
             elif now - since >= ttl:
                 del born[ghost_id]
-                del sessions[ghost_id]
+                self.hub.forget_session(ghost_id, "expired")
                 for conn in list(self.hub.connections):
                     if conn.ghost_id == ghost_id:
                         conn.close()  # the stack closes the WebSocket; the client comes back

@@ -602,3 +602,16 @@ async def test_an_itrack_logout_on_one_process_reaches_subscribers_of_another() 
                         break
             assert session_hash not in apps[1].directory.sessions
             nursery.cancel_scope.cancel()
+
+
+def test_a_session_ttl_expiry_is_told_to_the_observer() -> None:
+    """``--session-ttl`` ends sessions through the hub, so a shared state hears of it."""
+    from trackwire.conformance import demo_fleet
+
+    app = FleetFreedomReference(demo_fleet(2), wall_offset=0.0, session_ttl=5.0)
+    heard = app.hub.observer = Heard()
+    _, ghost = logged_in(app, 0.0)
+    app.tick(1.0)
+    app.tick(10.0)
+    assert ("ended", ghost, "expired") in heard.calls
+    assert ghost not in app.hub.sessions

@@ -341,6 +341,12 @@ class FleetFreedomHub:
         elif expires_at > session.expires_at:
             session.expires_at = expires_at
 
+    def forget_session(self, ghost_id: str, reason: str = "expired") -> None:
+        """Forget a session without a word to its connections (an expiry, as the platform
+        forgets one: the next command or resume meets errorCode 7 or 8); the observer is
+        told."""
+        self._session_gone(ghost_id, reason)
+
     def _session_gone(self, ghost_id: str, reason: str) -> None:
         if self.sessions.pop(ghost_id, None) is not None and self.observer is not None:
             self.observer.session_ended(ghost_id, reason)
