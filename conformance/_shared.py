@@ -141,7 +141,7 @@ class SharedState(Protocol):
 
 
 class SharedFleet(Fleet):
-    """A :class:`Fleet` that moves only while :attr:`leading` and reports its moves.
+    """A :class:`Fleet` that moves only while ``leading`` and reports its moves.
 
     A follower's :meth:`step` returns nothing; :meth:`follow` records what the leader
     reported, so a process that takes over continues each vehicle's ``seq``.

@@ -1,6 +1,6 @@
 """Both reference servers as ASGI applications, for uvicorn, hypercorn or a framework.
 
-::
+.. code-block:: sh
 
     uvicorn --factory trackwire.conformance.asgi:itrack --port 8080
     uvicorn --factory trackwire.conformance.asgi:fleetfreedom --port 8081

@@ -1,5 +1,7 @@
 """The ASGI driver: any server core, and plain HTTP, inside uvicorn, hypercorn or a framework.
 
+.. not-run: it serves until interrupted (docs/tutorials/asgi.md has one that runs)
+
 ::
 
     import uvicorn

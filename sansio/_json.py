@@ -135,7 +135,7 @@ def json_safe(value: Any, max_depth: int = MAX_SAFE_DEPTH) -> Any:
 def safe_dumps(value: Any) -> str:
     """Compact JSON (non-ASCII kept) that is always strict (no ``NaN``/``Infinity``) and
     always encodes as UTF-8; values that would break either are passed through
-    :func:`json_safe` first.  Never raises for decoded JSON."""
+    ``json_safe`` first.  Never raises for decoded JSON."""
     try:
         text = _strict_dumps(value)
     except (ValueError, RecursionError):  # NaN/Infinity, a huge int, too deep to write

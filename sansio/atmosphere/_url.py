@@ -121,7 +121,7 @@ def framework_number(framework: str) -> int:
 
     ``2.3.6-javascript`` → 236, ``4.0.1`` → 401.  Fewer than three dot-separated numbers
     before the ``-`` read as 0, as the Java server's version parser does; so do numbers of
-    more than :data:`MAX_FRAMEWORK_DIGITS` digits.
+    more than ``MAX_FRAMEWORK_DIGITS`` (9) digits.
     """
     parts = framework.split("-", 1)[0].split(".", 3)
     if len(parts) < 3:
@@ -188,7 +188,7 @@ class OpenRequest:
     @property
     def heartbeat_server(self) -> int | None:
         """``X-Heartbeat-Server`` in seconds, or ``None`` when absent or not a number (ASCII
-        digits only, at most :data:`MAX_HEARTBEAT_SERVER_DIGITS` of them)."""
+        digits only, at most ``MAX_HEARTBEAT_SERVER_DIGITS`` (9) of them)."""
         raw = self.get("X-Heartbeat-Server")
         if raw is None:
             return None
