@@ -43,6 +43,7 @@ from ._report import Direction, WireRecord, clip
 
 __all__ = [
     "SERVER_PROBES",
+    "Blocked",
     "Ctx",
     "Findings",
     "Outcome",
@@ -90,6 +91,20 @@ class Unsupported(Exception):
 
 class ProbeError(Exception):
     """The probe itself could not run (connection refused, upgrade refused, no login)."""
+
+
+class Blocked(ProbeError):
+    """The probe could not run because the subject breaks the rule of case ``root`` on the
+    way (a ``loginResponse`` whose ``errorCode`` is a string, so no login can be judged).
+
+    The runner reports the probe's cases as blocked by ``root`` (and ``root`` itself, when
+    the probe judges it, as FAILED), so one fault reads as one fault, not a wall of ERRORs.
+    """
+
+    def __init__(self, root: str, reason: str) -> None:
+        get(root)  # an unknown id fails loudly
+        super().__init__(reason)
+        self.root = root
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +194,22 @@ class RawCore:
     """A text core that interprets nothing: received frames become :class:`TextFrame`
     events, and :meth:`send` queues any string as one frame.  Both are logged."""
 
-    __slots__ = ("_events", "_out", "connection", "log", "state")
+    __slots__ = ("_events", "_out", "connection", "log", "state", "upgrade_direction")
 
     def __init__(self, log: WireLog, connection: int) -> None:
         self.log = log
         self.connection = connection
         self.state = RawState.IDLE
+        self.upgrade_direction: Direction | None = None
+        """Where the ``101 Switching Protocols`` line goes in the log (``received`` when the
+        kit is the client): logged as the stack opens the core, before any frame."""
         self._events: list[Event] = []
         self._out: list[str] = []
 
     def connection_made(self, now: float) -> None:
         self.state = RawState.OPEN
+        if self.upgrade_direction is not None:
+            self.log.add(self.connection, self.upgrade_direction, "http", "101 Switching Protocols")
 
     def receive(self, data: str, now: float) -> None:
         self.log.add(self.connection, "received", "text", data)
@@ -548,13 +568,11 @@ class Ctx:
             max_message_size=KIT_MAX_MESSAGE,
             handshake_timeout=None,
         )
+        peer.core.upgrade_direction = "received"
         self.nursery.start_soon(peer.run, stack)
         await peer.opened.wait()
-        if peer.connected is None:
-            if not allow_refusal:
-                raise ProbeError(f"{url}: {peer.failure}")
-        else:
-            self.log.add(number, "received", "http", "101 Switching Protocols")
+        if peer.connected is None and not allow_refusal:
+            raise ProbeError(f"{url}: {peer.failure}")
         return peer
 
     async def http(

@@ -18,6 +18,7 @@ from typing import Any
 import trio
 
 from ._probes import (
+    Blocked,
     Ctx,
     Findings,
     Item,
@@ -169,12 +170,35 @@ class FleetFreedomSession:
                 "userAgent": _USER_AGENT,
             },
         )
-        if body is None or body.get("errorCode") != 0:
-            raise ProbeError(f"login with the given credentials was refused: {body!r:.200}")
-        return body
+        return _login_accepted(body)
 
     async def close(self) -> None:
         await self.peer.close()
+
+
+_CODE_CASE = "fleetfreedom.framing.error-code-number"
+
+
+def _login_accepted(
+    body: dict[str, Any] | None, who: str = "the given credentials"
+) -> dict[str, Any]:
+    """``body`` when it is a successful ``loginResponse``; otherwise :class:`ProbeError`, or
+    :class:`Blocked` by the error-code case when ``errorCode`` is not a JSON integer (a
+    ``"0"`` string: the login may have worked, but no client can tell)."""
+    if body is None:
+        raise ProbeError(f"no loginResponse to the login with {who}")
+    code = body.get("errorCode")
+    if type(code) is not int:
+        raise Blocked(
+            _CODE_CASE,
+            f"loginResponse errorCode {code!r} is not a JSON integer, so no login can be judged",
+        )
+    if code != 0:
+        raise ProbeError(
+            f"the login with {who} was refused: errorCode {code}, "
+            f"message {str(body.get('message'))[:120]!r}"
+        )
+    return body
 
 
 def _url(ctx: Ctx, ghost: str | None, how: str) -> str:
@@ -255,8 +279,13 @@ async def session_walk(ctx: Ctx) -> dict[str, Outcome]:
     first = session.first
     await session.call("noop")
     await session.call("getSessionDetails")
+    answer: dict[str, Any] | None = None
     if ctx.credentials.get("username") is not None:
-        answer = await session.login()
+        try:
+            answer = await session.login()
+        except Blocked:
+            answer = None  # judged below, as the error-code case's own finding
+    if answer is not None:
         await session.call("getSessionDetails")
         user = answer.get("user")
         company = user.get("company") if isinstance(user, dict) else None

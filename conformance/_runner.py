@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import trio
 
+from trackwire._redact import redact
+
 from . import _probes_atmosphere, _probes_fleetfreedom, _probes_itrack
 from ._catalogue import PROTOCOLS, Case, Verdict, get, select, verdict_for
 from ._probes import (
     SERVER_PROBES,
+    Blocked,
     Ctx,
     Outcome,
     Probe,
@@ -62,6 +66,36 @@ def probed_cases(role: str = "server") -> frozenset[str]:
     return frozenset(case for scenario in CLIENT_SCENARIOS for case in scenario.cases)
 
 
+_USER_OBJECT = re.compile(r"""(["']user["']\s*:\s*)\{""")
+
+
+def mask(details: str) -> str:
+    """``details`` without secrets: passwords, hashes and ghostIds as everywhere
+    (:func:`trackwire._redact.redact`), and the ``user`` object of a session (a person's
+    data) replaced by ``{***}``."""
+    text = redact(details)
+    out: list[str] = []
+    position = 0
+    for match in _USER_OBJECT.finditer(text):
+        if match.start() < position:
+            continue
+        out.append(text[position : match.end() - 1])
+        depth, end = 0, len(text)
+        for index in range(match.end() - 1, len(text)):
+            char = text[index]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    end = index + 1
+                    break
+        out.append("{***}")
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
 def _leaf(exc: BaseException) -> BaseException:
     """The one exception inside nested single-member exception groups (trio wraps them)."""
     while True:
@@ -96,6 +130,7 @@ async def run_probe(
     limit = timeout + extra_time
     found: ProbeResult | None = None
     failure: tuple[Verdict, str] | None = None
+    root: str | None = None
     with trio.move_on_after(limit) as scope:
         try:
             async with trio.open_nursery() as nursery:
@@ -105,20 +140,28 @@ async def run_probe(
                     nursery.cancel_scope.cancel()
         except BaseException as raised:  # every failure becomes a verdict
             exc = _leaf(raised)
+            if isinstance(exc, Blocked):
+                root = exc.root
             if isinstance(exc, Unsupported):
                 failure = (Verdict.UNSUPPORTED, str(exc))
             elif isinstance(exc, Exception):
                 failure = (Verdict.ERROR, _describe(exc))
             else:
                 raise
-    duration = trio.current_time() - started
+    cases = list(cases)
+    duration = (trio.current_time() - started) / max(1, len(cases))
     if scope.cancelled_caught and found is None and failure is None:
         failure = (Verdict.ERROR, f"timed out after {limit:g} s (the subject stopped answering)")
         log.note(failure[1])
     results = []
     for case in cases:
+        blocked_by = None
         if failure is not None:
             verdict, details = failure
+            if root == case.id:
+                verdict = verdict_for(case, False)
+            elif root is not None:
+                blocked_by = root
         else:
             assert found is not None
             outcome = found if isinstance(found, Outcome) else found.get(case.id)
@@ -128,7 +171,9 @@ async def run_probe(
                 verdict, details = Verdict.UNSUPPORTED, outcome.details
             else:
                 verdict, details = verdict_for(case, outcome.passed), outcome.details
-        results.append(CaseResult(case, verdict, details, duration, list(log.records)))
+        result = CaseResult(case, verdict, mask(details), duration, list(log.records))
+        result.blocked_by = blocked_by
+        results.append(result)
     return results
 
 
