@@ -660,50 +660,87 @@ async def itrack_session(ctx: ClientCtx) -> dict[str, Outcome]:
                     problem = _request_problem(request)
                     valid.expect(problem is None, problem or "")
         results["itrack.actions.client-valid-requests"] = valid.outcome()
-    for message in (
-        {"type": "error", "action": "null", "status": {"code": 1, "description": "Test error"}},
-        "this is not json",
-        {"no": "type"},
-    ):
-        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
-        await peer.send(_frame(peer, text))
+    # Each odd frame is sent on its own and judged on what follows it, so a client that
+    # ends its session on one of them is judged on that one only.
     actions += await serve_actions(peer, options.settle)
-    alive = peer.is_open
-    stays = "the connection stays open" if alive else f"the client closed: {peer.closed}"
     if subscribes:
         results["itrack.responses.client-tolerates-variants"] = Outcome(
-            alive, f"after responses without success and in the deprecated format, {stays}"
+            peer.is_open,
+            "after responses without success and in the deprecated format, "
+            + (
+                "the connection stays open" if peer.is_open else f"the client closed: {peer.closed}"
+            ),
         )
     else:
         results["itrack.responses.client-tolerates-variants"] = unsupported(
             "the client subscribed nothing, so no response variant was sent"
         )
-    results["itrack.errors.client-null-action"] = Outcome(alive, stays)
-    results["itrack.errors.client-bad-json"] = Outcome(alive, stays)
+    raw = Findings()
+    for text in ("this is not json", '{"no":"type"}'):
+        if not peer.is_open:
+            break
+        await peer.send(_frame(peer, text))
+        actions += await serve_actions(peer, options.settle)
+        raw.expect(peer.is_open, f"the client closed after {text!r}: {peer.closed}")
+    raw.note("the connection stays open after a non-JSON frame and a frame without type")
+    results["itrack.errors.client-bad-json"] = (
+        raw.outcome() if raw.problems or peer.is_open else unsupported("the client had ended")
+    )
+    last = peer
     if not subscribes:
         results["itrack.session.resubscribe-after-reconnect"] = unsupported(
             "the client subscribed nothing"
         )
-        return results
-    await peer.abort()
-    again = await ctx.maybe_connection(options.reconnect_wait)
-    if again is None or _param(_query(again), "X-Atmosphere-tracking-id") != tracking:
+    elif peer.is_open:
+        await peer.abort()
+        again = await ctx.maybe_connection(options.reconnect_wait)
+        if again is None or _param(_query(again), "X-Atmosphere-tracking-id") != tracking:
+            results["itrack.session.resubscribe-after-reconnect"] = unsupported(
+                "the client did not reconnect with its tracking id"
+            )
+        else:
+            last = again
+            await again.send(RECONNECT_PADDING)
+            resent = await serve_actions(again, options.settle + options.heartbeat_ms / 1000.0)
+            wanted = sorted({r for a in subscribes for r in _requests_of(a)})
+            got = sorted({r for a in resent if isinstance(a, dict) for r in _requests_of(a)})
+            missing = [r for r in wanted if r not in got]
+            results["itrack.session.resubscribe-after-reconnect"] = Outcome(
+                not missing,
+                f"not subscribed again: {missing[:2]}"
+                if missing
+                else f"{len(wanted)} request(s) subscribed again",
+            )
+    else:
         results["itrack.session.resubscribe-after-reconnect"] = unsupported(
-            "the client did not reconnect with its tracking id"
+            "the client had ended its session"
         )
-        return results
-    await again.send(RECONNECT_PADDING)
-    resent = await serve_actions(again, options.settle + options.heartbeat_ms / 1000.0)
-    wanted = sorted({r for a in subscribes for r in _requests_of(a)})
-    got = sorted({r for a in resent if isinstance(a, dict) for r in _requests_of(a)})
-    missing = [r for r in wanted if r not in got]
-    results["itrack.session.resubscribe-after-reconnect"] = Outcome(
-        not missing,
-        f"not subscribed again: {missing[:2]}"
-        if missing
-        else f"{len(wanted)} request(s) subscribed again",
-    )
+    results["itrack.errors.client-null-action"] = await _null_action_error(ctx, last, serve_actions)
     return results
+
+
+def _open(peer: Peer) -> bool:
+    return peer.is_open
+
+
+async def _null_action_error(
+    ctx: ClientCtx, peer: Peer, serve: Callable[[Peer, float], Awaitable[list[Any]]]
+) -> Outcome:
+    """Send an error with action ``"null"`` last: the client passes if the connection stays
+    up, or if it ends its session in order (a close it starts, code 1000: the error reached
+    the application, which chose to stop); dropping the connection or closing with an error
+    code fails."""
+    if not peer.is_open:
+        return unsupported("the client had ended its session before the error could be sent")
+    error = {"type": "error", "action": "null", "status": {"code": 1, "description": "Test error"}}
+    await peer.send(_frame(peer, json.dumps(error, separators=(",", ":"))))
+    await serve(peer, ctx.options.settle)
+    if _open(peer):
+        return Outcome(True, "the connection stays open after an error with action null")
+    closed = peer.closed
+    if closed is not None and closed.by_peer and closed.code == 1000 and closed.error is None:
+        return Outcome(True, "the client ended its session in order (close 1000) on the error")
+    return Outcome(False, f"the connection ended badly after an error with action null: {closed}")
 
 
 # -- FleetFreedom --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from trackwire.conformance._report import Report
 from trackwire.conformance._runner import probed_cases, run_client_cases_async
 from trackwire.drivers.trio import GaveUp, ReconnectFailed, connect, itrack_login
 from trackwire.fleetfreedom import Command, FleetFreedomClient, Response
-from trackwire.itrack import ITrackClient, StateRequest, Subscribe, subscription_url
+from trackwire.itrack import ErrorMessage, ITrackClient, StateRequest, Subscribe, subscription_url
 
 FAST = ProbeOptions(
     reply_wait=1.0,
@@ -54,14 +54,19 @@ def _signalled(event: Event) -> bool:
     return CLOSE_SIGNAL in repr(event)
 
 
-async def run_subject(url: str, make: Callable[[str], Any]) -> None:
-    """Fresh clients, one after the other, until cancelled."""
+async def run_subject(
+    url: str, make: Callable[[str], Any], ends_on: Callable[[Event], bool] | None = None
+) -> None:
+    """Fresh clients, one after the other, until cancelled (each ends its session in order
+    on an event ``ends_on`` accepts, as an application may)."""
     while True:
         core = await make(url)
         async with connect(core, reconnect=QUICK) as conn:
             async for event in conn:
                 if isinstance(event, (ReconnectFailed, GaveUp)):
                     break  # refused (the scenario is over) or given up: start afresh
+                if ends_on is not None and ends_on(event):
+                    break
                 if _signalled(event):
                     if isinstance(core, FleetFreedomClient):
                         await conn.send(Command.logout())
@@ -73,7 +78,12 @@ async def run_subject(url: str, make: Callable[[str], Any]) -> None:
         await trio.sleep(0.02)
 
 
-async def judge(protocol: str, make: Callable[[str], Any], cases: str | None = None) -> Report:
+async def judge(
+    protocol: str,
+    make: Callable[[str], Any],
+    cases: str | None = None,
+    ends_on: Callable[[Event], bool] | None = None,
+) -> Report:
     url: list[str] = []
     ready = trio.Event()
 
@@ -83,7 +93,7 @@ async def judge(protocol: str, make: Callable[[str], Any], cases: str | None = N
 
     async def subject() -> None:
         await ready.wait()
-        await run_subject(url[0], make)
+        await run_subject(url[0], make, ends_on)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(subject)
@@ -126,6 +136,14 @@ async def test_our_atmosphere_client_passes() -> None:
 
 async def test_our_itrack_client_passes() -> None:
     assert_probed_musts_pass(await judge("itrack", _itrack))
+
+
+async def test_a_client_ending_on_a_server_error_is_judged_on_that_error_only() -> None:
+    # What `trackwire watch itrack` does: the first server error ends the program (close
+    # 1000).  The kit sends each odd frame on its own, the error last.
+    report = await judge("itrack", _itrack, ends_on=lambda event: isinstance(event, ErrorMessage))
+    assert_probed_musts_pass(report)
+    assert "in order" in report.result("itrack.errors.client-null-action").details
 
 
 async def test_our_fleetfreedom_client_passes() -> None:
