@@ -8,7 +8,10 @@
 - :func:`run_server_cases` / :func:`run_client_cases`: the kit acts as the client (or the
   server), probes, and judges; a :class:`Report` renders as text, JSON or JUnit.
 - The reference servers and their simulated fleet (``_reference``, ``_fleet``), which the
-  ``trackwire`` command line serves.
+  ``trackwire`` command line serves; :class:`ReferenceServer` runs one in a thread for tests,
+  scriptable (and ``pytest --trackwire-…`` / the ``trackwire_itrack_server`` fixtures).
+- :class:`Operator`: the hook the kit calls for cases that need the server's operator
+  (block a tracker, end a session); :meth:`ReferenceServer.operator` implements it.
 """
 
 from ._catalogue import (
@@ -26,6 +29,7 @@ from ._catalogue import (
 from ._cli import add_subcommands
 from ._cli import run as run_cli
 from ._fleet import Fleet, Vehicle, VehicleUpdate
+from ._harness import Operator, ReferenceServer, operator_for
 from ._probes import ProbeOptions
 from ._probes_client import CLOSE_SIGNAL
 from ._reference import (
@@ -65,8 +69,10 @@ __all__ = [
     "ITrackReference",
     "Level",
     "LoginThrottle",
+    "Operator",
     "ProbeOptions",
     "ProtocolName",
+    "ReferenceServer",
     "Report",
     "Role",
     "Vehicle",
@@ -77,6 +83,7 @@ __all__ = [
     "demo_fleet",
     "exit_code",
     "get",
+    "operator_for",
     "probed_cases",
     "render_json",
     "render_junit",

@@ -527,6 +527,7 @@ class Ctx:
         credentials: Mapping[str, str | None],
         shared: dict[str, Any],
         ssl_context: ssl.SSLContext | None = None,
+        operator: Any = None,
     ) -> None:
         self.url = url
         self.protocol = protocol
@@ -537,6 +538,8 @@ class Ctx:
         self.shared = shared
         """State kept across the cases of one run (a login hash, a list of trackers)."""
         self.ssl_context = ssl_context
+        self.operator = operator
+        """The subject's :class:`~trackwire.conformance.Operator`, if the run has one."""
 
     async def open(
         self,
@@ -638,6 +641,16 @@ class Ctx:
         if value is None:
             raise Unsupported(f"needs --{name} (and the other credentials) to be judged")
         return value
+
+    def needs_operator(self, action: str) -> Any:
+        """The run's operator, or :class:`Unsupported` saying why the case needs one."""
+        if self.operator is None:
+            raise Unsupported(
+                f"needs the server's operator to {action}, which no client can do over the "
+                "wire: pass operator= to run_server_cases (or --operator MODULE:NAME); "
+                "ReferenceServer.operator() is the reference implementation"
+            )
+        return self.operator
 
 
 # -- the registry ------------------------------------------------------------------------------

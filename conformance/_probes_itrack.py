@@ -545,3 +545,102 @@ async def state_on_change(ctx: Ctx) -> Outcome:
     if not states:
         return Outcome(None, f"tracker {own} did not change within {ctx.options.push_wait} s")
     return Outcome(True, f"{len(states)} change(s) of tracker {own} pushed")
+
+
+# -- §3: what the operator does (block, unblock, end a session) --------------------------------
+
+
+def _lifecycle(name: str, source: int | None) -> Callable[[Any], bool]:
+    def accept(message: Any) -> bool:
+        data = message.get("data") if isinstance(message, dict) else None
+        return (
+            _is("event")(message)
+            and message.get("event") == "lifecycle"
+            and isinstance(data, dict)
+            and data.get("lifecycle_event") == name
+            and (source is None or data.get("source_id") == source)
+        )
+
+    return accept
+
+
+def _state_of(source: int | None) -> Callable[[Any], bool]:
+    def accept(message: Any) -> bool:
+        data = message.get("data") if isinstance(message, dict) else None
+        return (
+            _is("event")(message)
+            and message.get("event") == "state"
+            and isinstance(data, dict)
+            and (source is None or data.get("source_id") == source)
+        )
+
+    return accept
+
+
+@server_probe("itrack.events.lifecycle", "itrack.events.blocked")
+async def operator_block(ctx: Ctx) -> dict[str, Outcome]:
+    operator = ctx.needs_operator("block and unblock a tracker")
+    session, _, own, source = await _one_tracker(ctx)
+    blocked = False
+    try:
+        try:
+            await operator.block(own)
+            blocked = True
+        except NotImplementedError as exc:
+            raise Unsupported(f"the operator cannot block a tracker: {exc}") from None
+        block_event = await session.wait(_lifecycle("block", source), ctx.options.reply_wait)
+        during = await session.gather(ctx.options.push_wait)
+        await operator.unblock(own)
+        blocked = False
+        unblock_event = await session.wait(_lifecycle("unblock", source), ctx.options.reply_wait)
+        current = await session.wait(_state_of(source), ctx.options.reply_wait)
+    finally:
+        if blocked:
+            with trio.CancelScope(shield=True), trio.move_on_after(ctx.options.reply_wait):
+                await operator.unblock(own)
+    await session.close()
+    lifecycle = Findings()
+    lifecycle.expect(block_event is not None, f"no lifecycle block event for tracker {own}")
+    lifecycle.expect(unblock_event is not None, f"no lifecycle unblock event for tracker {own}")
+    lifecycle.note(f"block and unblock of tracker {own} announced")
+    held = Findings()
+    leaked = [m for m in during if _state_of(source)(m)]
+    held.expect(not leaked, f"{len(leaked)} state event(s) of tracker {own} while blocked")
+    held.expect(current is not None, f"no current state of tracker {own} after unblocking")
+    held.note("no state while blocked; the current state followed the unblock")
+    return {"itrack.events.lifecycle": lifecycle.outcome(), "itrack.events.blocked": held.outcome()}
+
+
+@server_probe("itrack.events.logout")
+async def operator_logout(ctx: Ctx) -> Outcome:
+    operator = ctx.needs_operator("end a user's sessions")
+    login = ctx.credential("login")
+    session, value, own, _ = await _one_tracker(ctx)
+    try:
+        await operator.end_sessions(login)
+    except NotImplementedError as exc:
+        await session.close()
+        raise Unsupported(f"the operator cannot end a session: {exc}") from None
+    finally:
+        ctx.shared.pop("itrack.hash", None)  # the run's own hash died with the session
+    bye = await session.wait(
+        lambda m: _is("event")(m) and m.get("event") == "logout", ctx.options.reply_wait
+    )
+    after = await session.gather(ctx.options.push_wait)
+    await session.close()
+    again = await open_session(ctx)
+    await again.send(_subscribe_state(value, [own]))
+    reply = await again.wait(_is_reply, ctx.options.reply_wait)
+    await again.close()
+    findings = Findings()
+    findings.expect(
+        isinstance(bye, dict) and bye.get("data") == "session closed",
+        f"no logout event with data 'session closed' (got {bye!r:.160})",
+    )
+    states = [m for m in after if _state_of(None)(m)]
+    findings.expect(not states, f"{len(states)} state event(s) after the logout event")
+    findings.expect(
+        _is("error")(reply) and _error_code(reply) in (3, 4),
+        f"the ended session's hash then drew {reply!r:.160}, not an error with code 3 or 4",
+    )
+    return findings.outcome()

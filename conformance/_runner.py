@@ -22,6 +22,7 @@ from trackwire._redact import redact
 
 from . import _probes_atmosphere, _probes_fleetfreedom, _probes_itrack
 from ._catalogue import PROTOCOLS, Case, Verdict, get, select, verdict_for
+from ._harness import Operator
 from ._probes import (
     SERVER_PROBES,
     Blocked,
@@ -52,7 +53,7 @@ _LOADED = (_probes_atmosphere, _probes_fleetfreedom, _probes_itrack)
 DEFAULT_TIMEOUT = 10.0
 """Seconds one probe may take (on top of its deliberate waits, e.g. for idle heartbeats)."""
 
-_NO_PROBE = "the kit has no probe for this case (it cannot be observed from the wire)"
+_NO_PROBE = "the kit has no probe for this case yet"
 _NO_SCENARIO = (
     "the kit has no scenario for this case (what a client delivers to its application, or a "
     "wait of minutes, cannot be judged from the wire)"
@@ -194,6 +195,10 @@ async def run_server_cases_async(
     login: str | None = None,
     password: str | None = None,
     username: str | None = None,
+    second_login: str | None = None,
+    second_username: str | None = None,
+    second_password: str | None = None,
+    operator: Operator | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     options: ProbeOptions | None = None,
     strict: bool = False,
@@ -204,13 +209,25 @@ async def run_server_cases_async(
     ``url`` is the Atmosphere endpoint (``atmosphere``), the API base URL (``itrack``,
     e.g. ``https://api.example/v2/``) or the WebSocket endpoint (``fleetfreedom``).
     Credentials: ``login``/``password`` (iTrack ``user/auth``), ``username``/``password``
-    (FleetFreedom ``login``); cases that need them are UNSUPPORTED without them.
+    (FleetFreedom ``login``); cases that need them are UNSUPPORTED without them.  A second
+    account of another tenant (``second_login`` or ``second_username``, with
+    ``second_password``) lets the kit prove that neither tenant can see, subscribe to, read
+    or be pushed the other's trackers, companies and objects.  ``operator`` (see
+    :class:`~trackwire.conformance.Operator`) lets it block trackers and end sessions for the
+    cases that need the server's operator; without one those cases are UNSUPPORTED.
     """
     _check_protocol(protocol)
     options = options or ProbeOptions()
     selected = select(protocol, "server", cases)
     wanted = {case.id for case in selected}
-    credentials = {"login": login, "password": password, "username": username}
+    credentials = {
+        "login": login,
+        "password": password,
+        "username": username,
+        "second-login": second_login,
+        "second-username": second_username,
+        "second-password": second_password,
+    }
     shared: dict[str, Any] = {}
     results: dict[str, CaseResult] = {}
     for probe in SERVER_PROBES:
@@ -228,6 +245,7 @@ async def run_server_cases_async(
                 credentials=credentials,
                 shared=shared,
                 ssl_context=ssl_context,
+                operator=operator,
             )
             return await probe.run(ctx)
 
