@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -139,7 +140,9 @@ class ReferenceServer:
         self.moving = moving
         self._shape: dict[str, float] = {"vehicles": vehicles, "rate": rate, "seed": seed}
         self._heartbeat_ms = heartbeat_ms
+        self._wall: float | None = None
         self.app: App = self._new_app()
+        """The served application (made anew by :meth:`start` and :meth:`restart`)."""
         self._server: Server[Any] | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None
@@ -157,8 +160,10 @@ class ReferenceServer:
                 seed=int(self._shape["seed"]),
             )
         if self.platform == "itrack":
-            return ITrackReference(fleet, heartbeat_interval_ms=self._heartbeat_ms)
-        return FleetFreedomReference(fleet)
+            return ITrackReference(
+                fleet, heartbeat_interval_ms=self._heartbeat_ms, wall_offset=self._wall
+            )
+        return FleetFreedomReference(fleet, wall_offset=self._wall)
 
     # -- addresses and accounts ------------------------------------------------------------
 
@@ -222,6 +227,10 @@ class ReferenceServer:
             self._started.set()
 
     async def _main(self) -> None:
+        # The fleet runs on trio's clock (which starts anywhere): timestamps need its offset.
+        self._wall = time.time() - trio.current_time()
+        self.app = self._new_app()
+
         def factory(request: Any) -> Any:
             return self.app.factory(request)
 

@@ -22,7 +22,6 @@ import h11
 import trio
 
 from trackwire import Event, LocalProtocolError
-from trackwire._redact import redact
 from trackwire.drivers._trio import _open_stream
 from trackwire.ws import (
     BinaryMessage,
@@ -39,7 +38,7 @@ from trackwire.ws import (
 )
 
 from ._catalogue import get
-from ._report import Direction, WireRecord, clip
+from ._report import Direction, WireRecord, clip, mask
 
 __all__ = [
     "SERVER_PROBES",
@@ -146,7 +145,8 @@ def unsupported(reason: str) -> Outcome:
 # -- the wire log ------------------------------------------------------------------------------
 
 # Secrets (passwords, iTrack hashes, FleetFreedom ghostIds) are masked in the wire log by the
-# same rules as every repr and error message (trackwire._redact), so reports can be shared.
+# same rules as every repr and error message (trackwire._redact), and so is the session's
+# ``user`` object (a person's data), so reports can be shared.
 
 
 class WireLog:
@@ -165,9 +165,7 @@ class WireLog:
 
     def add(self, connection: int, direction: Direction, kind: str, data: str) -> None:
         self.records.append(
-            WireRecord(
-                trio.current_time() - self.t0, connection, direction, kind, clip(redact(data))
-            )
+            WireRecord(trio.current_time() - self.t0, connection, direction, kind, clip(mask(data)))
         )
 
     def note(self, text: str, connection: int = 0) -> None:

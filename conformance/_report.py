@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from trackwire._redact import redact
+
 from ._catalogue import Case, Verdict, exit_code, get
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "CaseResult",
     "Report",
     "WireRecord",
+    "mask",
     "render_json",
     "render_junit",
     "render_text",
@@ -58,6 +61,36 @@ class WireRecord:
             "kind": self.kind,
             "data": self.data,
         }
+
+
+_USER_OBJECT = re.compile(r"""(["']user["']\s*:\s*)\{""")
+
+
+def mask(details: str) -> str:
+    """``details`` without secrets: passwords, hashes and ghostIds as everywhere
+    (:func:`trackwire._redact.redact`), and the ``user`` object of a session (a person's
+    data) replaced by ``{***}``."""
+    text = redact(details)
+    out: list[str] = []
+    position = 0
+    for match in _USER_OBJECT.finditer(text):
+        if match.start() < position:
+            continue
+        out.append(text[position : match.end() - 1])
+        depth, end = 0, len(text)
+        for index in range(match.end() - 1, len(text)):
+            char = text[index]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    end = index + 1
+                    break
+        out.append("{***}")
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
 def clip(text: str) -> str:

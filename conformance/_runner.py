@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import trio
-
-from trackwire._redact import redact
 
 from . import _probes_atmosphere, _probes_fleetfreedom, _probes_itrack
 from ._catalogue import PROTOCOLS, Case, Verdict, get, select, verdict_for
@@ -36,7 +33,7 @@ from ._probes import (
     WireLog,
 )
 from ._probes_client import CLIENT_SCENARIOS, ClientCtx, KitServer, Scenario, subject_url
-from ._report import CaseResult, Report
+from ._report import CaseResult, Report, mask
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -65,36 +62,6 @@ def probed_cases(role: str = "server") -> frozenset[str]:
     if role == "server":
         return frozenset(case for probe in SERVER_PROBES for case in probe.cases)
     return frozenset(case for scenario in CLIENT_SCENARIOS for case in scenario.cases)
-
-
-_USER_OBJECT = re.compile(r"""(["']user["']\s*:\s*)\{""")
-
-
-def mask(details: str) -> str:
-    """``details`` without secrets: passwords, hashes and ghostIds as everywhere
-    (:func:`trackwire._redact.redact`), and the ``user`` object of a session (a person's
-    data) replaced by ``{***}``."""
-    text = redact(details)
-    out: list[str] = []
-    position = 0
-    for match in _USER_OBJECT.finditer(text):
-        if match.start() < position:
-            continue
-        out.append(text[position : match.end() - 1])
-        depth, end = 0, len(text)
-        for index in range(match.end() - 1, len(text)):
-            char = text[index]
-            if char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-                if depth == 0:
-                    end = index + 1
-                    break
-        out.append("{***}")
-        position = end
-    out.append(text[position:])
-    return "".join(out)
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -11,8 +11,15 @@ import trio
 from test_conformance_runner import FAST, FF_LOGIN, TIMEOUT, fleetfreedom_factory, serving
 
 from trackwire.conformance import FleetFreedomReference, Verdict, demo_fleet, get
-from trackwire.conformance._report import CaseResult, Report, render_json, render_junit, render_text
-from trackwire.conformance._runner import mask, run_server_cases_async
+from trackwire.conformance._report import (
+    CaseResult,
+    Report,
+    mask,
+    render_json,
+    render_junit,
+    render_text,
+)
+from trackwire.conformance._runner import run_server_cases_async
 from trackwire.fleetfreedom import FleetFreedomServer
 
 ROOT = "fleetfreedom.framing.error-code-number"
