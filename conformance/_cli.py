@@ -7,6 +7,7 @@ The ``trackwire`` command line mounts these with :func:`add_subcommands` and run
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -78,6 +79,17 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
     server.add_argument("--login", help="iTrack user/auth login")
     server.add_argument("--username", help="FleetFreedom login username")
     server.add_argument("--password", help="the password of --login or --username")
+    server.add_argument("--second-login", help="iTrack login of another tenant (isolation cases)")
+    server.add_argument(
+        "--second-username", help="FleetFreedom user of another company (isolation cases)"
+    )
+    server.add_argument("--second-password", help="the password of the second account")
+    server.add_argument(
+        "--operator",
+        metavar="MODULE:NAME",
+        help="a callable (or object) giving the server's Operator, for the cases that need "
+        "one (block a tracker, end a session); see trackwire.conformance.Operator",
+    )
     server.add_argument(
         "--push-wait",
         type=float,
@@ -130,6 +142,18 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def load_operator(spec: str | None) -> Any:
+    """The :class:`~trackwire.conformance.Operator` named ``MODULE:NAME`` (called when it is
+    a class or function), or ``None``."""
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise SystemExit(f"--operator {spec!r}: expected MODULE:NAME")
+    found = getattr(importlib.import_module(module), name)
+    return found() if callable(found) else found
+
+
 def _list(args: argparse.Namespace, out: TextIO) -> int:
     server = probed_cases("server")
     client = probed_cases("client")
@@ -176,6 +200,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             login=args.login,
             password=args.password,
             username=args.username,
+            second_login=args.second_login,
+            second_username=args.second_username,
+            second_password=args.second_password,
+            operator=load_operator(args.operator),
             timeout=args.timeout,
             options=_options(args),
             strict=args.strict,

@@ -486,15 +486,131 @@ async def oversize_line(ctx: Ctx) -> Outcome:
     return findings.outcome()
 
 
-@server_probe("fleetfreedom.errors.not-logged-in")
-async def not_logged_in(ctx: Ctx) -> Outcome:
-    session = await connect(ctx)
-    answer = await session.call("getCompany", {"company": {"id": 1}})
+_PAYLOADS = ("company", "asset", "assets", "subscriptions", "merged")
+
+
+async def _known_ids(ctx: Ctx) -> tuple[int, object]:
+    """A real company and asset id to ask for (the user's, when the run has a login)."""
+    if ctx.credentials.get("username") is None:
+        return 1, 1
+    session, _, company = await logged_in(ctx)
+    assets = await _assets(session, company)
     await session.close()
-    return Outcome(
-        _code(answer) == 8 and answer is not None and "company" not in answer,
-        f"getCompany before login drew {answer!r:.160}",
+    return company, (assets[0].get("id") if assets else 1)
+
+
+@server_probe("fleetfreedom.errors.not-logged-in", "fleetfreedom.errors.anonymous-refused")
+async def not_logged_in(ctx: Ctx) -> dict[str, Outcome]:
+    company, asset = await _known_ids(ctx)
+    session = await connect(ctx)
+    commands: list[tuple[str, dict[str, Any]]] = [
+        ("getCompany", {"company": {"id": company}}),
+        ("getAsset", {"asset": {"id": asset}}),
+        ("getAssetsList", {"company": {"id": company}}),
+        ("mergeAsset", {"asset": {"id": asset, "v": [0, 0], "notes": "trackwire anonymous"}}),
+        ("getSubscriptionsList", {}),
+        ("subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES}),
+    ]
+    answers = [(name, await session.call(name, body)) for name, body in commands]
+    pushed = _pushes(await session.gather(ctx.options.push_wait))
+    await session.close()
+    refused, coded = Findings(), Findings()
+    for name, answer in answers:
+        code = _code(answer)
+        payload = [k for k in _PAYLOADS if answer is not None and answer.get(k)]
+        refused.expect(
+            type(code) is int and code != 0 and not payload,
+            f"{name} before login drew {answer!r:.160}",
+        )
+        coded.expect(code == 8, f"{name} before login drew errorCode {code!r}, not 8")
+    refused.expect(not pushed, f"pushed before login: {pushed[:1]!r:.160}")
+    refused.note(f"{len(commands)} commands refused before login, nothing pushed")
+    return {
+        "fleetfreedom.errors.not-logged-in": coded.outcome(),
+        "fleetfreedom.errors.anonymous-refused": refused.outcome(),
+    }
+
+
+async def _second_login(ctx: Ctx) -> tuple[FleetFreedomSession, int]:
+    username = ctx.credential("second-username")
+    session = await connect(ctx)
+    body = await session.call(
+        "login",
+        {"username": username, "password": ctx.credential("second-password"),
+         "userAgent": _USER_AGENT},
+    )  # fmt: skip
+    answer = _login_accepted(body, "the second account")
+    user = answer.get("user")
+    company = user.get("company") if isinstance(user, dict) else None
+    if isinstance(company, dict):
+        company = company.get("id")
+    if type(company) is not int:
+        await session.close()
+        raise Unsupported("the second loginResponse names no company for the user")
+    return session, company
+
+
+async def _foreign_findings(
+    ctx: Ctx, viewer: FleetFreedomSession, company: int, asset: object, who: str
+) -> Findings:
+    """What ``viewer`` must not get of ``company`` (another tenant's) and its ``asset``."""
+    findings = Findings()
+    shown = await viewer.call("getCompany", {"company": {"id": company}})
+    body = shown.get("company") if shown is not None else None
+    findings.expect(
+        _code(shown) != 0 or not (isinstance(body, dict) and body.get("id") == company),
+        f"{who}: getCompany of company {company} drew {shown!r:.160}",
     )
+    if asset is not None:
+        got = await viewer.call("getAsset", {"asset": {"id": asset}})
+        findings.expect(
+            _code(got) != 0 or not (got is not None and got.get("asset")),
+            f"{who}: getAsset of the other company's asset {asset!r} drew {got!r:.160}",
+        )
+    listed = await viewer.call("getAssetsList", {"company": {"id": company}})
+    assets = listed.get("assets") if listed is not None else None
+    findings.expect(
+        _code(listed) != 0 or not assets,
+        f"{who}: getAssetsList of company {company} drew {listed!r:.160}",
+    )
+    answer = await viewer.call(
+        "subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES}
+    )
+    merged = answer.get("merged") if answer is not None else None
+    findings.expect(
+        _code(answer) != 0 or not merged,
+        f"{who}: subscribing to company {company} drew {answer!r:.160}",
+    )
+    pushed = [line for line in _pushes(await viewer.gather(ctx.options.push_wait))
+              if _company_of(line) == company]  # fmt: skip
+    findings.expect(not pushed, f"{who}: pushes about company {company}: {pushed[:1]!r:.160}")
+    return findings
+
+
+@server_probe("fleetfreedom.errors.foreign-tenant-refused")
+async def foreign_tenant(ctx: Ctx) -> Outcome:
+    first, _, company = await logged_in(ctx)
+    second, other = await _second_login(ctx)
+    if other == company:
+        await first.close()
+        await second.close()
+        raise Unsupported(f"both accounts belong to company {company}: give another tenant's")
+    mine = await _assets(first, company)
+    theirs = await _assets(second, other)
+    findings = Findings()
+    for viewer, target, asset, who in (
+        (first, other, theirs[0].get("id") if theirs else None, "the first user"),
+        (second, company, mine[0].get("id") if mine else None, "the second user"),
+    ):
+        found = await _foreign_findings(ctx, viewer, target, asset, who)
+        findings.problems += found.problems
+    await first.close()
+    await second.close()
+    findings.note(
+        f"companies {company} and {other}: neither reads, lists, subscribes to or is pushed "
+        "the other's objects"
+    )
+    return findings.outcome()
 
 
 @server_probe("fleetfreedom.errors.wrong-credentials")

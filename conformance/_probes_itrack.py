@@ -152,7 +152,13 @@ async def trackers(ctx: Ctx) -> list[int]:
     cached = ctx.shared.get("itrack.trackers")
     if isinstance(cached, list):
         return cached
-    value = await session_hash(ctx)
+    found = await _normal_trackers(ctx, await session_hash(ctx))
+    ctx.shared["itrack.trackers"] = found
+    return found
+
+
+async def _normal_trackers(ctx: Ctx, value: str) -> list[int]:
+    """The trackers a ``state_batch`` for ``all`` answers ``normal`` under hash ``value``."""
     session = await open_session(ctx)
     request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1h"}
     await session.send({"action": "subscribe", "hash": value, "requests": [request]})
@@ -167,7 +173,6 @@ async def trackers(ctx: Ctx) -> list[int]:
     found = sorted(int(k) for k, v in statuses.items() if v == "normal" and k.isdigit())
     if not found:
         raise Unsupported("the account has no tracker in status normal")
-    ctx.shared["itrack.trackers"] = found
     return found
 
 
@@ -642,5 +647,74 @@ async def operator_logout(ctx: Ctx) -> Outcome:
     findings.expect(
         _is("error")(reply) and _error_code(reply) in (3, 4),
         f"the ended session's hash then drew {reply!r:.160}, not an error with code 3 or 4",
+    )
+    return findings.outcome()
+
+
+# -- tenants -----------------------------------------------------------------------------------
+
+
+async def _second_hash(ctx: Ctx) -> str:
+    login = ctx.credential("second-login")
+    status, data = await _auth(ctx, login, ctx.credential("second-password"))
+    value = data.get("hash") if isinstance(data, dict) and data.get("success") is True else None
+    if not isinstance(value, str):
+        raise ProbeError(f"user/auth refused the second login (HTTP {status})")
+    return value
+
+
+def _sources_in(message: Any) -> list[object]:
+    """The source ids a state or state_batch event carries."""
+    if not _is("event")(message):
+        return []
+    data = message.get("data")
+    states = data if isinstance(data, list) else [data]
+    return [s.get("source_id") for s in states if isinstance(s, dict)]
+
+
+@server_probe("itrack.tenants.isolation")
+async def tenant_isolation(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    mine = await trackers(ctx)
+    second = await _second_hash(ctx)
+    theirs = await _normal_trackers(ctx, second)
+    # The second tenant's own view gives its trackers' source ids.
+    own_view = await open_session(ctx)
+    await own_view.send(_subscribe_state(second, theirs))
+    await own_view.wait(_is_reply, ctx.options.reply_wait)
+    shown = await own_view.gather(ctx.options.settle)
+    await own_view.close()
+    their_sources = {source for m in shown for source in _sources_in(m) if source is not None}
+    findings = Findings()
+    shared = sorted(set(mine) & set(theirs))
+    findings.expect(not shared, f"trackers {shared[:5]} are normal for both accounts")
+    session = await open_session(ctx)
+    await session.send(_subscribe_state(value, theirs))
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    batch = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1s"}
+    await session.send({"action": "subscribe", "hash": value, "requests": [batch]})
+    batch_reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    pushed = await session.gather(max(ctx.options.push_wait, 2.2))
+    await session.close()
+    data = reply.get("data") if isinstance(reply, dict) else None
+    entry = data.get("state") if isinstance(data, dict) else None
+    statuses = entry.get("value", entry) if isinstance(entry, dict) else None
+    if _is("response")(reply) and isinstance(statuses, dict):
+        normal = [k for k, v in statuses.items() if v == "normal"]
+        findings.expect(not normal, f"the other tenant's trackers {normal[:5]} answered normal")
+    else:
+        findings.expect(_is("error")(reply), f"subscribing them drew {reply!r:.160}")
+    data = batch_reply.get("data") if isinstance(batch_reply, dict) else None
+    covered = data.get("state_batch") if isinstance(data, dict) else None
+    covered = covered.get("value", covered) if isinstance(covered, dict) else {}
+    listed = sorted(int(k) for k in covered if str(k).isdigit() and int(k) in set(theirs))
+    findings.expect(not listed, f"state_batch for all covers the other tenant's {listed[:5]}")
+    leaked = [m for m in pushed if set(_sources_in(m)) & their_sources]
+    findings.expect(
+        not leaked, f"{len(leaked)} push(es) about the other tenant: {leaked[:1]!r:.160}"
+    )
+    findings.note(
+        f"{len(theirs)} tracker(s) of the other tenant: not normal, not in state_batch for all, "
+        f"never pushed (watched {len(their_sources)} source(s))"
     )
     return findings.outcome()

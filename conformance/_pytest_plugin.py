@@ -21,7 +21,6 @@ test runs that do not use it (and loads where only the core is installed).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -153,13 +152,12 @@ def pytest_collection_modifyitems(
 
 
 def _load_operator(spec: str | None) -> Any:
-    if not spec:
-        return None
-    module, _, name = spec.partition(":")
-    if not module or not name:
-        raise pytest.UsageError(f"--trackwire-operator {spec!r}: expected MODULE:NAME")
-    factory = getattr(importlib.import_module(module), name)
-    return factory() if callable(factory) else factory
+    from ._cli import load_operator
+
+    try:
+        return load_operator(spec)
+    except SystemExit as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _run_catalogue(config: pytest.Config) -> Report:
