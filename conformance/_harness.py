@@ -209,7 +209,7 @@ class ReferenceServer:
         scope = self._scope
         if scope is not None and self._token is not None:
             with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(scope.cancel, trio_token=self._token)
+                self._token.run_sync_soon(scope.cancel)
         thread.join(30)
 
     def __enter__(self) -> ReferenceServer:
@@ -270,10 +270,32 @@ class ReferenceServer:
             server.flush(cores)
 
     def _call(self, function: Callable[[], T]) -> T:
+        """Run ``function`` in the server's trio run and return its result; callable from
+        any thread, including one running trio itself (the call then blocks it briefly)."""
         token = self._token
         if token is None or self._thread is None:
             raise RuntimeError("the server is not running: call start() first")
-        return trio.from_thread.run_sync(function, trio_token=token)
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return trio.from_thread.run_sync(function, trio_token=token)
+        box: list[Any] = []
+
+        def hop() -> None:
+            try:
+                box.append((True, trio.from_thread.run_sync(function, trio_token=token)))
+            except BaseException as exc:
+                box.append((False, exc))
+
+        helper = threading.Thread(target=hop, daemon=True)
+        helper.start()
+        helper.join(30)
+        if not box:
+            raise RuntimeError("the reference server did not answer within 30 s")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
 
     # -- what a test scripts -----------------------------------------------------------------
 

@@ -259,11 +259,19 @@ async def bad_params(ctx: Ctx) -> Outcome:
 async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
     value = await session_hash(ctx)
     ids = (await trackers(ctx))[:3]
+    # A witness subscribed first sees every state the server knows, with the time the kit
+    # read it: the current states the subject sends must be ones the witness already had.
+    witness = await open_session(ctx)
+    await witness.send(_subscribe_state(value, ids))
+    await witness.wait(_is_reply, ctx.options.reply_wait)
+    await witness.gather(ctx.options.settle)
     session = await open_session(ctx)
     await session.send(_subscribe_state(value, ids))
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    answered = trio.current_time() - ctx.log.t0
     after = await session.gather(ctx.options.settle)
     await session.close()
+    await witness.close()
     results: dict[str, Outcome] = {}
     accepted = _is("response", _SUBSCRIBE)(reply)
     results["itrack.actions.subscribe-state"] = Outcome(
@@ -290,10 +298,8 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
             False, f"no subscribe response: {reply!r:.200}"
         )
     states = _events(after, "state")
-    sources = {e["data"].get("source_id") for e in states if isinstance(e.get("data"), dict)}
-    results["itrack.events.state-after-subscribe"] = Outcome(
-        bool(states) and len(sources) <= len(ids),
-        f"{len(states)} state event(s) for {len(sources)} source(s) after subscribing {len(ids)}",
+    results["itrack.events.state-after-subscribe"] = _current_states(
+        ctx, witness.peer.number, states, answered, len(ids)
     )
     form = Findings()
     for event in states:
@@ -330,10 +336,51 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
     return results
 
 
+def _current_states(
+    ctx: Ctx, witness: int, states: list[dict[str, Any]], answered: float, asked: int
+) -> Outcome:
+    """Judge the first state of each source after a subscribe: it must be the state the
+    server already had (one the witness connection read before the response came, give or
+    take 50 ms), not a later change, which a moving fleet would otherwise pass off as one."""
+    sources = {e["data"].get("source_id") for e in states if isinstance(e.get("data"), dict)}
+    if not states or len(sources) > asked:
+        return Outcome(
+            False, f"{len(states)} state event(s) for {len(sources)} source(s) after "
+            f"subscribing {asked}",
+        )  # fmt: skip
+    seen: dict[str, float] = {}
+    for record in ctx.log.records:
+        if record.connection == witness and record.direction == "received":
+            message = _parse(record.data)
+            if _is("event")(message) and message.get("event") == "state":
+                key = _compact(message.get("data"))
+                seen.setdefault(key, record.time)
+    findings = Findings()
+    firsts: dict[object, dict[str, Any]] = {}
+    for event in states:
+        data = event.get("data")
+        if isinstance(data, dict):
+            firsts.setdefault(data.get("source_id"), data)
+    for source, data in firsts.items():
+        when = seen.get(_compact(data))
+        findings.expect(
+            when is None or when <= answered + 0.05,
+            f"the first state of source {source} after the response is a change the server "
+            f"pushed {when - answered if when else 0:.2f} s later, not its current state",
+        )
+    findings.note(f"current states of {len(firsts)} source(s) right after the response")
+    return findings.outcome()
+
+
 @server_probe("itrack.actions.subscribe-state-batch", "itrack.events.state-batch")
 async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
     value = await session_hash(ctx)
     ids = await trackers(ctx)
+    # A state subscription beside it tells whether the fleet moved during the watch.
+    witness = await open_session(ctx)
+    await witness.send(_subscribe_state(value, ids))
+    await witness.wait(_is_reply, ctx.options.reply_wait)
+    await witness.gather(ctx.options.settle)
     session = await open_session(ctx)
     rate = 1.0
     request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1s"}
@@ -341,6 +388,7 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
     times: list[float] = []
     batches: list[Any] = []
+    changes: list[Any] = []
 
     def batch(message: Any) -> bool:
         if isinstance(message, dict) and message.get("event") == "state_batch":
@@ -348,8 +396,16 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
             batches.append(message.get("data"))
         return False
 
-    await session.wait(batch, max(ctx.options.push_wait, 2.2 * rate))
+    window = max(ctx.options.push_wait, 2.2 * rate)
+
+    async def watch_changes() -> None:
+        changes.extend(_events(await witness.gather(window), "state"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_changes)
+        await session.wait(batch, window)
     await session.close()
+    await witness.close()
     results: dict[str, Outcome] = {}
     data = reply.get("data") if isinstance(reply, dict) else None
     entry = data.get("state_batch") if isinstance(data, dict) else None
@@ -359,6 +415,12 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
         f"state_batch for all answered {reply!r:.200}",
     )
     findings = Findings()
+    if changes:
+        findings.expect(
+            len(batches) >= 2,
+            f"{len(batches)} state_batch event(s) in {window:.1f} s with rate_limit 1s while "
+            f"{len(changes)} state change(s) happened: the changes must follow every rate_limit",
+        )
     if findings.expect(batches, "no state_batch event (not even the current states)"):
         findings.expect(
             all(isinstance(b, list) for b in batches), "a state_batch whose data is not a list"
@@ -416,16 +478,44 @@ async def hash_required(ctx: Ctx) -> Outcome:
     session = await open_session(ctx)
     findings = Findings()
     requests = [{"type": "state", "trackers": [1]}]
-    for label, action in (
-        ("no hash", {"action": "subscribe", "requests": requests}),
-        ("a 5-character hash", {"action": "subscribe", "hash": "abcde", "requests": requests}),
-    ):
+
+    async def refused(label: str, action: dict[str, Any], codes: tuple[int, ...] = (3,)) -> None:
         await session.send(action)
         reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        wanted = _SUBSCRIBE if action.get("action") == "subscribe" else _UNSUBSCRIBE
         findings.expect(
-            _is("error", _SUBSCRIBE)(reply) and _error_code(reply) == 3,
-            f"{label} drew {reply!r:.160}, not an error with code 3",
+            _is("error", wanted)(reply) and _error_code(reply) in codes,
+            f"{label} drew {reply!r:.160}, not an error with code {' or '.join(map(str, codes))}",
         )
+
+    for verb in ("subscribe", "unsubscribe"):
+        await refused(f"{verb} with no hash", {"action": verb, "requests": requests})
+        await refused(
+            f"{verb} with a 5-character hash",
+            {"action": verb, "hash": "abcde", "requests": requests},
+        )
+    if ctx.credentials.get("login") is not None:
+        # A valid action first: the connection must not remember its hash for the next ones.
+        value = await session_hash(ctx)
+        ids = (await trackers(ctx))[:1]
+        await session.send(_subscribe_state(value, ids))
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        findings.expect(
+            _is("response", _SUBSCRIBE)(reply), f"a valid subscribe drew {reply!r:.160}"
+        )
+        mine = [{"type": "state", "trackers": ids}]
+        for verb in ("subscribe", "unsubscribe"):
+            await refused(
+                f"{verb} with no hash after a valid subscribe",
+                {"action": verb, "requests": mine},
+            )
+            await refused(
+                f"{verb} with an unknown hash after a valid subscribe",
+                {"action": verb, "hash": secrets.token_hex(16), "requests": mine},
+                (3, 4),
+            )
+    else:
+        findings.note("without --login the kit did not try actions after a valid one")
     await session.close()
     return findings.outcome()
 
@@ -433,15 +523,20 @@ async def hash_required(ctx: Ctx) -> Outcome:
 @server_probe("itrack.errors.wrong-hash")
 async def wrong_hash(ctx: Ctx) -> Outcome:
     session = await open_session(ctx)
-    await session.send(_subscribe_state(secrets.token_hex(16), [1]))
-    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    findings = Findings()
+    for verb in ("subscribe", "unsubscribe"):
+        await session.send(
+            {"action": verb, "hash": secrets.token_hex(16),
+             "requests": [{"type": "state", "trackers": [1]}]}
+        )  # fmt: skip
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        wanted = _SUBSCRIBE if verb == "subscribe" else _UNSUBSCRIBE
+        findings.expect(
+            _is("error", wanted)(reply) and _error_code(reply) in (3, 4),
+            f"{verb} with an unknown hash drew {reply!r:.160}, not an error with code 3 or 4",
+        )
     follow = await session.gather(ctx.options.settle)
     await session.close()
-    findings = Findings()
-    findings.expect(
-        _is("error", _SUBSCRIBE)(reply) and _error_code(reply) in (3, 4),
-        f"an unknown hash drew {reply!r:.160}, not an error with code 3 or 4",
-    )
     findings.expect(not _events(follow, "state"), "state events followed for an unknown hash")
     return findings.outcome()
 
