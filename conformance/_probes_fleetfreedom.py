@@ -751,15 +751,21 @@ async def user_agent_checked(ctx: Ctx) -> Outcome:
 
 @server_probe("fleetfreedom.session.logout")
 async def logout(ctx: Ctx) -> Outcome:
-    session, answer, _ = await logged_in(ctx)
+    session, answer, company = await logged_in(ctx)
     ghost = answer.get("ghostId")
+    await session.call("subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES})
+    before = await session.wait(lambda line: line[0].endswith("Merged"), ctx.options.push_wait)
     bye = await session.call("logout")
+    after = _pushes(await session.gather(ctx.options.push_wait))
     await session.close()
     findings = Findings()
     findings.expect(
         _code(bye) == 0 and bye is not None and "ghostId" in bye and "expiry" in bye,
         f"logout drew {bye!r:.160}",
     )
+    findings.expect(not after, f"{len(after)} push(es) after logout: the subscriptions live on")
+    if before is None:
+        findings.note(f"no push within {ctx.options.push_wait} s before logout to compare")
     if isinstance(ghost, str):
         again = await connect(ctx, ghost)
         code = again.connection_response.get("errorCode")
@@ -865,10 +871,15 @@ async def stale_merge(ctx: Ctx) -> Outcome:
     answer = await session.call(
         "mergeAsset", {"asset": {"id": target["id"], "v": stale, "notes": marker}}
     )
+    unversioned = await session.call("mergeAsset", {"asset": {"id": target["id"], "notes": marker}})
     after = await session.call("getAsset", {"asset": {"id": target["id"]}})
     await session.close()
     findings = Findings()
     findings.expect(_code(answer) == 6, f"a stale v {stale} drew {answer!r:.160}")
+    findings.expect(
+        type(_code(unversioned)) is int and _code(unversioned) != 0,
+        f"a merge of an existing asset without v drew {unversioned!r:.160}",
+    )
     now = after.get("asset") if after is not None else None
     findings.expect(
         isinstance(now, dict) and now.get("notes") != marker and now.get("v") == target["v"],
@@ -941,20 +952,43 @@ _SLOT = {"assetGeneral": 0, "assetAdvanced": 1}
 async def pushes(ctx: Ctx) -> dict[str, Outcome]:
     session, _, company = await logged_in(ctx)
     await session.gather(ctx.options.settle / 2)
+    # Only assetGeneral first: the moving fleet's assetAdvanced pieces must not come.
+    before = len(session.seen)
+    general = await session.call(
+        "subscribe", {"company": {"id": company}, "subscriptionTypes": ["assetGeneral"]}
+    )
+    early = _pushes(session.seen[before:])
+    partial = _pushes(await session.gather(ctx.options.push_wait))
     req_id = session.next_id()
     await session.send(
         "subscribe", {"reqId": req_id, "company": {"id": company}, "subscriptionTypes": _TYPES}
     )
     reply = await session.reply_to("subscribe", req_id)
-    early = _pushes(session.seen[:-1] if reply is not None else session.seen)
     lines = await session.gather(ctx.options.push_wait)
     pushed = _pushes(lines)
+    strays = [line for line in lines if line[0] and not line[0].endswith("Response")
+              and line not in pushed]  # fmt: skip
     assets = await _assets(session, company)
     await session.close()
-    if _code(reply) != 0:
+    if _code(reply) != 0 or _code(general) != 0:
         raise Unsupported(f"subscribe failed: {reply!r:.160}")
     only = Findings()
     only.expect(not early, f"pushed before subscribeResponse: {early[:1]!r:.160}")
+    advanced = [line for line in partial if line[0] == "assetAdvancedMerged"]
+    only.expect(
+        not advanced,
+        f"{len(advanced)} assetAdvancedMerged push(es) with only assetGeneral subscribed",
+    )
+    if strays and not pushed:
+        names = sorted({line[0] for line in strays})
+        return {
+            "fleetfreedom.subscriptions.only-subscribed": only.outcome(),
+            "fleetfreedom.subscriptions.piece-messages": Outcome(
+                False, f"pushes named {names[:3]}, not <subscriptionType>Merged"
+            ),
+            "fleetfreedom.versions.piece-single-v": unsupported("no <type>Merged push to judge"),
+            "fleetfreedom.versions.increasing": unsupported("no <type>Merged push to judge"),
+        }
     for name, body, raw in pushed:
         about = _company_of((name, body, raw))
         subscribed = name.endswith("Merged") and name[: -len("Merged")] in _TYPES
