@@ -658,7 +658,9 @@ ProbeFunction = Callable[[Ctx], Awaitable[ProbeResult]]
 
 
 def _no_extra(options: ProbeOptions) -> float:
-    return 0.0
+    """The time every probe gets on top of the timeout: probes watch pushes (before and
+    after an action) and silences, and a slow subject must not turn them into ERRORs."""
+    return 2 * options.push_wait + 2 * options.settle
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,7 +670,8 @@ class Probe:
     cases: tuple[str, ...]
     run: ProbeFunction
     extra_time: Callable[[ProbeOptions], float] = _no_extra
-    """Time the probe needs on top of the per-case timeout (long deliberate waits)."""
+    """Time the probe needs on top of the per-case timeout (long deliberate waits; by
+    default two push waits and two settles)."""
 
     @property
     def name(self) -> str:

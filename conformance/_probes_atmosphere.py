@@ -395,7 +395,7 @@ client would flood the server) to 1 h (its timeout would never catch a dead link
 
 
 def _idle(options: ProbeOptions) -> float:
-    return options.idle_wait
+    return options.idle_wait + 2 * options.settle
 
 
 @server_probe(
