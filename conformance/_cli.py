@@ -66,6 +66,11 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
             metavar="S",
             help="seconds to watch for frames the subject must not send",
         )
+        p.add_argument(
+            "--slow",
+            action="store_true",
+            help="also run the cases that wait minutes (idle heartbeats, 5-minute keep-alives)",
+        )
         p.add_argument("-v", "--verbose", action="store_true", help="details of every case")
 
     server = commands.add_parser(
@@ -102,7 +107,8 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=_DEFAULTS.idle_wait,
         metavar="S",
-        help="seconds to wait for an idle server heartbeat (default 65)",
+        help="seconds to wait for an idle server heartbeat (default 65, which needs --slow; "
+        "a little more than the server's interval)",
     )
 
     client = commands.add_parser(
@@ -137,6 +143,13 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
         help="client heartbeat interval the kit announces",
     )
     client.add_argument(
+        "--keepalive",
+        type=float,
+        default=_DEFAULTS.keepalive,
+        metavar="S",
+        help="the FleetFreedom client's noop interval, when it is configurable (default 300)",
+    )
+    client.add_argument(
         "--time-limit", type=float, metavar="S", help="stop the whole run after S seconds"
     )
     return parser
@@ -169,8 +182,19 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _options(args: argparse.Namespace) -> ProbeOptions:
-    values: dict[str, Any] = {"reply_wait": args.reply_wait, "settle": args.settle}
-    for name in ("push_wait", "idle_wait", "client_wait", "reconnect_wait", "heartbeat_ms"):
+    values: dict[str, Any] = {
+        "reply_wait": args.reply_wait,
+        "settle": args.settle,
+        "slow": args.slow,
+    }
+    for name in (
+        "push_wait",
+        "idle_wait",
+        "client_wait",
+        "reconnect_wait",
+        "heartbeat_ms",
+        "keepalive",
+    ):
         if hasattr(args, name):
             values[name] = getattr(args, name)
     return ProbeOptions(**values)

@@ -82,6 +82,17 @@ class ProbeOptions:
     """Client cases: seconds to wait for a (new) client to connect for the next scenario."""
     reconnect_wait: float = 10.0
     """Client cases: seconds to wait for a client to come back after the kit dropped it."""
+    slow: bool = False
+    """Run the cases that wait minutes (a FleetFreedom client's 5-minute keep-alive, a
+    server's 60-second idle heartbeat); without it they are UNSUPPORTED, saying so, unless
+    the subject's interval was made short enough (``idle_wait``, ``keepalive``)."""
+    keepalive: float = 300.0
+    """Client cases: the FleetFreedom client's noop interval (about 5 minutes by the spec;
+    give the client's own setting when it is configurable)."""
+
+
+SLOW_LIMIT = 30.0
+"""Deliberate waits up to this many seconds run without ``slow``."""
 
 
 class Unsupported(Exception):

@@ -20,6 +20,7 @@ from trackwire.atmosphere import DEFAULT_FRAMEWORK, build_close_url, build_open_
 from trackwire.itrack import subscription_url
 
 from ._probes import (
+    SLOW_LIMIT,
     Ctx,
     Findings,
     Item,
@@ -395,6 +396,8 @@ client would flood the server) to 1 h (its timeout would never catch a dead link
 
 
 def _idle(options: ProbeOptions) -> float:
+    if options.idle_wait > SLOW_LIMIT and not options.slow:
+        return 0.0
     return options.idle_wait + 2 * options.settle
 
 
@@ -406,6 +409,11 @@ def _idle(options: ProbeOptions) -> float:
 )
 async def idle_heartbeats(ctx: Ctx) -> dict[str, Outcome]:
     wait = ctx.options.idle_wait
+    if wait > SLOW_LIMIT and not ctx.options.slow:
+        raise Unsupported(
+            f"waits {wait:g} s for idle heartbeats: run with --slow, or give the server's "
+            "interval with --idle-wait S (a little more than it) when it is shorter"
+        )
     plain, plain_hs = await handshake_of(ctx)
     prefixed, prefixed_hs = await handshake_of(ctx, tms=True)
     silent, silent_hs = await handshake_of(ctx, heartbeat_server=0)

@@ -56,6 +56,7 @@ from trackwire.ws import (
 from ._catalogue import get
 from ._probes import (
     KIT_MAX_MESSAGE,
+    SLOW_LIMIT,
     Findings,
     Item,
     Outcome,
@@ -63,6 +64,7 @@ from ._probes import (
     ProbeError,
     ProbeOptions,
     ProbeResult,
+    Unsupported,
     WireLog,
     as_text_core,
     unsupported,
@@ -401,7 +403,18 @@ async def atmosphere_session(ctx: ClientCtx) -> dict[str, Outcome]:
     await trio.sleep(options.settle / 2)
     tracking = await _handshake(ctx, peer, options.heartbeat_ms, _PADDING)
     opened = trio.current_time()
-    frames = await _timed(peer, 3.6 * interval)
+
+    async def server_heartbeats() -> None:
+        # The kit writes every half interval: a client whose heartbeat restarts on every
+        # frame it reads (no fixed cadence) then never beats.
+        while True:
+            await trio.sleep(interval / 2)
+            await peer.send(_frame(peer, _PADDING))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server_heartbeats)
+        frames = await _timed(peer, 3.6 * interval)
+        nursery.cancel_scope.cancel()
     beats = _times(frames, _PADDING)
     others = [f for _, f in frames if f != _PADDING]
     near = [f for f in _text(others) if f.strip() == _PADDING.strip()]
@@ -979,6 +992,59 @@ async def fleetfreedom_bare_name(ctx: ClientCtx) -> Outcome:
         if ended
         else "a bare sessionEnded was not read as sessionEnded",
     )
+
+
+def _keepalive_time(options: ProbeOptions) -> float:
+    if not options.slow and options.keepalive > SLOW_LIMIT:
+        return 0.0
+    return _client_wait(options) + 1.3 * options.keepalive
+
+
+@scenario("fleetfreedom.session.client-keepalive", extra_time=_keepalive_time)
+async def fleetfreedom_keepalive(ctx: ClientCtx) -> Outcome:
+    every = ctx.options.keepalive
+    if every > SLOW_LIMIT and not ctx.options.slow:
+        raise Unsupported(
+            f"waits about {every:g} s of silence for the client's noop: run with --slow, or "
+            "give the client's interval with --keepalive S when it is configurable"
+        )
+    peer = await ctx.connection(first=True)
+    served = _FleetFreedomPeer(ctx, peer)
+    await served.greet(8, ctx.issue(str(uuid.uuid4())))
+    await served.serve(ctx.options.settle)
+    last = trio.current_time()
+    for record in reversed(ctx.log.records):
+        if record.connection == peer.number and record.direction == "received":
+            last = ctx.log.t0 + record.time
+            break
+    deadline = last + 1.3 * every + ctx.options.settle
+    noop: tuple[float, Any] | None = None
+    others: list[str] = []
+    while (item := await peer.recv(max(0.0, deadline - trio.current_time()))) is not None:
+        if not isinstance(item, str):
+            continue
+        await served.answer(item)
+        name, _, rest = item.partition(" ")
+        if name == "noop":
+            noop = (trio.current_time(), _action(rest))
+            break
+        others.append(item)
+    findings = Findings()
+    pings = [f for f in others if f.split(" ", 1)[0].lower() == "ping"]
+    findings.expect(not pings, f"the client sent {pings[0][:60]!r}: there is no ping command"
+                    if pings else "")  # fmt: skip
+    if findings.expect(noop is not None, f"no noop within {1.3 * every:g} s of silence"):
+        assert noop is not None
+        at, body = noop
+        findings.expect(
+            isinstance(body, dict) and "reqId" in body, f"noop without reqId: {body!r:.80}"
+        )
+        findings.expect(
+            at - last >= 0.5 * every,
+            f"noop after {at - last:.1f} s of silence, not about {every:g} s",
+        )
+        findings.note(f"noop after {at - last:.1f} s of silence")
+    return findings.outcome()
 
 
 @scenario("fleetfreedom.session.client-refused-closes")

@@ -69,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODULE:NAME",
         help="a callable returning the server's Operator (for block/logout cases)",
     )
+    add("--trackwire-slow", action="store_true", help="also run the cases that wait minutes")
     add("--trackwire-timeout", type=float, metavar="S", help="seconds one probe may take")
     add("--trackwire-reply-wait", type=float, metavar="S", help="seconds to wait for answers")
     add("--trackwire-push-wait", type=float, metavar="S", help="seconds to wait for pushes")
@@ -186,7 +187,7 @@ def _run_catalogue(config: pytest.Config) -> Report:
         second_password=option("trackwire_second_password"),
         operator=_load_operator(option("trackwire_operator")),
         timeout=option("trackwire_timeout") or DEFAULT_TIMEOUT,
-        options=ProbeOptions(**waits),
+        options=ProbeOptions(slow=bool(option("trackwire_slow")), **waits),
         strict=bool(option("trackwire_strict")),
     )
     config.stash[_REPORT] = report

@@ -87,3 +87,12 @@ async def test_an_implausible_client_interval_fails_the_handshake_format() -> No
     result = report.result("atmosphere.handshake.format")
     assert result.verdict is Verdict.FAILED
     assert "every 5 ms" in result.details
+
+
+async def test_a_minute_of_idle_wait_needs_slow() -> None:
+    report = await _judge(
+        AtmosphereServer, "atmosphere.heartbeat.server-idle-heartbeat", ProbeOptions()
+    )
+    result = report.result("atmosphere.heartbeat.server-idle-heartbeat")
+    assert result.verdict is Verdict.UNSUPPORTED
+    assert "--slow" in result.details

@@ -7,6 +7,7 @@ the kit sends the close signal.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +84,7 @@ async def judge(
     make: Callable[[str], Any],
     cases: str | None = None,
     ends_on: Callable[[Event], bool] | None = None,
+    options: ProbeOptions = FAST,
 ) -> Report:
     url: list[str] = []
     ready = trio.Event()
@@ -99,7 +101,7 @@ async def judge(
         nursery.start_soon(subject)
         with trio.fail_after(60):  # a guard against a hanging kit, not a timing assertion
             report = await run_client_cases_async(
-                protocol, cases=cases, timeout=4.0, options=FAST, ready=announce, time_limit=40
+                protocol, cases=cases, timeout=4.0, options=options, ready=announce, time_limit=40
             )
         nursery.cancel_scope.cancel()
     return report
@@ -228,3 +230,55 @@ async def test_no_client_means_error_and_the_run_finishes() -> None:
         )
     assert report.verdicts() == {"fleetfreedom.session.client-refused-closes": Verdict.ERROR}
     assert "no client connected" in report.results[0].details
+
+
+class Restarting(AtmosphereClient):
+    """Restarts its heartbeat timer on every frame it reads: no fixed cadence."""
+
+    def receive(self, data: str, now: float) -> None:
+        super().receive(data, now)
+        self._start_heartbeat(now)
+
+
+async def test_a_heartbeat_restarting_on_every_frame_fails_the_cadence_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return Restarting(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.heartbeat.client-cadence")
+    result = report.result("atmosphere.heartbeat.client-cadence")
+    assert result.verdict is Verdict.FAILED
+    assert "heartbeat(s) in" in result.details
+
+
+def _keeping_alive(every: float) -> Callable[[str], Any]:
+    async def make(url: str) -> FleetFreedomClient:
+        client = FleetFreedomClient(url, keepalive=every)
+        client.send(Command.login("someone@example.com", "secret", "conformance-test"))
+        return client
+
+    return make
+
+
+KEEPALIVE = "fleetfreedom.session.client-keepalive"
+
+
+async def test_the_keepalive_case_waits_only_when_asked() -> None:
+    report = await judge("fleetfreedom", _fleetfreedom, cases=KEEPALIVE)
+    result = report.result(KEEPALIVE)
+    assert result.verdict is Verdict.UNSUPPORTED
+    assert "--slow" in result.details
+
+
+async def test_a_client_keeping_its_session_alive_with_noop_passes() -> None:
+    quick = dataclasses.replace(FAST, keepalive=0.6)
+    report = await judge("fleetfreedom", _keeping_alive(0.6), cases=KEEPALIVE, options=quick)
+    result = report.result(KEEPALIVE)
+    assert result.verdict is Verdict.OK, result.details
+
+
+async def test_a_client_that_never_sends_noop_fails_the_keepalive_case() -> None:
+    quick = dataclasses.replace(FAST, keepalive=0.6)
+    report = await judge("fleetfreedom", _keeping_alive(0.0), cases=KEEPALIVE, options=quick)
+    result = report.result(KEEPALIVE)
+    assert result.verdict is Verdict.NON_STRICT
+    assert "no noop" in result.details
