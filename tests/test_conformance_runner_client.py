@@ -282,3 +282,26 @@ async def test_a_client_that_never_sends_noop_fails_the_keepalive_case() -> None
     result = report.result(KEEPALIVE)
     assert result.verdict is Verdict.NON_STRICT
     assert "no noop" in result.details
+
+
+class EagerReopen(ITrackClient):
+    """Re-sends its subscriptions as soon as a reconnect's socket opens, before the
+    server's first frame (the reopen reported at socket open)."""
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        if self._sent_any:
+            for action in self.subscriptions.actions():
+                self.transport._out.append(self._encode(action))
+
+
+async def test_a_client_resubscribing_before_the_first_frame_fails() -> None:
+    async def make(url: str) -> ITrackClient:
+        client = EagerReopen(subscription_url(url), await itrack_login(url, "someone", "x"))
+        client.send(Subscribe([StateRequest([1, 2])]))
+        return client
+
+    report = await judge("itrack", make, cases="itrack.session.*")
+    result = report.result("itrack.session.resubscribe-after-reconnect")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "before the server's first frame" in result.details
