@@ -638,6 +638,11 @@ async def state_on_change(ctx: Ctx) -> Outcome:
     await session.close()
     states = [e for e in _events(after, "state") if isinstance(e.get("data"), dict)]
     others = [e for e in states if e["data"].get("source_id") != source]
+    known = ("state", "state_batch", "lifecycle", "logout", "readings_batch", "iot_monitor")
+    strange = sorted({str(m.get("event")) for m in session.seen
+                      if _is("event")(m) and m.get("event") not in known})  # fmt: skip
+    if strange and not states:
+        return Outcome(False, f"events named {strange[:3]} came, never state")
     if source is None:
         return Outcome(None, "no initial state event tells the tracker's source id")
     if others:

@@ -105,3 +105,22 @@ async def test_no_periodic_state_batch_fails(itrack: ReferenceServer) -> None:
     result = report.result("itrack.events.state-batch")
     assert result.verdict is Verdict.FAILED
     assert "must follow every rate_limit" in result.details
+
+
+class RenamedStates(ITrackServer):
+    """Sends its state events under another name."""
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if message.get("event") == "state":
+            message = {**message, "event": "position"}
+        super()._send(message)
+
+
+async def test_a_renamed_event_fails_instead_of_being_unsupported(itrack: ReferenceServer) -> None:
+    _serve(itrack, RenamedStates)
+    report = await run_server_cases_async(
+        itrack.url, "itrack", cases="itrack.events.state-on-change", options=FAST, **LOGIN
+    )
+    result = report.result("itrack.events.state-on-change")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "position" in result.details
