@@ -194,9 +194,10 @@ def _login_accepted(
             f"loginResponse errorCode {code!r} is not a JSON integer, so no login can be judged",
         )
     if code != 0:
-        raise ProbeError(
-            f"the login with {who} was refused: errorCode {code}, "
-            f"message {str(body.get('message'))[:120]!r}"
+        raise Blocked(
+            "fleetfreedom.session.login",
+            f"the login with {who} was refused: errorCode {code}, message "
+            f"{str(body.get('message'))[:120]!r} (check the credentials, or the server's login)",
         )
     return body
 

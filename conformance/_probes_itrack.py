@@ -20,7 +20,17 @@ import trio
 
 from trackwire.itrack import auth_url, subscription_url
 
-from ._probes import Ctx, Findings, Item, Outcome, Peer, ProbeError, Unsupported, server_probe
+from ._probes import (
+    Blocked,
+    Ctx,
+    Findings,
+    Item,
+    Outcome,
+    Peer,
+    ProbeError,
+    Unsupported,
+    server_probe,
+)
 from ._probes_atmosphere import Handshake, blank, handshake_of, looks_like_handshake, open_url
 
 __all__ = ["ITrackSession"]
@@ -134,10 +144,14 @@ async def session_hash(ctx: Ctx) -> str:
         return cached
     status, data = await _auth(ctx, ctx.credential("login"), ctx.credential("password"))
     if not (isinstance(data, dict) and data.get("success") is True):
-        raise ProbeError(f"user/auth refused the given login (HTTP {status}): {data!r:.200}")
+        raise Blocked(
+            "itrack.auth.success",
+            f"user/auth refused the given login (HTTP {status}, status "
+            f"{_error_code(data)!r}): check the credentials, or the server's user/auth",
+        )
     value = data.get("hash")
     if not isinstance(value, str):
-        raise ProbeError(f"user/auth answered no hash: {data!r:.200}")
+        raise Blocked("itrack.auth.success", f"user/auth answered no hash: {data!r:.200}")
     ctx.shared["itrack.hash"] = value
     return value
 

@@ -139,3 +139,18 @@ def test_mask_hides_ghost_ids_passwords_and_user_objects() -> None:
         assert secret not in masked
     assert "'expiry': 'x'" in masked
     assert "'errorCode': '0'" in masked
+
+
+async def test_a_refused_login_blocks_the_cases_that_need_it() -> None:
+    from trackwire.conformance import ReferenceServer
+
+    with ReferenceServer("itrack", vehicles=2) as server:
+        report = await run_server_cases_async(
+            server.url, "itrack", cases="itrack.[ae]*", options=FAST, timeout=TIMEOUT,
+            login="demo", password="not-the-password",
+        )  # fmt: skip
+    assert report.result("itrack.auth.success").verdict is Verdict.FAILED
+    blocked = [r for r in report.results if r.blocked_by == "itrack.auth.success"]
+    assert len(blocked) >= 5
+    assert all("check the credentials" in r.details for r in blocked)
+    assert "not-the-password" not in render_text(report, verbose=True)
