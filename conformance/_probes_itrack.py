@@ -282,7 +282,6 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
     session = await open_session(ctx)
     await session.send(_subscribe_state(value, ids))
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
-    answered = trio.current_time() - ctx.log.t0
     after = await session.gather(ctx.options.settle)
     await session.close()
     await witness.close()
@@ -313,7 +312,7 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
         )
     states = _events(after, "state")
     results["itrack.events.state-after-subscribe"] = _current_states(
-        ctx, witness.peer.number, states, answered, len(ids)
+        ctx, witness.peer.number, session.peer.number, states, len(ids)
     )
     form = Findings()
     for event in states:
@@ -351,11 +350,13 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
 
 
 def _current_states(
-    ctx: Ctx, witness: int, states: list[dict[str, Any]], answered: float, asked: int
+    ctx: Ctx, witness: int, subject: int, states: list[dict[str, Any]], asked: int
 ) -> Outcome:
     """Judge the first state of each source after a subscribe: it must be the state the
-    server already had (one the witness connection read before the response came, give or
-    take 50 ms), not a later change, which a moving fleet would otherwise pass off as one."""
+    server already had, not a later change, which a moving fleet would otherwise pass off as
+    one.  A state read with the response (within 5 ms: written in the same flush) is taken
+    as current; otherwise the witness connection, subscribed first, must have read the same
+    state before the response came (give or take 50 ms)."""
     sources = {e["data"].get("source_id") for e in states if isinstance(e.get("data"), dict)}
     if not states or len(sources) > asked:
         return Outcome(
@@ -363,26 +364,34 @@ def _current_states(
             f"subscribing {asked}",
         )  # fmt: skip
     seen: dict[str, float] = {}
+    answered: float | None = None
+    arrived: dict[object, tuple[float, str]] = {}
     for record in ctx.log.records:
-        if record.connection == witness and record.direction == "received":
-            message = _parse(record.data)
-            if _is("event")(message) and message.get("event") == "state":
-                key = _compact(message.get("data"))
-                seen.setdefault(key, record.time)
+        if record.direction != "received" or record.connection not in (witness, subject):
+            continue
+        message = _parse(record.data)
+        if record.connection == subject and answered is None and _is_reply(message):
+            answered = record.time
+        if not (_is("event")(message) and message.get("event") == "state"):
+            continue
+        data = message.get("data")
+        if record.connection == witness:
+            seen.setdefault(_compact(data), record.time)
+        elif answered is not None and isinstance(data, dict):
+            arrived.setdefault(data.get("source_id"), (record.time, _compact(data)))
+    if answered is None:
+        return Outcome(False, "no subscribe response in the wire log")
     findings = Findings()
-    firsts: dict[object, dict[str, Any]] = {}
-    for event in states:
-        data = event.get("data")
-        if isinstance(data, dict):
-            firsts.setdefault(data.get("source_id"), data)
-    for source, data in firsts.items():
-        when = seen.get(_compact(data))
+    for source, (at, key) in arrived.items():
+        if at - answered <= 0.005:
+            continue
+        when = seen.get(key)
         findings.expect(
             when is None or when <= answered + 0.05,
-            f"the first state of source {source} after the response is a change the server "
-            f"pushed {when - answered if when else 0:.2f} s later, not its current state",
+            f"the first state of source {source} came {at - answered:.2f} s after the response "
+            "and is a change the server pushed then, not its current state",
         )
-    findings.note(f"current states of {len(firsts)} source(s) right after the response")
+    findings.note(f"current states of {len(arrived)} source(s) right after the response")
     return findings.outcome()
 
 
