@@ -152,6 +152,49 @@ def test_itrack_restart_loses_every_session(trackwire_itrack_server):
         assert error.code in (3, 4)
 
 
+def test_itrack_expired_sessions_and_unblocked_trackers(trackwire_reference_server):
+    server = trackwire_reference_server("itrack", vehicles=2, moving=False)
+    tracker = server.trackers("demo")[0]
+    client = ITrackClient(subscription_url(server.url), itrack_login(server.url, "demo", "demo"))
+    client.send(Subscribe([StateRequest([tracker])]))
+    with connect(client, reconnect=None) as conn:
+        _events(conn, lambda e: isinstance(e, StateEvent))
+        server.block(tracker)
+        server.unblock(tracker)
+        assert _events(conn, lambda e: isinstance(e, LifecycleEvent)
+                       and e.lifecycle_event == "unblock")
+        _events(conn, lambda e: isinstance(e, StateEvent))          # current state again
+    old = itrack_login(server.url, "demo", "demo")
+    server.expire_sessions()
+    late = ITrackClient(subscription_url(server.url), old)
+    late.send(Subscribe([StateRequest([tracker])]))
+    with connect(late, reconnect=None) as conn:
+        error = _events(conn, lambda e: type(e).__name__ == "ErrorMessage")
+        assert error.code in (3, 4)
+
+
+def test_fleetfreedom_restart_and_expiry_lose_sessions(trackwire_fleetfreedom_server):
+    server = trackwire_fleetfreedom_server
+    client = FleetFreedomClient(server.url)
+    client.send(Command.login("demo@example.com", "demo", "pytester"))
+    with connect(client, reconnect=None) as conn:
+        logged = _events(conn, lambda e: getattr(e, "name", "") == "loginResponse")
+    ghost = logged.body["ghostId"]
+    server.expire_sessions()
+    again = FleetFreedomClient(server.url, ghost_id=ghost)
+    with connect(again, reconnect=None) as conn:
+        hello = _events(conn, lambda e: getattr(e, "name", "") == "connectionResponse")
+        assert hello.body["errorCode"] != 0
+    server.restart()
+    assert server.restarts == 1
+    fresh = FleetFreedomClient(server.url)
+    fresh.send(Command.login("other@example.com", "other", "pytester"))
+    with connect(fresh, reconnect=None) as conn:
+        answer = _events(conn, lambda e: getattr(e, "name", "") == "loginResponse")
+        assert answer.body["errorCode"] == 0
+        assert answer.body["user"]["company"] == 2
+
+
 def test_fleetfreedom_server_pushes_and_ends_sessions(trackwire_reference_server):
     server = trackwire_reference_server("fleetfreedom", vehicles=2, moving=False)
     asset = server.trackers("demo")[0]
@@ -170,7 +213,7 @@ def test_fleetfreedom_server_pushes_and_ends_sessions(trackwire_reference_server
 
 def test_the_fixtures_serve_scriptable_reference_servers(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(FIXTURE_TESTS)
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=5)
 
 
 @pytest.mark.parametrize(
