@@ -486,6 +486,12 @@ async def idle_heartbeats(ctx: Ctx) -> dict[str, Outcome]:
             f"X-Heartbeat-Server=1 brought the heartbeat after {quick or 0:.1f} s instead of "
             f"the server's {own:.1f} s: a client may lengthen it, never shorten it",
         )
+    elif own is not None and own < 1.0 and wait >= 1.5:
+        request.expect(
+            quick is not None,
+            f"no heartbeat within {wait:g} s with X-Heartbeat-Server=1 while the server's own "
+            f"interval is {own:.1f} s: a longer interval must still bring heartbeats",
+        )
     else:
         request.note("the server's own interval is not above 1.5 s: shortening not tried")
     request.note(f"no heartbeat within {wait} s with X-Heartbeat-Server=0")

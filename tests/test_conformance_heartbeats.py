@@ -96,3 +96,23 @@ async def test_a_minute_of_idle_wait_needs_slow() -> None:
     result = report.result("atmosphere.heartbeat.server-idle-heartbeat")
     assert result.verdict is Verdict.UNSUPPORTED
     assert "--slow" in result.details
+
+
+class StopsWhenLengthened(AtmosphereServer):
+    """Turns its heartbeat off when a client asks for a longer interval."""
+
+    def __init__(self, request: Any, **settings: Any) -> None:
+        super().__init__(request, **settings)
+        asked = self.request.heartbeat_server
+        if asked and asked > settings.get("server_heartbeat", 60.0):
+            self.server_heartbeat = 0.0
+
+
+async def test_a_heartbeat_stopped_instead_of_lengthened_fails() -> None:
+    options = ProbeOptions(reply_wait=0.8, settle=0.2, idle_wait=1.8)
+    report = await _judge(StopsWhenLengthened, "atmosphere.heartbeat.server-interval-*", options)
+    result = report.result("atmosphere.heartbeat.server-interval-request")
+    assert result.verdict is Verdict.NON_STRICT
+    assert "a longer interval must still bring heartbeats" in result.details
+    reference = await _judge(AtmosphereServer, "atmosphere.heartbeat.server-interval-*", options)
+    assert reference.result("atmosphere.heartbeat.server-interval-request").verdict is Verdict.OK
