@@ -8,9 +8,13 @@
 - :func:`run_server_cases` / :func:`run_client_cases`: the kit acts as the client (or the
   server), probes, and judges; a :class:`Report` renders as text, JSON or JUnit.
 - The reference servers and their simulated fleet (``_reference``, ``_fleet``), which the
-  ``trackwire`` command line serves; several processes of one server share sessions,
-  versions and pushes through a :class:`SharedState` (:class:`InMemoryState`,
-  :class:`RedisState`) run by :func:`run_shared`.
+  ``trackwire`` command line serves; :class:`ReferenceServer` runs one in a thread for tests,
+  scriptable (and ``pytest --trackwire-…`` / the ``trackwire_itrack_server`` fixtures);
+  several processes of one server share sessions, versions and pushes through a
+  :class:`SharedState` (:class:`InMemoryState`, :class:`RedisState`) run by
+  :func:`run_shared`.
+- :class:`Operator`: the hook the kit calls for cases that need the server's operator
+  (block a tracker, end a session); :meth:`ReferenceServer.operator` implements it.
 """
 
 from ._catalogue import (
@@ -28,6 +32,7 @@ from ._catalogue import (
 from ._cli import add_subcommands
 from ._cli import run as run_cli
 from ._fleet import Fleet, Vehicle, VehicleUpdate
+from ._harness import Operator, ReferenceServer, operator_for
 from ._probes import ProbeOptions
 from ._probes_client import CLOSE_SIGNAL
 from ._redis import RedisConnection, RedisError, RedisState, RespParser, encode_command
@@ -92,12 +97,14 @@ __all__ = [
     "Level",
     "LoginThrottle",
     "MemoryBackplane",
+    "Operator",
     "ProbeOptions",
     "ProtocolName",
     "Put",
     "RedisConnection",
     "RedisError",
     "RedisState",
+    "ReferenceServer",
     "Replica",
     "Report",
     "RespParser",
@@ -113,6 +120,7 @@ __all__ = [
     "encode_command",
     "exit_code",
     "get",
+    "operator_for",
     "probed_cases",
     "render_json",
     "render_junit",

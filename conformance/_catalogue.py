@@ -499,6 +499,12 @@ _ITRACK = (
           "data has an integer source_id; gps.updated, last_update and user_time read "
           "YYYY-MM-DD HH:MM:SS with no offset.",
           "Times read YYYY-MM-DD HH:MM:SS in the user's time zone, with no offset."),
+    _case("itrack.tenants.isolation", "§3", _M, "server",
+          "A user never sees, subscribes to or is pushed another tenant's trackers.",
+          "With the first account's hash, the second account's trackers answer unknown (or "
+          "disallowed), never normal; no state or state_batch event carries them, and "
+          "state_batch for all leaves them out.",
+          "unknown (no such tracker, or not this user's)"),
     _case("itrack.events.client-keeps-unknown", "§3", _M, "client",
           "The client keeps fields and events it does not model.",
           "Unknown fields of known events, and events such as readings_batch, iot_monitor or "
@@ -802,6 +808,18 @@ _FLEETFREEDOM = (
           "Before login, getCompany {\"reqId\":1,\"company\":{\"id\":1}} answers "
           "getCompanyResponse {\"reqId\":1,\"errorCode\":8,...} with no company.",
           "8 userNotLoggedIn"),
+    _case("fleetfreedom.errors.anonymous-refused", "§7", _M, "server",
+          "Before login nothing is read, subscribed or pushed.",
+          "Before login, get<Type>, get<Types>List, getCompany, merge<Type>, subscribe and "
+          "getSubscriptionsList all answer a non-zero errorCode with no payload, and no "
+          "<type>Merged push follows.",
+          "8 userNotLoggedIn"),
+    _case("fleetfreedom.errors.foreign-tenant-refused", "§7", _M, "server",
+          "A user never reads, lists, subscribes to or is pushed another company's objects.",
+          "With the first user's session, getCompany, get<Type> and get<Types>List for the "
+          "second user's company and objects answer a non-zero errorCode (or nothing of it), "
+          "subscribe to it is refused or denied, and no push about it arrives.",
+          "4 invalidPermission · 5 permissionDenied"),
     # §8 How the official clients behave
     _case("fleetfreedom.client.reconnect-backoff", "§8", _S, "client",
           "Reconnects back off from 1 s, doubling, to 5 min.",

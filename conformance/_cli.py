@@ -7,6 +7,7 @@ The ``trackwire`` command line mounts these with :func:`add_subcommands` and run
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -65,6 +66,11 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
             metavar="S",
             help="seconds to watch for frames the subject must not send",
         )
+        p.add_argument(
+            "--slow",
+            action="store_true",
+            help="also run the cases that wait minutes (idle heartbeats, 5-minute keep-alives)",
+        )
         p.add_argument("-v", "--verbose", action="store_true", help="details of every case")
 
     server = commands.add_parser(
@@ -78,6 +84,17 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
     server.add_argument("--login", help="iTrack user/auth login")
     server.add_argument("--username", help="FleetFreedom login username")
     server.add_argument("--password", help="the password of --login or --username")
+    server.add_argument("--second-login", help="iTrack login of another tenant (isolation cases)")
+    server.add_argument(
+        "--second-username", help="FleetFreedom user of another company (isolation cases)"
+    )
+    server.add_argument("--second-password", help="the password of the second account")
+    server.add_argument(
+        "--operator",
+        metavar="MODULE:NAME",
+        help="a callable (or object) giving the server's Operator, for the cases that need "
+        "one (block a tracker, end a session); see trackwire.conformance.Operator",
+    )
     server.add_argument(
         "--push-wait",
         type=float,
@@ -90,7 +107,8 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=_DEFAULTS.idle_wait,
         metavar="S",
-        help="seconds to wait for an idle server heartbeat (default 65)",
+        help="seconds to wait for an idle server heartbeat (default 65, which needs --slow; "
+        "a little more than the server's interval)",
     )
 
     client = commands.add_parser(
@@ -125,9 +143,28 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
         help="client heartbeat interval the kit announces",
     )
     client.add_argument(
+        "--keepalive",
+        type=float,
+        default=_DEFAULTS.keepalive,
+        metavar="S",
+        help="the FleetFreedom client's noop interval, when it is configurable (default 300)",
+    )
+    client.add_argument(
         "--time-limit", type=float, metavar="S", help="stop the whole run after S seconds"
     )
     return parser
+
+
+def load_operator(spec: str | None) -> Any:
+    """The :class:`~trackwire.conformance.Operator` named ``MODULE:NAME`` (called when it is
+    a class or function), or ``None``."""
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise SystemExit(f"--operator {spec!r}: expected MODULE:NAME")
+    found = getattr(importlib.import_module(module), name)
+    return found() if callable(found) else found
 
 
 def _list(args: argparse.Namespace, out: TextIO) -> int:
@@ -145,8 +182,19 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _options(args: argparse.Namespace) -> ProbeOptions:
-    values: dict[str, Any] = {"reply_wait": args.reply_wait, "settle": args.settle}
-    for name in ("push_wait", "idle_wait", "client_wait", "reconnect_wait", "heartbeat_ms"):
+    values: dict[str, Any] = {
+        "reply_wait": args.reply_wait,
+        "settle": args.settle,
+        "slow": args.slow,
+    }
+    for name in (
+        "push_wait",
+        "idle_wait",
+        "client_wait",
+        "reconnect_wait",
+        "heartbeat_ms",
+        "keepalive",
+    ):
         if hasattr(args, name):
             values[name] = getattr(args, name)
     return ProbeOptions(**values)
@@ -176,6 +224,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             login=args.login,
             password=args.password,
             username=args.username,
+            second_login=args.second_login,
+            second_username=args.second_username,
+            second_password=args.second_password,
+            operator=load_operator(args.operator),
             timeout=args.timeout,
             options=_options(args),
             strict=args.strict,

@@ -22,7 +22,6 @@ import h11
 import trio
 
 from trackwire import Event, LocalProtocolError
-from trackwire._redact import redact
 from trackwire.drivers._trio import _open_stream
 from trackwire.ws import (
     BinaryMessage,
@@ -39,10 +38,11 @@ from trackwire.ws import (
 )
 
 from ._catalogue import get
-from ._report import Direction, WireRecord, clip
+from ._report import Direction, WireRecord, clip, mask
 
 __all__ = [
     "SERVER_PROBES",
+    "Blocked",
     "Ctx",
     "Findings",
     "Outcome",
@@ -82,6 +82,17 @@ class ProbeOptions:
     """Client cases: seconds to wait for a (new) client to connect for the next scenario."""
     reconnect_wait: float = 10.0
     """Client cases: seconds to wait for a client to come back after the kit dropped it."""
+    slow: bool = False
+    """Run the cases that wait minutes (a FleetFreedom client's 5-minute keep-alive, a
+    server's 60-second idle heartbeat); without it they are UNSUPPORTED, saying so, unless
+    the subject's interval was made short enough (``idle_wait``, ``keepalive``)."""
+    keepalive: float = 300.0
+    """Client cases: the FleetFreedom client's noop interval (about 5 minutes by the spec;
+    give the client's own setting when it is configurable)."""
+
+
+SLOW_LIMIT = 30.0
+"""Deliberate waits up to this many seconds run without ``slow``."""
 
 
 class Unsupported(Exception):
@@ -90,6 +101,20 @@ class Unsupported(Exception):
 
 class ProbeError(Exception):
     """The probe itself could not run (connection refused, upgrade refused, no login)."""
+
+
+class Blocked(ProbeError):
+    """The probe could not run because the subject breaks the rule of case ``root`` on the
+    way (a ``loginResponse`` whose ``errorCode`` is a string, so no login can be judged).
+
+    The runner reports the probe's cases as blocked by ``root`` (and ``root`` itself, when
+    the probe judges it, as FAILED), so one fault reads as one fault, not a wall of ERRORs.
+    """
+
+    def __init__(self, root: str, reason: str) -> None:
+        get(root)  # an unknown id fails loudly
+        super().__init__(reason)
+        self.root = root
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +156,8 @@ def unsupported(reason: str) -> Outcome:
 # -- the wire log ------------------------------------------------------------------------------
 
 # Secrets (passwords, iTrack hashes, FleetFreedom ghostIds) are masked in the wire log by the
-# same rules as every repr and error message (trackwire._redact), so reports can be shared.
+# same rules as every repr and error message (trackwire._redact), and so is the session's
+# ``user`` object (a person's data), so reports can be shared.
 
 
 class WireLog:
@@ -150,9 +176,7 @@ class WireLog:
 
     def add(self, connection: int, direction: Direction, kind: str, data: str) -> None:
         self.records.append(
-            WireRecord(
-                trio.current_time() - self.t0, connection, direction, kind, clip(redact(data))
-            )
+            WireRecord(trio.current_time() - self.t0, connection, direction, kind, clip(mask(data)))
         )
 
     def note(self, text: str, connection: int = 0) -> None:
@@ -179,17 +203,22 @@ class RawCore:
     """A text core that interprets nothing: received frames become :class:`TextFrame`
     events, and :meth:`send` queues any string as one frame.  Both are logged."""
 
-    __slots__ = ("_events", "_out", "connection", "log", "state")
+    __slots__ = ("_events", "_out", "connection", "log", "state", "upgrade_direction")
 
     def __init__(self, log: WireLog, connection: int) -> None:
         self.log = log
         self.connection = connection
         self.state = RawState.IDLE
+        self.upgrade_direction: Direction | None = None
+        """Where the ``101 Switching Protocols`` line goes in the log (``received`` when the
+        kit is the client): logged as the stack opens the core, before any frame."""
         self._events: list[Event] = []
         self._out: list[str] = []
 
     def connection_made(self, now: float) -> None:
         self.state = RawState.OPEN
+        if self.upgrade_direction is not None:
+            self.log.add(self.connection, self.upgrade_direction, "http", "101 Switching Protocols")
 
     def receive(self, data: str, now: float) -> None:
         self.log.add(self.connection, "received", "text", data)
@@ -507,6 +536,7 @@ class Ctx:
         credentials: Mapping[str, str | None],
         shared: dict[str, Any],
         ssl_context: ssl.SSLContext | None = None,
+        operator: Any = None,
     ) -> None:
         self.url = url
         self.protocol = protocol
@@ -517,6 +547,8 @@ class Ctx:
         self.shared = shared
         """State kept across the cases of one run (a login hash, a list of trackers)."""
         self.ssl_context = ssl_context
+        self.operator = operator
+        """The subject's :class:`~trackwire.conformance.Operator`, if the run has one."""
 
     async def open(
         self,
@@ -548,13 +580,11 @@ class Ctx:
             max_message_size=KIT_MAX_MESSAGE,
             handshake_timeout=None,
         )
+        peer.core.upgrade_direction = "received"
         self.nursery.start_soon(peer.run, stack)
         await peer.opened.wait()
-        if peer.connected is None:
-            if not allow_refusal:
-                raise ProbeError(f"{url}: {peer.failure}")
-        else:
-            self.log.add(number, "received", "http", "101 Switching Protocols")
+        if peer.connected is None and not allow_refusal:
+            raise ProbeError(f"{url}: {peer.failure}")
         return peer
 
     async def http(
@@ -621,6 +651,16 @@ class Ctx:
             raise Unsupported(f"needs --{name} (and the other credentials) to be judged")
         return value
 
+    def needs_operator(self, action: str) -> Any:
+        """The run's operator, or :class:`Unsupported` saying why the case needs one."""
+        if self.operator is None:
+            raise Unsupported(
+                f"needs the server's operator to {action}, which no client can do over the "
+                "wire: pass operator= to run_server_cases (or --operator MODULE:NAME); "
+                "ReferenceServer.operator() is the reference implementation"
+            )
+        return self.operator
+
 
 # -- the registry ------------------------------------------------------------------------------
 
@@ -629,7 +669,9 @@ ProbeFunction = Callable[[Ctx], Awaitable[ProbeResult]]
 
 
 def _no_extra(options: ProbeOptions) -> float:
-    return 0.0
+    """The time every probe gets on top of the timeout: probes watch pushes (before and
+    after an action) and silences, and a slow subject must not turn them into ERRORs."""
+    return 2 * options.push_wait + 2 * options.settle
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,7 +681,8 @@ class Probe:
     cases: tuple[str, ...]
     run: ProbeFunction
     extra_time: Callable[[ProbeOptions], float] = _no_extra
-    """Time the probe needs on top of the per-case timeout (long deliberate waits)."""
+    """Time the probe needs on top of the per-case timeout (long deliberate waits; by
+    default two push waits and two settles)."""
 
     @property
     def name(self) -> str:

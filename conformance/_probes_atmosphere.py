@@ -20,6 +20,7 @@ from trackwire.atmosphere import DEFAULT_FRAMEWORK, build_close_url, build_open_
 from trackwire.itrack import subscription_url
 
 from ._probes import (
+    SLOW_LIMIT,
     Ctx,
     Findings,
     Item,
@@ -213,6 +214,14 @@ async def new_client_handshake(ctx: Ctx) -> dict[str, Outcome]:
     form = Findings()
     if seen and isinstance(got, str):
         form.expect(handshake is not None, f"{got!r} is not <uuid>|<ms>|<padding>|")
+        if handshake is not None:
+            interval = handshake.interval_ms
+            form.expect(
+                interval == 0 or PLAUSIBLE_INTERVAL_MS[0] <= interval <= PLAUSIBLE_INTERVAL_MS[1],
+                f"the handshake announces a client heartbeat every {interval} ms: not a "
+                f"plausible interval (0, or {PLAUSIBLE_INTERVAL_MS[0]} to "
+                f"{PLAUSIBLE_INTERVAL_MS[1]} ms)",
+            )
         form.note(f"handshake {got!r}")
     return {
         "atmosphere.handshake.tracking-id-zero": Outcome(
@@ -381,8 +390,15 @@ async def heartbeat_swallowed(ctx: Ctx) -> Outcome:
     return findings.outcome()
 
 
+PLAUSIBLE_INTERVAL_MS = (1000, 3_600_000)
+"""Client heartbeat intervals a handshake may announce besides 0 (none): from 1 s (the
+client would flood the server) to 1 h (its timeout would never catch a dead link)."""
+
+
 def _idle(options: ProbeOptions) -> float:
-    return options.idle_wait
+    if options.idle_wait > SLOW_LIMIT and not options.slow:
+        return 0.0
+    return options.idle_wait + 2 * options.settle
 
 
 @server_probe(
@@ -393,33 +409,63 @@ def _idle(options: ProbeOptions) -> float:
 )
 async def idle_heartbeats(ctx: Ctx) -> dict[str, Outcome]:
     wait = ctx.options.idle_wait
+    if wait > SLOW_LIMIT and not ctx.options.slow:
+        raise Unsupported(
+            f"waits {wait:g} s for idle heartbeats: run with --slow, or give the server's "
+            "interval with --idle-wait S (a little more than it) when it is shorter"
+        )
     plain, plain_hs = await handshake_of(ctx)
     prefixed, prefixed_hs = await handshake_of(ctx, tms=True)
     silent, silent_hs = await handshake_of(ctx, heartbeat_server=0)
+    # "chatty": the kit keeps writing, the server does not: its heartbeat counts from its own
+    # last write, so it must still come.  "short": asks for 1 s, which may not shorten it.
+    chatty, chatty_hs = await handshake_of(ctx)
+    short, short_hs = await handshake_of(ctx, heartbeat_server=1)
     seen: dict[str, list[Item]] = {}
+    first_beat: dict[str, float] = {}
+    started = trio.current_time()
 
     async def watch(name: str, peer: Peer, stop: str | None) -> None:
-        seen[name] = await peer.collect(
-            wait, until=None if stop is None else (lambda item: item == stop)
-        )
+        def until(item: Item) -> bool:
+            if item == stop and name not in first_beat:
+                first_beat[name] = trio.current_time() - started
+            return item == stop
+
+        seen[name] = await peer.collect(wait, until=None if stop is None else until)
+
+    async def chatter(peer: Peer, padding: str) -> None:
+        if chatty_hs.interval_ms <= 0:
+            return  # the padding would be application data, and draw answers
+        while name_open(peer) and "chatty" not in first_beat:
+            await peer.send(padding)
+            await trio.sleep(max(0.05, wait / 8))
+
+    def name_open(peer: Peer) -> bool:
+        return peer.is_open and trio.current_time() - started < wait
 
     beat = f"{utf16_len(prefixed_hs.padding)}|{prefixed_hs.padding}"
-    started = trio.current_time()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch, "plain", plain, plain_hs.padding)
         nursery.start_soon(watch, "prefixed", prefixed, None)
         nursery.start_soon(watch, "silent", silent, None)
-    for peer in (plain, prefixed, silent):
+        nursery.start_soon(watch, "chatty", chatty, chatty_hs.padding)
+        nursery.start_soon(watch, "short", short, short_hs.padding)
+        nursery.start_soon(chatter, chatty, chatty_hs.padding)
+    for peer in (plain, prefixed, silent, chatty, short):
         await peer.close()
     results: dict[str, Outcome] = {}
-    if plain_hs.padding in seen["plain"]:
-        results["atmosphere.heartbeat.server-idle-heartbeat"] = Outcome(
-            True, f"heartbeat {plain_hs.padding!r} after {trio.current_time() - started:.1f} s"
+    idle = Findings()
+    if idle.expect(
+        plain_hs.padding in seen["plain"],
+        f"no heartbeat {plain_hs.padding!r} within {wait} s of silence",
+    ):
+        idle.note(f"heartbeat {plain_hs.padding!r} after {first_beat.get('plain', 0):.1f} s")
+        idle.expect(
+            chatty_hs.interval_ms <= 0 or chatty_hs.padding in seen["chatty"],
+            f"no heartbeat within {wait} s while the kit kept writing and the server did not: "
+            "the server counts inactivity from its last read, not its last write",
         )
-    else:
-        results["atmosphere.heartbeat.server-idle-heartbeat"] = Outcome(
-            False, f"no heartbeat {plain_hs.padding!r} within {wait} s of silence"
-        )
+    results["atmosphere.heartbeat.server-idle-heartbeat"] = idle.outcome()
     frames = seen["prefixed"]
     if beat in frames:
         results["atmosphere.tms.heartbeat-prefixed"] = Outcome(True, f"heartbeat {beat!r}")
@@ -429,13 +475,27 @@ async def idle_heartbeats(ctx: Ctx) -> dict[str, Outcome]:
         )
     else:
         results["atmosphere.tms.heartbeat-prefixed"] = unsupported(f"no heartbeat within {wait} s")
+    request = Findings()
     beats = [f for f in seen["silent"] if f == silent_hs.padding]
-    results["atmosphere.heartbeat.server-interval-request"] = Outcome(
-        not beats,
-        f"{len(beats)} heartbeat(s) despite X-Heartbeat-Server=0"
-        if beats
-        else f"no heartbeat within {wait} s with X-Heartbeat-Server=0",
-    )
+    request.expect(not beats, f"{len(beats)} heartbeat(s) despite X-Heartbeat-Server=0")
+    own = first_beat.get("plain")
+    quick = first_beat.get("short")
+    if own is not None and own > 1.5:
+        request.expect(
+            quick is None or quick >= 0.7 * own,
+            f"X-Heartbeat-Server=1 brought the heartbeat after {quick or 0:.1f} s instead of "
+            f"the server's {own:.1f} s: a client may lengthen it, never shorten it",
+        )
+    elif own is not None and own < 1.0 and wait >= 1.5:
+        request.expect(
+            quick is not None,
+            f"no heartbeat within {wait:g} s with X-Heartbeat-Server=1 while the server's own "
+            f"interval is {own:.1f} s: a longer interval must still bring heartbeats",
+        )
+    else:
+        request.note("the server's own interval is not above 1.5 s: shortening not tried")
+    request.note(f"no heartbeat within {wait} s with X-Heartbeat-Server=0")
+    results["atmosphere.heartbeat.server-interval-request"] = request.outcome()
     return results
 
 

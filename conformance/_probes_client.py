@@ -56,6 +56,7 @@ from trackwire.ws import (
 from ._catalogue import get
 from ._probes import (
     KIT_MAX_MESSAGE,
+    SLOW_LIMIT,
     Findings,
     Item,
     Outcome,
@@ -63,6 +64,7 @@ from ._probes import (
     ProbeError,
     ProbeOptions,
     ProbeResult,
+    Unsupported,
     WireLog,
     as_text_core,
     unsupported,
@@ -401,7 +403,18 @@ async def atmosphere_session(ctx: ClientCtx) -> dict[str, Outcome]:
     await trio.sleep(options.settle / 2)
     tracking = await _handshake(ctx, peer, options.heartbeat_ms, _PADDING)
     opened = trio.current_time()
-    frames = await _timed(peer, 3.6 * interval)
+
+    async def server_heartbeats() -> None:
+        # The kit writes every half interval: a client whose heartbeat restarts on every
+        # frame it reads (no fixed cadence) then never beats.
+        while True:
+            await trio.sleep(interval / 2)
+            await peer.send(_frame(peer, _PADDING))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server_heartbeats)
+        frames = await _timed(peer, 3.6 * interval)
+        nursery.cancel_scope.cancel()
     beats = _times(frames, _PADDING)
     others = [f for _, f in frames if f != _PADDING]
     near = [f for f in _text(others) if f.strip() == _PADDING.strip()]
@@ -660,50 +673,95 @@ async def itrack_session(ctx: ClientCtx) -> dict[str, Outcome]:
                     problem = _request_problem(request)
                     valid.expect(problem is None, problem or "")
         results["itrack.actions.client-valid-requests"] = valid.outcome()
-    for message in (
-        {"type": "error", "action": "null", "status": {"code": 1, "description": "Test error"}},
-        "this is not json",
-        {"no": "type"},
-    ):
-        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
-        await peer.send(_frame(peer, text))
+    # Each odd frame is sent on its own and judged on what follows it, so a client that
+    # ends its session on one of them is judged on that one only.
     actions += await serve_actions(peer, options.settle)
-    alive = peer.is_open
-    stays = "the connection stays open" if alive else f"the client closed: {peer.closed}"
     if subscribes:
         results["itrack.responses.client-tolerates-variants"] = Outcome(
-            alive, f"after responses without success and in the deprecated format, {stays}"
+            peer.is_open,
+            "after responses without success and in the deprecated format, "
+            + (
+                "the connection stays open" if peer.is_open else f"the client closed: {peer.closed}"
+            ),
         )
     else:
         results["itrack.responses.client-tolerates-variants"] = unsupported(
             "the client subscribed nothing, so no response variant was sent"
         )
-    results["itrack.errors.client-null-action"] = Outcome(alive, stays)
-    results["itrack.errors.client-bad-json"] = Outcome(alive, stays)
+    raw = Findings()
+    for text in ("this is not json", '{"no":"type"}'):
+        if not peer.is_open:
+            break
+        await peer.send(_frame(peer, text))
+        actions += await serve_actions(peer, options.settle)
+        raw.expect(peer.is_open, f"the client closed after {text!r}: {peer.closed}")
+    raw.note("the connection stays open after a non-JSON frame and a frame without type")
+    results["itrack.errors.client-bad-json"] = (
+        raw.outcome() if raw.problems or peer.is_open else unsupported("the client had ended")
+    )
+    last = peer
     if not subscribes:
         results["itrack.session.resubscribe-after-reconnect"] = unsupported(
             "the client subscribed nothing"
         )
-        return results
-    await peer.abort()
-    again = await ctx.maybe_connection(options.reconnect_wait)
-    if again is None or _param(_query(again), "X-Atmosphere-tracking-id") != tracking:
+    elif peer.is_open:
+        await peer.abort()
+        again = await ctx.maybe_connection(options.reconnect_wait)
+        if again is None or _param(_query(again), "X-Atmosphere-tracking-id") != tracking:
+            results["itrack.session.resubscribe-after-reconnect"] = unsupported(
+                "the client did not reconnect with its tracking id"
+            )
+        else:
+            last = again
+            # Nothing may come before the kit's first frame: the reopen happens on it.
+            premature = [f for f in await again.collect(options.settle) if f != "X"]
+            await again.send(RECONNECT_PADDING)
+            resent = await serve_actions(again, options.settle + options.heartbeat_ms / 1000.0)
+            resent = [_action(f) for f in premature if isinstance(f, str)] + resent
+            wanted = sorted({r for a in subscribes for r in _requests_of(a)})
+            got = sorted({r for a in resent if isinstance(a, dict) for r in _requests_of(a)})
+            missing = [r for r in wanted if r not in got]
+            again_ok = Findings()
+            again_ok.expect(not missing, f"not subscribed again: {missing[:2]}")
+            again_ok.expect(
+                not premature,
+                f"sent {premature[0]!r:.80} before the server's first frame: the reopen was "
+                "reported at socket open, not on the first frame"
+                if premature
+                else "",
+            )
+            again_ok.note(f"{len(wanted)} request(s) subscribed again after the first frame")
+            results["itrack.session.resubscribe-after-reconnect"] = again_ok.outcome()
+    else:
         results["itrack.session.resubscribe-after-reconnect"] = unsupported(
-            "the client did not reconnect with its tracking id"
+            "the client had ended its session"
         )
-        return results
-    await again.send(RECONNECT_PADDING)
-    resent = await serve_actions(again, options.settle + options.heartbeat_ms / 1000.0)
-    wanted = sorted({r for a in subscribes for r in _requests_of(a)})
-    got = sorted({r for a in resent if isinstance(a, dict) for r in _requests_of(a)})
-    missing = [r for r in wanted if r not in got]
-    results["itrack.session.resubscribe-after-reconnect"] = Outcome(
-        not missing,
-        f"not subscribed again: {missing[:2]}"
-        if missing
-        else f"{len(wanted)} request(s) subscribed again",
-    )
+    results["itrack.errors.client-null-action"] = await _null_action_error(ctx, last, serve_actions)
     return results
+
+
+def _open(peer: Peer) -> bool:
+    return peer.is_open
+
+
+async def _null_action_error(
+    ctx: ClientCtx, peer: Peer, serve: Callable[[Peer, float], Awaitable[list[Any]]]
+) -> Outcome:
+    """Send an error with action ``"null"`` last: the client passes if the connection stays
+    up, or if it ends its session in order (a close it starts, code 1000: the error reached
+    the application, which chose to stop); dropping the connection or closing with an error
+    code fails."""
+    if not peer.is_open:
+        return unsupported("the client had ended its session before the error could be sent")
+    error = {"type": "error", "action": "null", "status": {"code": 1, "description": "Test error"}}
+    await peer.send(_frame(peer, json.dumps(error, separators=(",", ":"))))
+    await serve(peer, ctx.options.settle)
+    if _open(peer):
+        return Outcome(True, "the connection stays open after an error with action null")
+    closed = peer.closed
+    if closed is not None and closed.by_peer and closed.code == 1000 and closed.error is None:
+        return Outcome(True, "the client ended its session in order (close 1000) on the error")
+    return Outcome(False, f"the connection ended badly after an error with action null: {closed}")
 
 
 # -- FleetFreedom --------------------------------------------------------------------------------
@@ -942,6 +1000,59 @@ async def fleetfreedom_bare_name(ctx: ClientCtx) -> Outcome:
         if ended
         else "a bare sessionEnded was not read as sessionEnded",
     )
+
+
+def _keepalive_time(options: ProbeOptions) -> float:
+    if not options.slow and options.keepalive > SLOW_LIMIT:
+        return 0.0
+    return _client_wait(options) + 1.3 * options.keepalive
+
+
+@scenario("fleetfreedom.session.client-keepalive", extra_time=_keepalive_time)
+async def fleetfreedom_keepalive(ctx: ClientCtx) -> Outcome:
+    every = ctx.options.keepalive
+    if every > SLOW_LIMIT and not ctx.options.slow:
+        raise Unsupported(
+            f"waits about {every:g} s of silence for the client's noop: run with --slow, or "
+            "give the client's interval with --keepalive S when it is configurable"
+        )
+    peer = await ctx.connection(first=True)
+    served = _FleetFreedomPeer(ctx, peer)
+    await served.greet(8, ctx.issue(str(uuid.uuid4())))
+    await served.serve(ctx.options.settle)
+    last = trio.current_time()
+    for record in reversed(ctx.log.records):
+        if record.connection == peer.number and record.direction == "received":
+            last = ctx.log.t0 + record.time
+            break
+    deadline = last + 1.3 * every + ctx.options.settle
+    noop: tuple[float, Any] | None = None
+    others: list[str] = []
+    while (item := await peer.recv(max(0.0, deadline - trio.current_time()))) is not None:
+        if not isinstance(item, str):
+            continue
+        await served.answer(item)
+        name, _, rest = item.partition(" ")
+        if name == "noop":
+            noop = (trio.current_time(), _action(rest))
+            break
+        others.append(item)
+    findings = Findings()
+    pings = [f for f in others if f.split(" ", 1)[0].lower() == "ping"]
+    findings.expect(not pings, f"the client sent {pings[0][:60]!r}: there is no ping command"
+                    if pings else "")  # fmt: skip
+    if findings.expect(noop is not None, f"no noop within {1.3 * every:g} s of silence"):
+        assert noop is not None
+        at, body = noop
+        findings.expect(
+            isinstance(body, dict) and "reqId" in body, f"noop without reqId: {body!r:.80}"
+        )
+        findings.expect(
+            at - last >= 0.5 * every,
+            f"noop after {at - last:.1f} s of silence, not about {every:g} s",
+        )
+        findings.note(f"noop after {at - last:.1f} s of silence")
+    return findings.outcome()
 
 
 @scenario("fleetfreedom.session.client-refused-closes")

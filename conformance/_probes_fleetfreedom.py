@@ -18,6 +18,7 @@ from typing import Any
 import trio
 
 from ._probes import (
+    Blocked,
     Ctx,
     Findings,
     Item,
@@ -169,12 +170,36 @@ class FleetFreedomSession:
                 "userAgent": _USER_AGENT,
             },
         )
-        if body is None or body.get("errorCode") != 0:
-            raise ProbeError(f"login with the given credentials was refused: {body!r:.200}")
-        return body
+        return _login_accepted(body)
 
     async def close(self) -> None:
         await self.peer.close()
+
+
+_CODE_CASE = "fleetfreedom.framing.error-code-number"
+
+
+def _login_accepted(
+    body: dict[str, Any] | None, who: str = "the given credentials"
+) -> dict[str, Any]:
+    """``body`` when it is a successful ``loginResponse``; otherwise :class:`ProbeError`, or
+    :class:`Blocked` by the error-code case when ``errorCode`` is not a JSON integer (a
+    ``"0"`` string: the login may have worked, but no client can tell)."""
+    if body is None:
+        raise ProbeError(f"no loginResponse to the login with {who}")
+    code = body.get("errorCode")
+    if type(code) is not int:
+        raise Blocked(
+            _CODE_CASE,
+            f"loginResponse errorCode {code!r} is not a JSON integer, so no login can be judged",
+        )
+    if code != 0:
+        raise Blocked(
+            "fleetfreedom.session.login",
+            f"the login with {who} was refused: errorCode {code}, message "
+            f"{str(body.get('message'))[:120]!r} (check the credentials, or the server's login)",
+        )
+    return body
 
 
 def _url(ctx: Ctx, ghost: str | None, how: str) -> str:
@@ -255,8 +280,13 @@ async def session_walk(ctx: Ctx) -> dict[str, Outcome]:
     first = session.first
     await session.call("noop")
     await session.call("getSessionDetails")
+    answer: dict[str, Any] | None = None
     if ctx.credentials.get("username") is not None:
-        answer = await session.login()
+        try:
+            answer = await session.login()
+        except Blocked:
+            answer = None  # judged below, as the error-code case's own finding
+    if answer is not None:
         await session.call("getSessionDetails")
         user = answer.get("user")
         company = user.get("company") if isinstance(user, dict) else None
@@ -457,15 +487,131 @@ async def oversize_line(ctx: Ctx) -> Outcome:
     return findings.outcome()
 
 
-@server_probe("fleetfreedom.errors.not-logged-in")
-async def not_logged_in(ctx: Ctx) -> Outcome:
-    session = await connect(ctx)
-    answer = await session.call("getCompany", {"company": {"id": 1}})
+_PAYLOADS = ("company", "asset", "assets", "subscriptions", "merged")
+
+
+async def _known_ids(ctx: Ctx) -> tuple[int, object]:
+    """A real company and asset id to ask for (the user's, when the run has a login)."""
+    if ctx.credentials.get("username") is None:
+        return 1, 1
+    session, _, company = await logged_in(ctx)
+    assets = await _assets(session, company)
     await session.close()
-    return Outcome(
-        _code(answer) == 8 and answer is not None and "company" not in answer,
-        f"getCompany before login drew {answer!r:.160}",
+    return company, (assets[0].get("id") if assets else 1)
+
+
+@server_probe("fleetfreedom.errors.not-logged-in", "fleetfreedom.errors.anonymous-refused")
+async def not_logged_in(ctx: Ctx) -> dict[str, Outcome]:
+    company, asset = await _known_ids(ctx)
+    session = await connect(ctx)
+    commands: list[tuple[str, dict[str, Any]]] = [
+        ("getCompany", {"company": {"id": company}}),
+        ("getAsset", {"asset": {"id": asset}}),
+        ("getAssetsList", {"company": {"id": company}}),
+        ("mergeAsset", {"asset": {"id": asset, "v": [0, 0], "notes": "trackwire anonymous"}}),
+        ("getSubscriptionsList", {}),
+        ("subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES}),
+    ]
+    answers = [(name, await session.call(name, body)) for name, body in commands]
+    pushed = _pushes(await session.gather(ctx.options.push_wait))
+    await session.close()
+    refused, coded = Findings(), Findings()
+    for name, answer in answers:
+        code = _code(answer)
+        payload = [k for k in _PAYLOADS if answer is not None and answer.get(k)]
+        refused.expect(
+            type(code) is int and code != 0 and not payload,
+            f"{name} before login drew {answer!r:.160}",
+        )
+        coded.expect(code == 8, f"{name} before login drew errorCode {code!r}, not 8")
+    refused.expect(not pushed, f"pushed before login: {pushed[:1]!r:.160}")
+    refused.note(f"{len(commands)} commands refused before login, nothing pushed")
+    return {
+        "fleetfreedom.errors.not-logged-in": coded.outcome(),
+        "fleetfreedom.errors.anonymous-refused": refused.outcome(),
+    }
+
+
+async def _second_login(ctx: Ctx) -> tuple[FleetFreedomSession, int]:
+    username = ctx.credential("second-username")
+    session = await connect(ctx)
+    body = await session.call(
+        "login",
+        {"username": username, "password": ctx.credential("second-password"),
+         "userAgent": _USER_AGENT},
+    )  # fmt: skip
+    answer = _login_accepted(body, "the second account")
+    user = answer.get("user")
+    company = user.get("company") if isinstance(user, dict) else None
+    if isinstance(company, dict):
+        company = company.get("id")
+    if type(company) is not int:
+        await session.close()
+        raise Unsupported("the second loginResponse names no company for the user")
+    return session, company
+
+
+async def _foreign_findings(
+    ctx: Ctx, viewer: FleetFreedomSession, company: int, asset: object, who: str
+) -> Findings:
+    """What ``viewer`` must not get of ``company`` (another tenant's) and its ``asset``."""
+    findings = Findings()
+    shown = await viewer.call("getCompany", {"company": {"id": company}})
+    body = shown.get("company") if shown is not None else None
+    findings.expect(
+        _code(shown) != 0 or not (isinstance(body, dict) and body.get("id") == company),
+        f"{who}: getCompany of company {company} drew {shown!r:.160}",
     )
+    if asset is not None:
+        got = await viewer.call("getAsset", {"asset": {"id": asset}})
+        findings.expect(
+            _code(got) != 0 or not (got is not None and got.get("asset")),
+            f"{who}: getAsset of the other company's asset {asset!r} drew {got!r:.160}",
+        )
+    listed = await viewer.call("getAssetsList", {"company": {"id": company}})
+    assets = listed.get("assets") if listed is not None else None
+    findings.expect(
+        _code(listed) != 0 or not assets,
+        f"{who}: getAssetsList of company {company} drew {listed!r:.160}",
+    )
+    answer = await viewer.call(
+        "subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES}
+    )
+    merged = answer.get("merged") if answer is not None else None
+    findings.expect(
+        _code(answer) != 0 or not merged,
+        f"{who}: subscribing to company {company} drew {answer!r:.160}",
+    )
+    pushed = [line for line in _pushes(await viewer.gather(ctx.options.push_wait))
+              if _company_of(line) == company]  # fmt: skip
+    findings.expect(not pushed, f"{who}: pushes about company {company}: {pushed[:1]!r:.160}")
+    return findings
+
+
+@server_probe("fleetfreedom.errors.foreign-tenant-refused")
+async def foreign_tenant(ctx: Ctx) -> Outcome:
+    first, _, company = await logged_in(ctx)
+    second, other = await _second_login(ctx)
+    if other == company:
+        await first.close()
+        await second.close()
+        raise Unsupported(f"both accounts belong to company {company}: give another tenant's")
+    mine = await _assets(first, company)
+    theirs = await _assets(second, other)
+    findings = Findings()
+    for viewer, target, asset, who in (
+        (first, other, theirs[0].get("id") if theirs else None, "the first user"),
+        (second, company, mine[0].get("id") if mine else None, "the second user"),
+    ):
+        found = await _foreign_findings(ctx, viewer, target, asset, who)
+        findings.problems += found.problems
+    await first.close()
+    await second.close()
+    findings.note(
+        f"companies {company} and {other}: neither reads, lists, subscribes to or is pushed "
+        "the other's objects"
+    )
+    return findings.outcome()
 
 
 @server_probe("fleetfreedom.errors.wrong-credentials")
@@ -606,15 +752,21 @@ async def user_agent_checked(ctx: Ctx) -> Outcome:
 
 @server_probe("fleetfreedom.session.logout")
 async def logout(ctx: Ctx) -> Outcome:
-    session, answer, _ = await logged_in(ctx)
+    session, answer, company = await logged_in(ctx)
     ghost = answer.get("ghostId")
+    await session.call("subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES})
+    before = await session.wait(lambda line: line[0].endswith("Merged"), ctx.options.push_wait)
     bye = await session.call("logout")
+    after = _pushes(await session.gather(ctx.options.push_wait))
     await session.close()
     findings = Findings()
     findings.expect(
         _code(bye) == 0 and bye is not None and "ghostId" in bye and "expiry" in bye,
         f"logout drew {bye!r:.160}",
     )
+    findings.expect(not after, f"{len(after)} push(es) after logout: the subscriptions live on")
+    if before is None:
+        findings.note(f"no push within {ctx.options.push_wait} s before logout to compare")
     if isinstance(ghost, str):
         again = await connect(ctx, ghost)
         code = again.connection_response.get("errorCode")
@@ -720,10 +872,15 @@ async def stale_merge(ctx: Ctx) -> Outcome:
     answer = await session.call(
         "mergeAsset", {"asset": {"id": target["id"], "v": stale, "notes": marker}}
     )
+    unversioned = await session.call("mergeAsset", {"asset": {"id": target["id"], "notes": marker}})
     after = await session.call("getAsset", {"asset": {"id": target["id"]}})
     await session.close()
     findings = Findings()
     findings.expect(_code(answer) == 6, f"a stale v {stale} drew {answer!r:.160}")
+    findings.expect(
+        type(_code(unversioned)) is int and _code(unversioned) != 0,
+        f"a merge of an existing asset without v drew {unversioned!r:.160}",
+    )
     now = after.get("asset") if after is not None else None
     findings.expect(
         isinstance(now, dict) and now.get("notes") != marker and now.get("v") == target["v"],
@@ -796,20 +953,43 @@ _SLOT = {"assetGeneral": 0, "assetAdvanced": 1}
 async def pushes(ctx: Ctx) -> dict[str, Outcome]:
     session, _, company = await logged_in(ctx)
     await session.gather(ctx.options.settle / 2)
+    # Only assetGeneral first: the moving fleet's assetAdvanced pieces must not come.
+    before = len(session.seen)
+    general = await session.call(
+        "subscribe", {"company": {"id": company}, "subscriptionTypes": ["assetGeneral"]}
+    )
+    early = _pushes(session.seen[before:])
+    partial = _pushes(await session.gather(ctx.options.push_wait))
     req_id = session.next_id()
     await session.send(
         "subscribe", {"reqId": req_id, "company": {"id": company}, "subscriptionTypes": _TYPES}
     )
     reply = await session.reply_to("subscribe", req_id)
-    early = _pushes(session.seen[:-1] if reply is not None else session.seen)
     lines = await session.gather(ctx.options.push_wait)
     pushed = _pushes(lines)
+    strays = [line for line in lines if line[0] and not line[0].endswith("Response")
+              and line not in pushed]  # fmt: skip
     assets = await _assets(session, company)
     await session.close()
-    if _code(reply) != 0:
+    if _code(reply) != 0 or _code(general) != 0:
         raise Unsupported(f"subscribe failed: {reply!r:.160}")
     only = Findings()
     only.expect(not early, f"pushed before subscribeResponse: {early[:1]!r:.160}")
+    advanced = [line for line in partial if line[0] == "assetAdvancedMerged"]
+    only.expect(
+        not advanced,
+        f"{len(advanced)} assetAdvancedMerged push(es) with only assetGeneral subscribed",
+    )
+    if strays and not pushed:
+        names = sorted({line[0] for line in strays})
+        return {
+            "fleetfreedom.subscriptions.only-subscribed": only.outcome(),
+            "fleetfreedom.subscriptions.piece-messages": Outcome(
+                False, f"pushes named {names[:3]}, not <subscriptionType>Merged"
+            ),
+            "fleetfreedom.versions.piece-single-v": unsupported("no <type>Merged push to judge"),
+            "fleetfreedom.versions.increasing": unsupported("no <type>Merged push to judge"),
+        }
     for name, body, raw in pushed:
         about = _company_of((name, body, raw))
         subscribed = name.endswith("Merged") and name[: -len("Merged")] in _TYPES

@@ -20,7 +20,17 @@ import trio
 
 from trackwire.itrack import auth_url, subscription_url
 
-from ._probes import Ctx, Findings, Item, Outcome, Peer, ProbeError, Unsupported, server_probe
+from ._probes import (
+    Blocked,
+    Ctx,
+    Findings,
+    Item,
+    Outcome,
+    Peer,
+    ProbeError,
+    Unsupported,
+    server_probe,
+)
 from ._probes_atmosphere import Handshake, blank, handshake_of, looks_like_handshake, open_url
 
 __all__ = ["ITrackSession"]
@@ -134,10 +144,14 @@ async def session_hash(ctx: Ctx) -> str:
         return cached
     status, data = await _auth(ctx, ctx.credential("login"), ctx.credential("password"))
     if not (isinstance(data, dict) and data.get("success") is True):
-        raise ProbeError(f"user/auth refused the given login (HTTP {status}): {data!r:.200}")
+        raise Blocked(
+            "itrack.auth.success",
+            f"user/auth refused the given login (HTTP {status}, status "
+            f"{_error_code(data)!r}): check the credentials, or the server's user/auth",
+        )
     value = data.get("hash")
     if not isinstance(value, str):
-        raise ProbeError(f"user/auth answered no hash: {data!r:.200}")
+        raise Blocked("itrack.auth.success", f"user/auth answered no hash: {data!r:.200}")
     ctx.shared["itrack.hash"] = value
     return value
 
@@ -152,7 +166,13 @@ async def trackers(ctx: Ctx) -> list[int]:
     cached = ctx.shared.get("itrack.trackers")
     if isinstance(cached, list):
         return cached
-    value = await session_hash(ctx)
+    found = await _normal_trackers(ctx, await session_hash(ctx))
+    ctx.shared["itrack.trackers"] = found
+    return found
+
+
+async def _normal_trackers(ctx: Ctx, value: str) -> list[int]:
+    """The trackers a ``state_batch`` for ``all`` answers ``normal`` under hash ``value``."""
     session = await open_session(ctx)
     request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1h"}
     await session.send({"action": "subscribe", "hash": value, "requests": [request]})
@@ -167,7 +187,6 @@ async def trackers(ctx: Ctx) -> list[int]:
     found = sorted(int(k) for k, v in statuses.items() if v == "normal" and k.isdigit())
     if not found:
         raise Unsupported("the account has no tracker in status normal")
-    ctx.shared["itrack.trackers"] = found
     return found
 
 
@@ -254,11 +273,18 @@ async def bad_params(ctx: Ctx) -> Outcome:
 async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
     value = await session_hash(ctx)
     ids = (await trackers(ctx))[:3]
+    # A witness subscribed first sees every state the server knows, with the time the kit
+    # read it: the current states the subject sends must be ones the witness already had.
+    witness = await open_session(ctx)
+    await witness.send(_subscribe_state(value, ids))
+    await witness.wait(_is_reply, ctx.options.reply_wait)
+    await witness.gather(ctx.options.settle)
     session = await open_session(ctx)
     await session.send(_subscribe_state(value, ids))
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
     after = await session.gather(ctx.options.settle)
     await session.close()
+    await witness.close()
     results: dict[str, Outcome] = {}
     accepted = _is("response", _SUBSCRIBE)(reply)
     results["itrack.actions.subscribe-state"] = Outcome(
@@ -285,10 +311,8 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
             False, f"no subscribe response: {reply!r:.200}"
         )
     states = _events(after, "state")
-    sources = {e["data"].get("source_id") for e in states if isinstance(e.get("data"), dict)}
-    results["itrack.events.state-after-subscribe"] = Outcome(
-        bool(states) and len(sources) <= len(ids),
-        f"{len(states)} state event(s) for {len(sources)} source(s) after subscribing {len(ids)}",
+    results["itrack.events.state-after-subscribe"] = _current_states(
+        ctx, witness.peer.number, session.peer.number, states, len(ids)
     )
     form = Findings()
     for event in states:
@@ -325,10 +349,61 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
     return results
 
 
+def _current_states(
+    ctx: Ctx, witness: int, subject: int, states: list[dict[str, Any]], asked: int
+) -> Outcome:
+    """Judge the first state of each source after a subscribe: it must be the state the
+    server already had, not a later change, which a moving fleet would otherwise pass off as
+    one.  A state read with the response (within 5 ms: written in the same flush) is taken
+    as current; otherwise the witness connection, subscribed first, must have read the same
+    state before the response came (give or take 50 ms)."""
+    sources = {e["data"].get("source_id") for e in states if isinstance(e.get("data"), dict)}
+    if not states or len(sources) > asked:
+        return Outcome(
+            False, f"{len(states)} state event(s) for {len(sources)} source(s) after "
+            f"subscribing {asked}",
+        )  # fmt: skip
+    seen: dict[str, float] = {}
+    answered: float | None = None
+    arrived: dict[object, tuple[float, str]] = {}
+    for record in ctx.log.records:
+        if record.direction != "received" or record.connection not in (witness, subject):
+            continue
+        message = _parse(record.data)
+        if record.connection == subject and answered is None and _is_reply(message):
+            answered = record.time
+        if not (_is("event")(message) and message.get("event") == "state"):
+            continue
+        data = message.get("data")
+        if record.connection == witness:
+            seen.setdefault(_compact(data), record.time)
+        elif answered is not None and isinstance(data, dict):
+            arrived.setdefault(data.get("source_id"), (record.time, _compact(data)))
+    if answered is None:
+        return Outcome(False, "no subscribe response in the wire log")
+    findings = Findings()
+    for source, (at, key) in arrived.items():
+        if at - answered <= 0.005:
+            continue
+        when = seen.get(key)
+        findings.expect(
+            when is None or when <= answered + 0.05,
+            f"the first state of source {source} came {at - answered:.2f} s after the response "
+            "and is a change the server pushed then, not its current state",
+        )
+    findings.note(f"current states of {len(arrived)} source(s) right after the response")
+    return findings.outcome()
+
+
 @server_probe("itrack.actions.subscribe-state-batch", "itrack.events.state-batch")
 async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
     value = await session_hash(ctx)
     ids = await trackers(ctx)
+    # A state subscription beside it tells whether the fleet moved during the watch.
+    witness = await open_session(ctx)
+    await witness.send(_subscribe_state(value, ids))
+    await witness.wait(_is_reply, ctx.options.reply_wait)
+    await witness.gather(ctx.options.settle)
     session = await open_session(ctx)
     rate = 1.0
     request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1s"}
@@ -336,6 +411,7 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
     times: list[float] = []
     batches: list[Any] = []
+    changes: list[Any] = []
 
     def batch(message: Any) -> bool:
         if isinstance(message, dict) and message.get("event") == "state_batch":
@@ -343,8 +419,16 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
             batches.append(message.get("data"))
         return False
 
-    await session.wait(batch, max(ctx.options.push_wait, 2.2 * rate))
+    window = max(ctx.options.push_wait, 2.2 * rate)
+
+    async def watch_changes() -> None:
+        changes.extend(_events(await witness.gather(window), "state"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_changes)
+        await session.wait(batch, window)
     await session.close()
+    await witness.close()
     results: dict[str, Outcome] = {}
     data = reply.get("data") if isinstance(reply, dict) else None
     entry = data.get("state_batch") if isinstance(data, dict) else None
@@ -354,6 +438,12 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
         f"state_batch for all answered {reply!r:.200}",
     )
     findings = Findings()
+    if changes:
+        findings.expect(
+            len(batches) >= 2,
+            f"{len(batches)} state_batch event(s) in {window:.1f} s with rate_limit 1s while "
+            f"{len(changes)} state change(s) happened: the changes must follow every rate_limit",
+        )
     if findings.expect(batches, "no state_batch event (not even the current states)"):
         findings.expect(
             all(isinstance(b, list) for b in batches), "a state_batch whose data is not a list"
@@ -411,16 +501,44 @@ async def hash_required(ctx: Ctx) -> Outcome:
     session = await open_session(ctx)
     findings = Findings()
     requests = [{"type": "state", "trackers": [1]}]
-    for label, action in (
-        ("no hash", {"action": "subscribe", "requests": requests}),
-        ("a 5-character hash", {"action": "subscribe", "hash": "abcde", "requests": requests}),
-    ):
+
+    async def refused(label: str, action: dict[str, Any], codes: tuple[int, ...] = (3,)) -> None:
         await session.send(action)
         reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        wanted = _SUBSCRIBE if action.get("action") == "subscribe" else _UNSUBSCRIBE
         findings.expect(
-            _is("error", _SUBSCRIBE)(reply) and _error_code(reply) == 3,
-            f"{label} drew {reply!r:.160}, not an error with code 3",
+            _is("error", wanted)(reply) and _error_code(reply) in codes,
+            f"{label} drew {reply!r:.160}, not an error with code {' or '.join(map(str, codes))}",
         )
+
+    for verb in ("subscribe", "unsubscribe"):
+        await refused(f"{verb} with no hash", {"action": verb, "requests": requests})
+        await refused(
+            f"{verb} with a 5-character hash",
+            {"action": verb, "hash": "abcde", "requests": requests},
+        )
+    if ctx.credentials.get("login") is not None:
+        # A valid action first: the connection must not remember its hash for the next ones.
+        value = await session_hash(ctx)
+        ids = (await trackers(ctx))[:1]
+        await session.send(_subscribe_state(value, ids))
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        findings.expect(
+            _is("response", _SUBSCRIBE)(reply), f"a valid subscribe drew {reply!r:.160}"
+        )
+        mine = [{"type": "state", "trackers": ids}]
+        for verb in ("subscribe", "unsubscribe"):
+            await refused(
+                f"{verb} with no hash after a valid subscribe",
+                {"action": verb, "requests": mine},
+            )
+            await refused(
+                f"{verb} with an unknown hash after a valid subscribe",
+                {"action": verb, "hash": secrets.token_hex(16), "requests": mine},
+                (3, 4),
+            )
+    else:
+        findings.note("without --login the kit did not try actions after a valid one")
     await session.close()
     return findings.outcome()
 
@@ -428,15 +546,20 @@ async def hash_required(ctx: Ctx) -> Outcome:
 @server_probe("itrack.errors.wrong-hash")
 async def wrong_hash(ctx: Ctx) -> Outcome:
     session = await open_session(ctx)
-    await session.send(_subscribe_state(secrets.token_hex(16), [1]))
-    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    findings = Findings()
+    for verb in ("subscribe", "unsubscribe"):
+        await session.send(
+            {"action": verb, "hash": secrets.token_hex(16),
+             "requests": [{"type": "state", "trackers": [1]}]}
+        )  # fmt: skip
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        wanted = _SUBSCRIBE if verb == "subscribe" else _UNSUBSCRIBE
+        findings.expect(
+            _is("error", wanted)(reply) and _error_code(reply) in (3, 4),
+            f"{verb} with an unknown hash drew {reply!r:.160}, not an error with code 3 or 4",
+        )
     follow = await session.gather(ctx.options.settle)
     await session.close()
-    findings = Findings()
-    findings.expect(
-        _is("error", _SUBSCRIBE)(reply) and _error_code(reply) in (3, 4),
-        f"an unknown hash drew {reply!r:.160}, not an error with code 3 or 4",
-    )
     findings.expect(not _events(follow, "state"), "state events followed for an unknown hash")
     return findings.outcome()
 
@@ -538,6 +661,11 @@ async def state_on_change(ctx: Ctx) -> Outcome:
     await session.close()
     states = [e for e in _events(after, "state") if isinstance(e.get("data"), dict)]
     others = [e for e in states if e["data"].get("source_id") != source]
+    known = ("state", "state_batch", "lifecycle", "logout", "readings_batch", "iot_monitor")
+    strange = sorted({str(m.get("event")) for m in session.seen
+                      if _is("event")(m) and m.get("event") not in known})  # fmt: skip
+    if strange and not states:
+        return Outcome(False, f"events named {strange[:3]} came, never state")
     if source is None:
         return Outcome(None, "no initial state event tells the tracker's source id")
     if others:
@@ -545,3 +673,171 @@ async def state_on_change(ctx: Ctx) -> Outcome:
     if not states:
         return Outcome(None, f"tracker {own} did not change within {ctx.options.push_wait} s")
     return Outcome(True, f"{len(states)} change(s) of tracker {own} pushed")
+
+
+# -- §3: what the operator does (block, unblock, end a session) --------------------------------
+
+
+def _lifecycle(name: str, source: int | None) -> Callable[[Any], bool]:
+    def accept(message: Any) -> bool:
+        data = message.get("data") if isinstance(message, dict) else None
+        return (
+            _is("event")(message)
+            and message.get("event") == "lifecycle"
+            and isinstance(data, dict)
+            and data.get("lifecycle_event") == name
+            and (source is None or data.get("source_id") == source)
+        )
+
+    return accept
+
+
+def _state_of(source: int | None) -> Callable[[Any], bool]:
+    def accept(message: Any) -> bool:
+        data = message.get("data") if isinstance(message, dict) else None
+        return (
+            _is("event")(message)
+            and message.get("event") == "state"
+            and isinstance(data, dict)
+            and (source is None or data.get("source_id") == source)
+        )
+
+    return accept
+
+
+@server_probe("itrack.events.lifecycle", "itrack.events.blocked")
+async def operator_block(ctx: Ctx) -> dict[str, Outcome]:
+    operator = ctx.needs_operator("block and unblock a tracker")
+    session, _, own, source = await _one_tracker(ctx)
+    blocked = False
+    try:
+        try:
+            await operator.block(own)
+            blocked = True
+        except NotImplementedError as exc:
+            raise Unsupported(f"the operator cannot block a tracker: {exc}") from None
+        block_event = await session.wait(_lifecycle("block", source), ctx.options.reply_wait)
+        during = await session.gather(ctx.options.push_wait)
+        await operator.unblock(own)
+        blocked = False
+        unblock_event = await session.wait(_lifecycle("unblock", source), ctx.options.reply_wait)
+        current = await session.wait(_state_of(source), ctx.options.reply_wait)
+    finally:
+        if blocked:
+            with trio.CancelScope(shield=True), trio.move_on_after(ctx.options.reply_wait):
+                await operator.unblock(own)
+    await session.close()
+    lifecycle = Findings()
+    lifecycle.expect(block_event is not None, f"no lifecycle block event for tracker {own}")
+    lifecycle.expect(unblock_event is not None, f"no lifecycle unblock event for tracker {own}")
+    lifecycle.note(f"block and unblock of tracker {own} announced")
+    held = Findings()
+    leaked = [m for m in during if _state_of(source)(m)]
+    held.expect(not leaked, f"{len(leaked)} state event(s) of tracker {own} while blocked")
+    held.expect(current is not None, f"no current state of tracker {own} after unblocking")
+    held.note("no state while blocked; the current state followed the unblock")
+    return {"itrack.events.lifecycle": lifecycle.outcome(), "itrack.events.blocked": held.outcome()}
+
+
+@server_probe("itrack.events.logout")
+async def operator_logout(ctx: Ctx) -> Outcome:
+    operator = ctx.needs_operator("end a user's sessions")
+    login = ctx.credential("login")
+    session, value, own, _ = await _one_tracker(ctx)
+    try:
+        await operator.end_sessions(login)
+    except NotImplementedError as exc:
+        await session.close()
+        raise Unsupported(f"the operator cannot end a session: {exc}") from None
+    finally:
+        ctx.shared.pop("itrack.hash", None)  # the run's own hash died with the session
+    bye = await session.wait(
+        lambda m: _is("event")(m) and m.get("event") == "logout", ctx.options.reply_wait
+    )
+    after = await session.gather(ctx.options.push_wait)
+    await session.close()
+    again = await open_session(ctx)
+    await again.send(_subscribe_state(value, [own]))
+    reply = await again.wait(_is_reply, ctx.options.reply_wait)
+    await again.close()
+    findings = Findings()
+    findings.expect(
+        isinstance(bye, dict) and bye.get("data") == "session closed",
+        f"no logout event with data 'session closed' (got {bye!r:.160})",
+    )
+    states = [m for m in after if _state_of(None)(m)]
+    findings.expect(not states, f"{len(states)} state event(s) after the logout event")
+    findings.expect(
+        _is("error")(reply) and _error_code(reply) in (3, 4),
+        f"the ended session's hash then drew {reply!r:.160}, not an error with code 3 or 4",
+    )
+    return findings.outcome()
+
+
+# -- tenants -----------------------------------------------------------------------------------
+
+
+async def _second_hash(ctx: Ctx) -> str:
+    login = ctx.credential("second-login")
+    status, data = await _auth(ctx, login, ctx.credential("second-password"))
+    value = data.get("hash") if isinstance(data, dict) and data.get("success") is True else None
+    if not isinstance(value, str):
+        raise ProbeError(f"user/auth refused the second login (HTTP {status})")
+    return value
+
+
+def _sources_in(message: Any) -> list[object]:
+    """The source ids a state or state_batch event carries."""
+    if not _is("event")(message):
+        return []
+    data = message.get("data")
+    states = data if isinstance(data, list) else [data]
+    return [s.get("source_id") for s in states if isinstance(s, dict)]
+
+
+@server_probe("itrack.tenants.isolation")
+async def tenant_isolation(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    mine = await trackers(ctx)
+    second = await _second_hash(ctx)
+    theirs = await _normal_trackers(ctx, second)
+    # The second tenant's own view gives its trackers' source ids.
+    own_view = await open_session(ctx)
+    await own_view.send(_subscribe_state(second, theirs))
+    await own_view.wait(_is_reply, ctx.options.reply_wait)
+    shown = await own_view.gather(ctx.options.settle)
+    await own_view.close()
+    their_sources = {source for m in shown for source in _sources_in(m) if source is not None}
+    findings = Findings()
+    shared = sorted(set(mine) & set(theirs))
+    findings.expect(not shared, f"trackers {shared[:5]} are normal for both accounts")
+    session = await open_session(ctx)
+    await session.send(_subscribe_state(value, theirs))
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    batch = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1s"}
+    await session.send({"action": "subscribe", "hash": value, "requests": [batch]})
+    batch_reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    pushed = await session.gather(max(ctx.options.push_wait, 2.2))
+    await session.close()
+    data = reply.get("data") if isinstance(reply, dict) else None
+    entry = data.get("state") if isinstance(data, dict) else None
+    statuses = entry.get("value", entry) if isinstance(entry, dict) else None
+    if _is("response")(reply) and isinstance(statuses, dict):
+        normal = [k for k, v in statuses.items() if v == "normal"]
+        findings.expect(not normal, f"the other tenant's trackers {normal[:5]} answered normal")
+    else:
+        findings.expect(_is("error")(reply), f"subscribing them drew {reply!r:.160}")
+    data = batch_reply.get("data") if isinstance(batch_reply, dict) else None
+    covered = data.get("state_batch") if isinstance(data, dict) else None
+    covered = covered.get("value", covered) if isinstance(covered, dict) else {}
+    listed = sorted(int(k) for k in covered if str(k).isdigit() and int(k) in set(theirs))
+    findings.expect(not listed, f"state_batch for all covers the other tenant's {listed[:5]}")
+    leaked = [m for m in pushed if set(_sources_in(m)) & their_sources]
+    findings.expect(
+        not leaked, f"{len(leaked)} push(es) about the other tenant: {leaked[:1]!r:.160}"
+    )
+    findings.note(
+        f"{len(theirs)} tracker(s) of the other tenant: not normal, not in state_batch for all, "
+        f"never pushed (watched {len(their_sources)} source(s))"
+    )
+    return findings.outcome()

@@ -374,12 +374,19 @@ class ITrackReference:
                 expired.append(conn)
         expired += self._expire_sessions(now)  # returned too: flushing starts their close
         for update in updates:
-            state = self.source_state(update)
-            self.directory.set_state(update.vehicle_id, state)
-            push = StatePush(state)  # encoded once for every subscriber
-            for conn in self.connections:
-                conn.push_state(update.vehicle_id, push, now)
+            self.apply(update, now)
         return [*self.connections, *expired]
+
+    def apply(self, update: VehicleUpdate, now: float) -> list[ITrackServer]:
+        """Report one position (from the fleet, or set by an operator): the tracker's state
+        changes and its subscribers get it, encoded once for all of them.  Returns the
+        connections to flush."""
+        state = self.source_state(update)
+        self.directory.set_state(update.vehicle_id, state)
+        push = StatePush(state)
+        for conn in self.connections:
+            conn.push_state(update.vehicle_id, push, now)
+        return list(self.connections)
 
     def next_deadline(self) -> float | None:
         """The next fleet step, or sooner the next anonymous connection to close (and, while
@@ -522,18 +529,39 @@ class FleetFreedomReference:
         self.hub.prune(now)
         touched = dict.fromkeys(self._expire_sessions(now))
         for update in self.fleet.step(now):
-            stored = self.hub.get("asset", update.vehicle_id)
-            if stored is None:
-                continue
-            version = list(stored["v"])
-            version[1] = max(version[1] + 1, int((update.time + self.wall_offset) * 1000))
-            advanced = self._asset(update.vehicle_id, update, general=False)
-            stored.update(advanced, v=version)
-            body = dict(advanced, v=[version[1]])
-            touched.update(
-                dict.fromkeys(self.hub.publish("assetAdvancedMerged", stored["company"], body))
-            )
+            touched.update(dict.fromkeys(self.apply(update, now)))
         return list(touched)
+
+    def apply(self, update: VehicleUpdate, now: float) -> list[FleetFreedomServer]:
+        """Report one position (from the fleet, or set by an operator): the asset's position
+        piece gets its next version and its subscribers get ``assetAdvancedMerged``."""
+        stored = self.hub.get("asset", update.vehicle_id)
+        if stored is None:
+            return []
+        version = list(stored["v"])
+        # Past the wall clock's milliseconds too: a restarted server, which starts again from
+        # its first version, still never sends one below what clients have seen.
+        version[1] = max(version[1] + 1, int((update.time + self.wall_offset) * 1000))
+        advanced = self._asset(update.vehicle_id, update, general=False)
+        stored.update(advanced, v=version)
+        body = dict(advanced, v=[version[1]])
+        return self.hub.publish("assetAdvancedMerged", stored["company"], body)
+
+    def end_sessions(self, username: str) -> list[FleetFreedomServer]:
+        """The operator ends every session of ``username``: its connections get
+        ``sessionEnded`` and its ghostIds stop resuming.  Returns the connections to flush."""
+        ended: list[FleetFreedomServer] = []
+        for ghost, session in list(self.hub.sessions.items()):
+            if session.account.login == username:
+                ended += self.hub.end_session(ghost)
+        return ended
+
+    def expire_sessions(self, now: float) -> None:
+        """Every session expires at ``now`` (silently: a connection learns it on its next
+        command, or a resume is refused)."""
+        for session in self.hub.sessions.values():
+            session.expires_at = min(session.expires_at, now)
+        self.hub.prune(now)
 
     def next_deadline(self) -> float | None:
         return self.fleet.next_deadline()

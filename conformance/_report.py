@@ -3,6 +3,7 @@
 A :class:`Report` holds one :class:`CaseResult` per selected case, in catalogue order.
 :func:`render_text` is the terminal summary, :func:`render_json` the machine-readable report
 (``--json``) and :func:`render_junit` a JUnit XML document (``--junit``) that CI servers read.
+Every renderer shows each case's spec sentence (``Case.quote``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from trackwire._redact import redact
+
 from ._catalogue import Case, Verdict, exit_code, get
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "CaseResult",
     "Report",
     "WireRecord",
+    "mask",
     "render_json",
     "render_junit",
     "render_text",
@@ -59,6 +63,36 @@ class WireRecord:
         }
 
 
+_USER_OBJECT = re.compile(r"""(["']user["']\s*:\s*)\{""")
+
+
+def mask(details: str) -> str:
+    """``details`` without secrets: passwords, hashes and ghostIds as everywhere
+    (:func:`trackwire._redact.redact`), and the ``user`` object of a session (a person's
+    data) replaced by ``{***}``."""
+    text = redact(details)
+    out: list[str] = []
+    position = 0
+    for match in _USER_OBJECT.finditer(text):
+        if match.start() < position:
+            continue
+        out.append(text[position : match.end() - 1])
+        depth, end = 0, len(text)
+        for index in range(match.end() - 1, len(text)):
+            char = text[index]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    end = index + 1
+                    break
+        out.append("{***}")
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
 def clip(text: str) -> str:
     """``text`` cut to :data:`MAX_RECORD_CHARS` with a note of how long it was."""
     if len(text) <= MAX_RECORD_CHARS:
@@ -74,9 +108,14 @@ class CaseResult:
     verdict: Verdict
     details: str = ""
     duration: float = 0.0
-    """Seconds the probe that judged the case took (cases judged together share it)."""
+    """This case's share of the time its probe took: a probe that judged ``n`` cases in ``t``
+    seconds gives each ``t / n``, so the durations of a report add up to its running time."""
     wire: list[WireRecord] = field(default_factory=list)
     """The probe's wire log (cases judged together share it)."""
+    blocked_by: str | None = None
+    """For an ERROR whose cause is another case's fault (a login refused because the
+    ``loginResponse`` breaks a rule): the id of that case.  The run cannot judge this case
+    until that one passes."""
 
     @property
     def id(self) -> str:
@@ -88,7 +127,10 @@ class CaseResult:
             "level": self.case.level.value,
             "section": self.case.section,
             "description": self.case.description,
+            "quote": self.case.quote,
+            "expectation": self.case.expectation,
             "verdict": self.verdict.value,
+            "blocked_by": self.blocked_by,
             "duration": round(self.duration, 6),
             "details": self.details,
             "wire": [record.as_json() for record in self.wire],
@@ -149,16 +191,29 @@ _MARK = {
 
 
 def render_text(report: Report, *, verbose: bool = False) -> str:
-    """The terminal summary: one line per case, the reasons of every case that did not pass,
-    and the totals.  ``verbose`` adds the reasons of passing and unsupported cases too."""
+    """The terminal summary: one line per case with the spec sentence it comes from, the
+    reasons of every case that did not pass, and the totals.  ``verbose`` adds the reasons of
+    passing and unsupported cases too.
+
+    Cases blocked by another case's fault (:attr:`CaseResult.blocked_by`) show ``blocked``
+    and the root case's id; the reason is printed once, under the first of them."""
     lines = [f"trackwire conformance: {report.protocol} {report.role} {report.subject}"]
     width = max((len(r.case.id) for r in report.results), default=0)
+    explained: set[str] = set()
+    blocked: Counter[str] = Counter()
     for result in report.results:
         case = result.case
+        mark = "blocked" if result.blocked_by is not None else _MARK[result.verdict]
         lines.append(
-            f"  {_MARK[result.verdict]:<11} {case.id:<{width}}  {case.level.value:<6} "
-            f"{result.duration:6.2f}s"
+            f"  {mark:<11} {case.id:<{width}}  {case.level.value:<6} {result.duration:6.2f}s"
         )
+        lines.append(f"      spec {case.section}: {case.quote}")
+        if result.blocked_by is not None:
+            blocked[result.blocked_by] += 1
+            lines.append(f"      blocked by {result.blocked_by}")
+            if result.blocked_by in explained and not verbose:
+                continue
+            explained.add(result.blocked_by)
         shown = result.verdict not in (Verdict.OK, Verdict.UNSUPPORTED) or verbose
         if shown and result.details:
             for detail in result.details.splitlines():
@@ -166,6 +221,8 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
     counts = report.counts()
     summary = ", ".join(f"{n} {verdict.value}" for verdict, n in counts.items() if n)
     lines.append(f"{len(report.results)} cases: {summary or 'none'}")
+    for root, n in blocked.items():
+        lines.append(f"{n} case(s) could not run because of one fault: fix {root} first")
     lines.append(
         "result: "
         + ("PASS" if report.exit_code == 0 else "FAIL")
@@ -227,17 +284,22 @@ def render_junit(report: Report) -> str:
             },
         )
         message = _xml_safe(f"{result.verdict.value}: {result.details}".strip())
+        if result.blocked_by is not None:
+            message = _xml_safe(f"blocked by {result.blocked_by}: {result.details}")
         verdict = result.verdict
+        spec = _xml_safe(f"{case.level.value} {case.section}: {case.quote}")
+        case_properties = ET.SubElement(element, "properties")
+        ET.SubElement(case_properties, "property", {"name": "spec", "value": spec})
         if verdict is Verdict.FAILED or (verdict is Verdict.NON_STRICT and report.strict):
             failure = ET.SubElement(element, "failure", {"message": message, "type": verdict.value})
-            failure.text = f"{case.level.value} {case.section}: {case.expectation}"
+            failure.text = _xml_safe(f"{spec}\nexpected: {case.expectation}")
         elif verdict is Verdict.ERROR:
-            ET.SubElement(element, "error", {"message": message, "type": "ERROR"})
+            error = ET.SubElement(element, "error", {"message": message, "type": "ERROR"})
+            error.text = spec
         elif verdict is Verdict.UNSUPPORTED:
             ET.SubElement(element, "skipped", {"message": message})
         elif verdict is Verdict.NON_STRICT:
-            properties = ET.SubElement(element, "properties")
-            ET.SubElement(properties, "property", {"name": "verdict", "value": message})
+            ET.SubElement(case_properties, "property", {"name": "verdict", "value": message})
         if result.wire:
             ET.SubElement(element, "system-out").text = _xml_safe(_wire_text(result.wire))
     ET.indent(suite)

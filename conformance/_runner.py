@@ -19,8 +19,10 @@ import trio
 
 from . import _probes_atmosphere, _probes_fleetfreedom, _probes_itrack
 from ._catalogue import PROTOCOLS, Case, Verdict, get, select, verdict_for
+from ._harness import Operator
 from ._probes import (
     SERVER_PROBES,
+    Blocked,
     Ctx,
     Outcome,
     Probe,
@@ -31,7 +33,7 @@ from ._probes import (
     WireLog,
 )
 from ._probes_client import CLIENT_SCENARIOS, ClientCtx, KitServer, Scenario, subject_url
-from ._report import CaseResult, Report
+from ._report import CaseResult, Report, mask
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -48,7 +50,7 @@ _LOADED = (_probes_atmosphere, _probes_fleetfreedom, _probes_itrack)
 DEFAULT_TIMEOUT = 10.0
 """Seconds one probe may take (on top of its deliberate waits, e.g. for idle heartbeats)."""
 
-_NO_PROBE = "the kit has no probe for this case (it cannot be observed from the wire)"
+_NO_PROBE = "the kit has no probe for this case yet"
 _NO_SCENARIO = (
     "the kit has no scenario for this case (what a client delivers to its application, or a "
     "wait of minutes, cannot be judged from the wire)"
@@ -96,6 +98,7 @@ async def run_probe(
     limit = timeout + extra_time
     found: ProbeResult | None = None
     failure: tuple[Verdict, str] | None = None
+    root: str | None = None
     with trio.move_on_after(limit) as scope:
         try:
             async with trio.open_nursery() as nursery:
@@ -105,20 +108,28 @@ async def run_probe(
                     nursery.cancel_scope.cancel()
         except BaseException as raised:  # every failure becomes a verdict
             exc = _leaf(raised)
+            if isinstance(exc, Blocked):
+                root = exc.root
             if isinstance(exc, Unsupported):
                 failure = (Verdict.UNSUPPORTED, str(exc))
             elif isinstance(exc, Exception):
                 failure = (Verdict.ERROR, _describe(exc))
             else:
                 raise
-    duration = trio.current_time() - started
+    cases = list(cases)
+    duration = (trio.current_time() - started) / max(1, len(cases))
     if scope.cancelled_caught and found is None and failure is None:
         failure = (Verdict.ERROR, f"timed out after {limit:g} s (the subject stopped answering)")
         log.note(failure[1])
     results = []
     for case in cases:
+        blocked_by = None
         if failure is not None:
             verdict, details = failure
+            if root == case.id:
+                verdict = verdict_for(case, False)
+            elif root is not None:
+                blocked_by = root
         else:
             assert found is not None
             outcome = found if isinstance(found, Outcome) else found.get(case.id)
@@ -128,7 +139,9 @@ async def run_probe(
                 verdict, details = Verdict.UNSUPPORTED, outcome.details
             else:
                 verdict, details = verdict_for(case, outcome.passed), outcome.details
-        results.append(CaseResult(case, verdict, details, duration, list(log.records)))
+        result = CaseResult(case, verdict, mask(details), duration, list(log.records))
+        result.blocked_by = blocked_by
+        results.append(result)
     return results
 
 
@@ -149,6 +162,10 @@ async def run_server_cases_async(
     login: str | None = None,
     password: str | None = None,
     username: str | None = None,
+    second_login: str | None = None,
+    second_username: str | None = None,
+    second_password: str | None = None,
+    operator: Operator | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     options: ProbeOptions | None = None,
     strict: bool = False,
@@ -159,13 +176,25 @@ async def run_server_cases_async(
     ``url`` is the Atmosphere endpoint (``atmosphere``), the API base URL (``itrack``,
     e.g. ``https://api.example/v2/``) or the WebSocket endpoint (``fleetfreedom``).
     Credentials: ``login``/``password`` (iTrack ``user/auth``), ``username``/``password``
-    (FleetFreedom ``login``); cases that need them are UNSUPPORTED without them.
+    (FleetFreedom ``login``); cases that need them are UNSUPPORTED without them.  A second
+    account of another tenant (``second_login`` or ``second_username``, with
+    ``second_password``) lets the kit prove that neither tenant can see, subscribe to, read
+    or be pushed the other's trackers, companies and objects.  ``operator`` (see
+    :class:`~trackwire.conformance.Operator`) lets it block trackers and end sessions for the
+    cases that need the server's operator; without one those cases are UNSUPPORTED.
     """
     _check_protocol(protocol)
     options = options or ProbeOptions()
     selected = select(protocol, "server", cases)
     wanted = {case.id for case in selected}
-    credentials = {"login": login, "password": password, "username": username}
+    credentials = {
+        "login": login,
+        "password": password,
+        "username": username,
+        "second-login": second_login,
+        "second-username": second_username,
+        "second-password": second_password,
+    }
     shared: dict[str, Any] = {}
     results: dict[str, CaseResult] = {}
     for probe in SERVER_PROBES:
@@ -183,6 +212,7 @@ async def run_server_cases_async(
                 credentials=credentials,
                 shared=shared,
                 ssl_context=ssl_context,
+                operator=operator,
             )
             return await probe.run(ctx)
 

@@ -28,6 +28,7 @@ from trackwire.conformance import (
     Verdict,
     demo_fleet,
     get,
+    operator_for,
 )
 from trackwire.conformance._cli import add_subcommands, run
 from trackwire.conformance._probes import ProbeOptions
@@ -48,6 +49,8 @@ FAST = ProbeOptions(reply_wait=0.8, settle=0.2, push_wait=0.6, idle_wait=1.0)
 TIMEOUT = 4.0
 ITRACK_LOGIN = {"login": "demo", "password": "demo"}
 FF_LOGIN = {"username": "demo@example.com", "password": "demo"}
+ITRACK_SECOND = {"second_login": "other", "second_password": "other"}
+FF_SECOND = {"second_username": "other@example.com", "second_password": "other"}
 
 
 # -- subjects ----------------------------------------------------------------------------------
@@ -146,28 +149,41 @@ async def test_reference_itrack_passes_every_probed_atmosphere_case() -> None:
 
 async def test_reference_itrack_passes_every_probed_itrack_case() -> None:
     app = ITrackReference(demo_fleet(3, rate=10))
-    async with serving(app, app.factory, http=True) as port:
+    servers: list[Server[Any]] = []
+
+    async def grab(server: Server[Any]) -> None:
+        servers.append(server)
+
+    async with serving(app, app.factory, http=True, extra=grab) as port:
         url = f"http://127.0.0.1:{port}/v2/"
+        while not servers:
+            await trio.sleep(0.01)
         report = await run_server_cases_async(
-            url, "itrack", timeout=TIMEOUT, options=FAST, **ITRACK_LOGIN
-        )
+            url, "itrack", timeout=TIMEOUT, options=FAST, operator=operator_for(app, servers[0]),
+            **ITRACK_LOGIN, **ITRACK_SECOND,
+        )  # fmt: skip
     assert_probed_musts_pass(report)
     logged = [w.data for r in report.results for w in r.wire]
     assert any("user/auth login=demo&password=***" in data for data in logged)
     assert not any("password=demo" in data for data in logged)  # reports can be shared
     # Cases without a probe are reported UNSUPPORTED, never OK.
     unprobed = [r for r in report.results if r.id not in probed_cases("server")]
-    assert unprobed
-    assert {r.verdict for r in unprobed} == {Verdict.UNSUPPORTED}
+    assert {r.verdict for r in unprobed} <= {Verdict.UNSUPPORTED}
+    operated = ("itrack.events.lifecycle", "itrack.events.blocked", "itrack.events.logout",
+                "itrack.tenants.isolation")  # fmt: skip
+    assert [report.result(case).verdict for case in operated] == [Verdict.OK] * 4
 
 
 async def test_reference_fleetfreedom_passes_every_probed_case() -> None:
     app = FleetFreedomReference(demo_fleet(3, rate=10))
     async with serving(app, app.factory) as port:
         report = await run_server_cases_async(
-            f"ws://127.0.0.1:{port}/", "fleetfreedom", timeout=TIMEOUT, options=FAST, **FF_LOGIN
-        )
+            f"ws://127.0.0.1:{port}/", "fleetfreedom", timeout=TIMEOUT, options=FAST,
+            **FF_LOGIN, **FF_SECOND,
+        )  # fmt: skip
     assert_probed_musts_pass(report)
+    isolation = report.result("fleetfreedom.errors.foreign-tenant-refused")
+    assert isolation.verdict is Verdict.OK, isolation.details
     ok = [r for r in report.results if r.verdict is Verdict.OK]
     assert all(r.wire for r in ok)  # every judged case carries its wire log
     logins = [w.data for r in ok for w in r.wire if w.data.startswith("login ")]
@@ -495,8 +511,8 @@ def test_cli_lists_the_cases_of_a_protocol() -> None:
     assert len(lines) == len([c for c in CATALOGUE if c.protocol == "itrack"])
     auth = next(line for line in lines if line.startswith("itrack.auth.success "))
     assert "probe:server" in auth
-    blocked = next(line for line in lines if line.startswith("itrack.events.blocked "))
-    assert "probe:-" in blocked
+    keeps = next(line for line in lines if line.startswith("itrack.events.client-keeps-unknown "))
+    assert "probe:-" in keeps
 
 
 def _serve_in_thread(started: threading.Event, port: list[int], stop: threading.Event) -> None:

@@ -7,6 +7,7 @@ the kit sends the close signal.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from trackwire.conformance._report import Report
 from trackwire.conformance._runner import probed_cases, run_client_cases_async
 from trackwire.drivers.trio import GaveUp, ReconnectFailed, connect, itrack_login
 from trackwire.fleetfreedom import Command, FleetFreedomClient, Response
-from trackwire.itrack import ITrackClient, StateRequest, Subscribe, subscription_url
+from trackwire.itrack import ErrorMessage, ITrackClient, StateRequest, Subscribe, subscription_url
 
 FAST = ProbeOptions(
     reply_wait=1.0,
@@ -54,14 +55,19 @@ def _signalled(event: Event) -> bool:
     return CLOSE_SIGNAL in repr(event)
 
 
-async def run_subject(url: str, make: Callable[[str], Any]) -> None:
-    """Fresh clients, one after the other, until cancelled."""
+async def run_subject(
+    url: str, make: Callable[[str], Any], ends_on: Callable[[Event], bool] | None = None
+) -> None:
+    """Fresh clients, one after the other, until cancelled (each ends its session in order
+    on an event ``ends_on`` accepts, as an application may)."""
     while True:
         core = await make(url)
         async with connect(core, reconnect=QUICK) as conn:
             async for event in conn:
                 if isinstance(event, (ReconnectFailed, GaveUp)):
                     break  # refused (the scenario is over) or given up: start afresh
+                if ends_on is not None and ends_on(event):
+                    break
                 if _signalled(event):
                     if isinstance(core, FleetFreedomClient):
                         await conn.send(Command.logout())
@@ -73,7 +79,13 @@ async def run_subject(url: str, make: Callable[[str], Any]) -> None:
         await trio.sleep(0.02)
 
 
-async def judge(protocol: str, make: Callable[[str], Any], cases: str | None = None) -> Report:
+async def judge(
+    protocol: str,
+    make: Callable[[str], Any],
+    cases: str | None = None,
+    ends_on: Callable[[Event], bool] | None = None,
+    options: ProbeOptions = FAST,
+) -> Report:
     url: list[str] = []
     ready = trio.Event()
 
@@ -83,13 +95,13 @@ async def judge(protocol: str, make: Callable[[str], Any], cases: str | None = N
 
     async def subject() -> None:
         await ready.wait()
-        await run_subject(url[0], make)
+        await run_subject(url[0], make, ends_on)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(subject)
         with trio.fail_after(60):  # a guard against a hanging kit, not a timing assertion
             report = await run_client_cases_async(
-                protocol, cases=cases, timeout=4.0, options=FAST, ready=announce, time_limit=40
+                protocol, cases=cases, timeout=4.0, options=options, ready=announce, time_limit=40
             )
         nursery.cancel_scope.cancel()
     return report
@@ -126,6 +138,14 @@ async def test_our_atmosphere_client_passes() -> None:
 
 async def test_our_itrack_client_passes() -> None:
     assert_probed_musts_pass(await judge("itrack", _itrack))
+
+
+async def test_a_client_ending_on_a_server_error_is_judged_on_that_error_only() -> None:
+    # What `trackwire watch itrack` does: the first server error ends the program (close
+    # 1000).  The kit sends each odd frame on its own, the error last.
+    report = await judge("itrack", _itrack, ends_on=lambda event: isinstance(event, ErrorMessage))
+    assert_probed_musts_pass(report)
+    assert "in order" in report.result("itrack.errors.client-null-action").details
 
 
 async def test_our_fleetfreedom_client_passes() -> None:
@@ -210,3 +230,78 @@ async def test_no_client_means_error_and_the_run_finishes() -> None:
         )
     assert report.verdicts() == {"fleetfreedom.session.client-refused-closes": Verdict.ERROR}
     assert "no client connected" in report.results[0].details
+
+
+class Restarting(AtmosphereClient):
+    """Restarts its heartbeat timer on every frame it reads: no fixed cadence."""
+
+    def receive(self, data: str, now: float) -> None:
+        super().receive(data, now)
+        self._start_heartbeat(now)
+
+
+async def test_a_heartbeat_restarting_on_every_frame_fails_the_cadence_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return Restarting(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.heartbeat.client-cadence")
+    result = report.result("atmosphere.heartbeat.client-cadence")
+    assert result.verdict is Verdict.FAILED
+    assert "heartbeat(s) in" in result.details
+
+
+def _keeping_alive(every: float) -> Callable[[str], Any]:
+    async def make(url: str) -> FleetFreedomClient:
+        client = FleetFreedomClient(url, keepalive=every)
+        client.send(Command.login("someone@example.com", "secret", "conformance-test"))
+        return client
+
+    return make
+
+
+KEEPALIVE = "fleetfreedom.session.client-keepalive"
+
+
+async def test_the_keepalive_case_waits_only_when_asked() -> None:
+    report = await judge("fleetfreedom", _fleetfreedom, cases=KEEPALIVE)
+    result = report.result(KEEPALIVE)
+    assert result.verdict is Verdict.UNSUPPORTED
+    assert "--slow" in result.details
+
+
+async def test_a_client_keeping_its_session_alive_with_noop_passes() -> None:
+    quick = dataclasses.replace(FAST, keepalive=0.6)
+    report = await judge("fleetfreedom", _keeping_alive(0.6), cases=KEEPALIVE, options=quick)
+    result = report.result(KEEPALIVE)
+    assert result.verdict is Verdict.OK, result.details
+
+
+async def test_a_client_that_never_sends_noop_fails_the_keepalive_case() -> None:
+    quick = dataclasses.replace(FAST, keepalive=0.6)
+    report = await judge("fleetfreedom", _keeping_alive(0.0), cases=KEEPALIVE, options=quick)
+    result = report.result(KEEPALIVE)
+    assert result.verdict is Verdict.NON_STRICT
+    assert "no noop" in result.details
+
+
+class EagerReopen(ITrackClient):
+    """Re-sends its subscriptions as soon as a reconnect's socket opens, before the
+    server's first frame (the reopen reported at socket open)."""
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        if self._sent_any:
+            for action in self.subscriptions.actions():
+                self.transport._out.append(self._encode(action))
+
+
+async def test_a_client_resubscribing_before_the_first_frame_fails() -> None:
+    async def make(url: str) -> ITrackClient:
+        client = EagerReopen(subscription_url(url), await itrack_login(url, "someone", "x"))
+        client.send(Subscribe([StateRequest([1, 2])]))
+        return client
+
+    report = await judge("itrack", make, cases="itrack.session.*")
+    result = report.result("itrack.session.resubscribe-after-reconnect")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "before the server's first frame" in result.details
