@@ -504,7 +504,7 @@ _ITRACK = (
           "With the first account's hash, the second account's trackers answer unknown (or "
           "disallowed), never normal; no state or state_batch event carries them, and "
           "state_batch for all leaves them out.",
-          "unknown (no such tracker, or not this user's)"),
+          "unknown (no such tracker, or one that is not this user's)"),
     _case("itrack.events.client-keeps-unknown", "§3", _M, "client",
           "The client keeps fields and events it does not model.",
           "Unknown fields of known events, and events such as readings_batch, iot_monitor or "
@@ -819,7 +819,7 @@ _FLEETFREEDOM = (
           "With the first user's session, getCompany, get<Type> and get<Types>List for the "
           "second user's company and objects answer a non-zero errorCode (or nothing of it), "
           "subscribe to it is refused or denied, and no push about it arrives.",
-          "4 invalidPermission · 5 permissionDenied"),
+          "4 invalidPermission, 5 permissionDenied"),
     # §8 How the official clients behave
     _case("fleetfreedom.client.reconnect-backoff", "§8", _S, "client",
           "Reconnects back off from 1 s, doubling, to 5 min.",
