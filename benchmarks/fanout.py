@@ -90,7 +90,13 @@ def serve_ours() -> None:
         async with trio.open_nursery() as nursery:
             server = await nursery.start(
                 partial(
-                    serve, factory, "127.0.0.1", 0, max_connections=8192, handshake_timeout=None
+                    serve,
+                    factory,
+                    "127.0.0.1",
+                    0,
+                    max_connections=8192,
+                    max_connections_per_address=None,  # every client is on 127.0.0.1
+                    handshake_timeout=None,
                 )
             )
             gc.collect()
