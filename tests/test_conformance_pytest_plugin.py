@@ -70,7 +70,7 @@ def test_a_failed_must_fails_its_item_and_a_should_warns(
     result.stdout.fnmatch_lines(
         [
             "*FAILED: fleetfreedom.commands.req-id-echo (MUST, §3)*",
-            "*spec: with the same reqId*",
+            "*spec: it repeats the reqId (present only if one was sent)*",
             "*TrackwireShouldWarning: fleetfreedom.framing.compact-json*",
         ]
     )
