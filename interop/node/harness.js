@@ -128,12 +128,11 @@ function parseArgs(argv) {
   return opts;
 }
 
-function loadAtmosphere(version) {
+function resolvePackage(version) {
   // package.json installs each version under an npm alias: atmosphere-<version>.
   const name = "atmosphere-" + version;
-  let resolved;
   try {
-    resolved = require.resolve(name, { paths: [__dirname] });
+    return require.resolve(name, { paths: [__dirname] });
   } catch (e) {
     process.stderr.write(
       "harness.js: cannot find the npm package " + name + " (" + e.message + ").\n" +
@@ -141,6 +140,10 @@ function loadAtmosphere(version) {
     );
     process.exit(3);
   }
+}
+
+function loadAtmosphere(version) {
+  const resolved = resolvePackage(version);
   const atmosphere = require(resolved);
   // What index.js installed: wrap it to see the wire below the library.  The library calls
   // `new WebSocket(url)` (the global) and `new window.XMLHttpRequest()`, at call time.
@@ -156,17 +159,7 @@ let modernUuid = null;
 function loadModern(version, trackMessageLength) {
   // 5.x: one CommonJS bundle; the WebSocket it opens is the platform's global, read at call
   // time, so wrapping the global is enough to see the wire.
-  const name = "atmosphere-" + version;
-  let resolved;
-  try {
-    resolved = require.resolve(name, { paths: [__dirname] });
-  } catch (e) {
-    process.stderr.write(
-      "harness.js: cannot find the npm package " + name + " (" + e.message + ").\n" +
-        "Run `npm ci` in " + __dirname + " first.\n"
-    );
-    process.exit(3);
-  }
+  const resolved = resolvePackage(version);
   if (typeof globalThis.WebSocket !== "function") {
     process.stderr.write(
       "harness.js: atmosphere.js " + version + " needs a WebSocket global: run Node 22+, or " +
