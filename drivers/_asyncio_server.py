@@ -282,7 +282,7 @@ class ServerConnection(asyncio.Protocol, ConnectionBase[ServerCoreT]):
             transport.abort()
 
 
-class Server(ServerBase[ServerCoreT, "ServerConnection[ServerCoreT]"]):
+class Server(ServerBase[ServerCoreT, ServerConnection[ServerCoreT]]):
     """A running asyncio server (:func:`start_server`, :func:`serve`): its listening
     sockets, ports and live connections.  ``async with`` it, or :meth:`aclose` it."""
 
