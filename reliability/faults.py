@@ -369,6 +369,17 @@ def _summaries(watchers: Sequence[Watcher]) -> list[dict[str, Any]]:
     return [dict(w.tally.summary(), name=w.spec.name) for w in watchers]
 
 
+async def _kill_servers(stage: Stage, watchers: Sequence[Watcher], round_: int) -> None:
+    """Kill both servers (the ``round_``-th time), wait until every client saw its connection
+    end, and a moment more: the fleet moves on while nobody is connected."""
+    stage.kill()
+    await wait_for(
+        functools.partial(_all_disconnected, watchers, round_),
+        "every client saw the connection end",
+    )
+    await trio.sleep(0.2)
+
+
 async def _flowing(watchers: Sequence[Watcher], connection: int, what: str) -> None:
     """Wait until every watcher got updates on its ``connection``-th connection (1-based)."""
 
@@ -418,12 +429,7 @@ async def restart_scenario(restarts: int = 2, vehicles: int = 10, rate: float = 
         async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates on the first connection")
             for round_ in range(1, restarts + 1):
-                stage.kill()
-                await wait_for(
-                    functools.partial(_all_disconnected, watchers, round_),
-                    "every client saw the connection end",
-                )
-                await trio.sleep(0.2)  # the fleet moves on while nobody is connected
+                await _kill_servers(stage, watchers, round_)
                 await stage.restart()
                 await _flowing(watchers, round_ + 1, f"updates after restart {round_}")
             # One more tick prunes what the last kill left, then count the cores held.
@@ -477,12 +483,7 @@ async def lost_sessions_scenario(
         async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates on the first connection")
             for round_ in range(1, restarts + 1):
-                stage.kill()
-                await wait_for(
-                    functools.partial(_all_disconnected, watchers, round_),
-                    "every client saw the connection end",
-                )
-                await trio.sleep(0.2)
+                await _kill_servers(stage, watchers, round_)
                 await stage.restart(forget=True)
                 await wait_for(
                     functools.partial(_all_relogged, watchers, round_),
