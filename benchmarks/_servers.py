@@ -16,8 +16,10 @@ import os
 import re
 import resource
 import socket
+import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,46 @@ def raise_fd_limit(wanted: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
         soft = new
     return int(soft)
+
+
+async def stdin_lines() -> AsyncIterator[bytes]:
+    """The lines of standard input (without their newline) as they come, until it closes:
+    how a child server hears the parent's commands (inside trio)."""
+    import trio
+
+    stdin = trio.lowlevel.FdStream(os.dup(0))
+    pending = b""
+    while True:
+        data = await stdin.receive_some(4096)
+        if not data:
+            return
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line
+
+
+@contextlib.contextmanager
+def json_child(
+    argv: list[str], what: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """Run a child server (``argv``); yields the process and its first JSON line, then
+    closes its standard input (its signal to exit) and waits for it (killed after 10 s)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {what} server did not start")
+        yield proc, json.loads(line)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _exit_on_stdin_eof() -> None:
@@ -144,17 +186,9 @@ def reference(limit: int) -> None:
                 )
             )
             print(json.dumps({"port": server.port, "fd_limit": fds}), flush=True)
-            stdin = trio.lowlevel.FdStream(os.dup(0))
-            pending = b""
-            while True:
-                data = await stdin.receive_some(4096)
-                if not data:
-                    break
-                pending += data
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    if line.strip() == b"measure":
-                        print(json.dumps(stats(server)), flush=True)
+            async for line in stdin_lines():
+                if line.strip() == b"measure":
+                    print(json.dumps(stats(server)), flush=True)
             nursery.cancel_scope.cancel()
 
     tracemalloc.start()

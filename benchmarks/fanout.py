@@ -25,14 +25,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _servers import raise_fd_limit
+from _servers import json_child, raise_fd_limit, stdin_lines
 from payloads import STATE_EVENT
 
 HASH = "0123456789abcdef0123456789abcdef"
@@ -101,41 +100,33 @@ def serve_ours() -> None:
             )
             gc.collect()
             _report(port=server.port, rss=_rss())
-            stdin = trio.lowlevel.FdStream(os.dup(0))
-            pending = b""
-            while True:
-                data = await stdin.receive_some(4096)
-                if not data:
-                    break
-                pending += data
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    command, _, arg = line.decode().partition(" ")
-                    if command == "measure":
-                        gc.collect()
-                        open_ = sum(1 for c in server.connections if c.state is StackState.OPEN)
-                        _report(rss=_rss(), connections=open_)
-                    elif command == "subscribed":
-                        with trio.fail_after(TIMEOUT):
-                            while sum(1 for c in cores if c.subscribed) < int(arg):
-                                await trio.sleep(0.01)
-                        _report(subscribed=sum(1 for c in cores if c.subscribed))
-                    elif command == "push":
-                        live = [c for c in cores if c.subscribed]
-                        conns = list(server.connections)
-                        cpu, wall = time.process_time(), time.perf_counter()
-                        for _ in range(int(arg)):
-                            push = StatePush(state)  # one encode per update
-                            for core in live:
-                                core.push_state(TRACKER, push, trio.current_time())
-                            server.flush(live)
-                            while any(c.buffered for c in conns):
-                                await trio.sleep(0)
-                        _report(
-                            cpu=time.process_time() - cpu,
-                            wall=time.perf_counter() - wall,
-                            connections=len(live),
-                        )
+            async for line in stdin_lines():
+                command, _, arg = line.decode().partition(" ")
+                if command == "measure":
+                    gc.collect()
+                    open_ = sum(1 for c in server.connections if c.state is StackState.OPEN)
+                    _report(rss=_rss(), connections=open_)
+                elif command == "subscribed":
+                    with trio.fail_after(TIMEOUT):
+                        while sum(1 for c in cores if c.subscribed) < int(arg):
+                            await trio.sleep(0.01)
+                    _report(subscribed=sum(1 for c in cores if c.subscribed))
+                elif command == "push":
+                    live = [c for c in cores if c.subscribed]
+                    conns = list(server.connections)
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    for _ in range(int(arg)):
+                        push = StatePush(state)  # one encode per update
+                        for core in live:
+                            core.push_state(TRACKER, push, trio.current_time())
+                        server.flush(live)
+                        while any(c.buffered for c in conns):
+                            await trio.sleep(0)
+                    _report(
+                        cpu=time.process_time() - cpu,
+                        wall=time.perf_counter() - wall,
+                        connections=len(live),
+                    )
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -206,30 +197,10 @@ def serve_websockets() -> None:
 # -- the clients (parent process) -------------------------------------------------------------
 
 
-@contextmanager
-def _child(kind: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+def _child(kind: str) -> AbstractContextManager[tuple[subprocess.Popen[str], dict[str, Any]]]:
     env = dict(os.environ, TRACKWIRE_DECODER="default")
-    proc = subprocess.Popen(
-        [sys.executable, os.environ.get("FANOUT_CHILD", __file__), "serve", kind],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {kind} server did not start")
-        yield proc, json.loads(line)
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    argv = [sys.executable, os.environ.get("FANOUT_CHILD", __file__), "serve", kind]
+    return json_child(argv, kind, env)
 
 
 def _ask(proc: subprocess.Popen[str], command: str) -> dict[str, Any]:

@@ -13,13 +13,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import trio
-from _servers import raise_fd_limit
+from _servers import json_child, raise_fd_limit
 from run import Item, Result, Settings, Target, result
 from websockets.asyncio.client import connect as websockets_connect
 from wsproto.connection import ConnectionType
@@ -36,30 +35,12 @@ TIMEOUT = 60.0
 """Bound on any one phase (a stream read, opening the connections), in seconds."""
 
 
-@contextmanager
-def child(mode: str, number: int) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+def child(
+    mode: str, number: int
+) -> AbstractContextManager[tuple[subprocess.Popen[str], dict[str, Any]]]:
     """Run ``_servers.py mode number``; yields the process and its first JSON line."""
     script = Path(__file__).with_name("_servers.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), mode, str(number)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {mode} server did not start")
-        yield proc, json.loads(line)
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return json_child([sys.executable, str(script), mode, str(number)], mode)
 
 
 # -- 6. a fast stream -----------------------------------------------------------------------

@@ -14,19 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from trackwire import Event, LocalProtocolError, RemoteProtocolError, peer_context
+from trackwire import Event, RemoteProtocolError, peer_context
 from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
-    Connected,
-    ConnectionClosed,
     CoreFactory,
-    HandshakeFailed,
     HttpHandler,
     ServerStack,
     StackState,
@@ -34,11 +31,17 @@ from trackwire.ws import (
 )
 
 from ._serving import (
+    ABNORMAL,
+    ABORTED,
+    DEFAULT_MAX_BUFFER,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_ADDRESS,
+    REFUSE_LINGER,
     SERVICE_UNAVAILABLE,
-    AdmissionControl,
+    ConnectionBase,
     RefusedHead,
+    ServerBase,
+    drop_events,
     failure_events,
     failure_output,
     log_failure,
@@ -56,26 +59,20 @@ __all__ = [
     "start_server",
 ]
 
-DEFAULT_MAX_BUFFER = 4 << 20
-"""Bytes a server connection may have waiting to be written before it is aborted."""
-
-_ABNORMAL = 1006
-_ABORTED = 1008
-_REFUSE_LINGER = 1.0
-"""Seconds a refused connection is kept to deliver its 503 (reading and dropping input)."""
-
 ServerCoreT = TypeVar("ServerCoreT", bound=TextCore)
 
 EventHandler = Callable[["ServerConnection[Any]", Event], None]
 """``on_event(connection, event)``: called in order for every event of every connection."""
 
 
-class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
+class ServerConnection(asyncio.Protocol, ConnectionBase[ServerCoreT]):
     """One accepted TCP connection of a :class:`Server`, with its :class:`ServerStack`.
 
     After the application changed the core from outside (``ITrackServer.push_state``,
     ``FleetFreedomHub.publish``), :meth:`flush` writes what the core queued.
     """
+
+    server: Server[ServerCoreT]
 
     def __init__(self, server: Server[ServerCoreT]) -> None:
         self.server = server
@@ -91,7 +88,7 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
         self.address = ""
         """The peer's IP address (``""`` when unknown): what the per-address limits count."""
         self.transport: asyncio.Transport | None = None
-        self._loop = server._loop
+        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._admitted = False
         self._refused: RefusedHead | None = None
@@ -101,24 +98,7 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
         """No more input goes to the stack (closed, aborted, failed or gone)."""
         self._lost = False
 
-    # -- what the application sees -------------------------------------------------------
-
-    @property
-    def core(self) -> ServerCoreT | None:
-        """The core, once the factory accepted an upgrade (``None`` before, or for HTTP)."""
-        try:
-            return self.stack.core
-        except LocalProtocolError:
-            return None
-
-    @property
-    def state(self) -> StackState:
-        return self.stack.state
-
-    @property
-    def failed(self) -> bool:
-        """Whether the connection was ended because its core or handler raised."""
-        return self._failed
+    # -- what the application sees (and core, state, failed, send, close) -----------------
 
     @property
     def buffered(self) -> int:
@@ -132,21 +112,10 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
         propagate."""
         self._step(None)
 
-    def send(self, item: Any) -> object:
-        """Give ``item`` to the core (``send`` of the core) and flush; returns its handle."""
-        handle = self.stack.send(item, self._loop.time())
-        self.flush()
-        return handle
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the close handshake (or drop the connection before the upgrade)."""
-        self.stack.close(code, reason, self._loop.time())
-        self.flush()
-
     def abort(self, reason: str = "aborted by the application") -> None:
         """Drop the TCP connection now, without a close handshake; the connection ends with
         ``ConnectionClosed(1006, reason, by_peer=False)`` (the core sees an end of input)."""
-        self._drop(_ABNORMAL, reason, None)
+        self._drop(ABNORMAL, reason, None)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -168,7 +137,7 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
                 and server.admission.start_refusal()
             ):
                 self._refused = RefusedHead()
-                self._timer = self._loop.call_later(_REFUSE_LINGER, transport.abort)
+                self._timer = self._loop.call_later(REFUSE_LINGER, transport.abort)
             else:
                 transport.abort()
             return
@@ -206,19 +175,16 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
         if not self._ended:
             # Reset, or the server is stopping: the core learns it as an end of input.
             reason = "the server stopped" if self.server._closing else "the connection was lost"
-            self._drop(_ABNORMAL, reason, None)
+            self._drop(ABNORMAL, reason, None)
         if self._admitted:
             self._admitted = False
-            server = self.server
-            server.admission.release(self.address)
-            server.connections.pop(self, None)
-            if self._failed:
-                server.failed += 1
-            core = self.core
-            if core is not None and server._by_core.get(id(core)) is self:
-                del server._by_core[id(core)]
+            self.server.admission.release(self.address)
+            self.server._forget(self)
 
     # -- inside --------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._loop.time()
 
     def _step(self, action: Callable[..., None] | None, *args: Any) -> None:
         """Run one input (or none: a flush) through the stack, then write and reschedule;
@@ -244,7 +210,7 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
             limit = self.server.max_buffer
             if transport.get_write_buffer_size() > limit:
                 reason = f"outgoing buffer over {limit} bytes: the peer is not reading"
-                self._drop(_ABORTED, reason, RemoteProtocolError(reason))
+                self._drop(ABORTED, reason, RemoteProtocolError(reason))
                 return
         if stack.state is StackState.CLOSED:
             self._finish()
@@ -304,24 +270,10 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
             return
         self._ended = True
         self._cancel_timer()
-        stack = self.stack
-        now = self._loop.time()
         try:
             with peer_context(self.address):
-                if stack.state is StackState.OPEN or stack.state is StackState.CLOSING:
-                    stack.receive_eof(now)
-                    self._dispatch_quietly(
-                        [
-                            ConnectionClosed(code, reason, by_peer=False, error=error)
-                            if isinstance(event, ConnectionClosed)
-                            else event
-                            for event in stack.events()
-                        ]
-                    )
-                elif stack.state is not StackState.CLOSED:
-                    stack.close()
-                    if error is not None:
-                        self._dispatch_quietly([HandshakeFailed(error)])
+                events = drop_events(self.stack, code, reason, error, self._loop.time())
+                self._dispatch_quietly(events)
         except Exception as exc:
             self._ended = False
             self._fail(exc)
@@ -329,67 +281,13 @@ class ServerConnection(asyncio.Protocol, Generic[ServerCoreT]):
         if transport is not None and not self._lost:
             transport.abort()
 
-    def _dispatch(self, events: Iterable[Event]) -> None:
-        server = self.server
-        handler = server.on_event
-        for event in events:
-            if isinstance(event, Connected):
-                server._by_core[id(self.stack.core)] = self
-            if handler is not None:
-                handler(self, event)
 
-    def _dispatch_quietly(self, events: Iterable[Event]) -> None:
-        """:meth:`_dispatch` for a connection that is ending: a handler that raises is
-        logged, the other events still go out."""
-        for event in events:
-            try:
-                self._dispatch((event,))
-            except Exception as exc:
-                log_failure(self.remote, exc)
-
-
-class Server(Generic[ServerCoreT]):
+class Server(ServerBase[ServerCoreT, ServerConnection[ServerCoreT]]):
     """A running asyncio server (:func:`start_server`, :func:`serve`): its listening
     sockets, ports and live connections.  ``async with`` it, or :meth:`aclose` it."""
 
-    def __init__(
-        self,
-        factory: CoreFactory[ServerCoreT],
-        *,
-        http_handler: HttpHandler | None,
-        on_event: EventHandler | None,
-        max_connections: int,
-        max_connections_per_address: int | None,
-        max_buffer: int,
-        max_message_size: int,
-        handshake_timeout: float | None,
-        close_timeout: float,
-    ) -> None:
-        self.factory = factory
-        self.http_handler = http_handler
-        self.on_event = on_event
-        self.admission = AdmissionControl(max_connections, max_connections_per_address)
-        """Live connections overall and per peer address, against the limits."""
-        self.max_connections = max_connections
-        self.max_connections_per_address = max_connections_per_address
-        self.max_buffer = max_buffer
-        self.max_message_size = max_message_size
-        self.handshake_timeout = handshake_timeout
-        self.close_timeout = close_timeout
-        self.connections: dict[ServerConnection[ServerCoreT], None] = {}
-        """The live connections, in accept order."""
-        self.failed = 0
-        """Connections ended because their core or a handler raised."""
-        self._by_core: dict[int, ServerConnection[ServerCoreT]] = {}
-        self._loop = asyncio.get_running_loop()
-        self._server: asyncio.Server | None = None
-        self._closing = False
-
-    @property
-    def refused(self) -> int:
-        """Connections refused (503, then closed) because ``max_connections`` were being
-        served, or ``max_connections_per_address`` from the same address."""
-        return self.admission.refused
+    _server: asyncio.Server | None = None
+    _closing = False
 
     @property
     def ports(self) -> list[int]:
@@ -398,26 +296,6 @@ class Server(Generic[ServerCoreT]):
         if server is None:
             return []
         return [int(sock.getsockname()[1]) for sock in server.sockets]
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (of the first listening socket)."""
-        return self.ports[0]
-
-    def connection_of(self, core: object) -> ServerConnection[ServerCoreT] | None:
-        """The live connection carrying ``core``, if any."""
-        return self._by_core.get(id(core))
-
-    def flush(self, cores: Iterable[object] | None = None) -> None:
-        """:meth:`ServerConnection.flush` the connections carrying ``cores`` (every live
-        connection when ``None``), e.g. with what ``FleetFreedomHub.publish`` returned."""
-        if cores is None:
-            targets: Iterable[ServerConnection[ServerCoreT]] = list(self.connections)
-        else:
-            found = (self._by_core.get(id(core)) for core in cores)
-            targets = [conn for conn in found if conn is not None]
-        for conn in targets:
-            conn.flush()
 
     async def aclose(self) -> None:
         """Stop listening and drop every connection (each core sees an end of input and
@@ -429,7 +307,7 @@ class Server(Generic[ServerCoreT]):
         if server is not None:
             server.close()
         for conn in list(self.connections):
-            conn._drop(_ABNORMAL, "the server stopped", None)
+            conn._drop(ABNORMAL, "the server stopped", None)
         # Let the transports report their end (connection_lost) before returning.
         for _ in range(3):
             if not self.connections:

@@ -23,9 +23,9 @@ import os
 import ssl
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -43,8 +43,6 @@ from trackwire.ws import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
-    Connected,
-    ConnectionClosed,
     CoreFactory,
     HandshakeFailed,
     HttpGet,
@@ -55,11 +53,17 @@ from trackwire.ws import (
 )
 
 from ._serving import (
+    ABNORMAL,
+    ABORTED,
+    DEFAULT_MAX_BUFFER,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_ADDRESS,
+    REFUSE_LINGER,
     SERVICE_UNAVAILABLE,
-    AdmissionControl,
+    ConnectionBase,
     RefusedHead,
+    ServerBase,
+    drop_events,
     failure_events,
     failure_output,
     log_failure,
@@ -86,16 +90,8 @@ __all__ = [
 DEFAULT_QUEUE_SIZE = 1024
 """Batches of events (one batch per read) a client buffers for the application before it
 stops reading the socket."""
-DEFAULT_MAX_BUFFER = 4 << 20
-"""Bytes a server connection may have waiting to be written before it is aborted."""
 
 _RECEIVE_SIZE = 65536
-_REFUSE_LINGER = 1.0
-"""Seconds a refused connection is kept to deliver its 503 (reading and dropping input)."""
-_ABNORMAL = 1006
-_ABORTED = 1008
-"""The close code reported (not sent: the peer is not reading) for a connection aborted
-because its outgoing buffer overflowed."""
 
 ClientCoreT = TypeVar("ClientCoreT", bound=ClientCore[Any, Any])
 ServerCoreT = TypeVar("ServerCoreT", bound=TextCore)
@@ -608,7 +604,7 @@ EventHandler = Callable[["ServerConnection[Any]", Event], None]
 """``on_event(connection, event)``: called in order for every event of every connection."""
 
 
-class ServerConnection(Generic[ServerCoreT]):
+class ServerConnection(ConnectionBase[ServerCoreT]):
     """One accepted TCP connection of a :class:`Server`, with its :class:`ServerStack`.
 
     After the application changed the core from outside (``ITrackServer.push_state``,
@@ -631,6 +627,8 @@ class ServerConnection(Generic[ServerCoreT]):
         "stack",
         "stream",
     )
+
+    server: Server[ServerCoreT]
 
     def __init__(self, server: Server[ServerCoreT], stream: trio.abc.Stream) -> None:
         self.server = server
@@ -661,27 +659,12 @@ class ServerConnection(Generic[ServerCoreT]):
         self._abort: tuple[int, str, RemoteProtocolError | None] | None = None
         """Why the connection is to be dropped at once (close code, reason, error)."""
 
-    @property
-    def core(self) -> ServerCoreT | None:
-        """The core, once the factory accepted an upgrade (``None`` before, or for HTTP)."""
-        try:
-            return self.stack.core
-        except LocalProtocolError:
-            return None
-
-    @property
-    def state(self) -> StackState:
-        return self.stack.state
+    # core, state, failed, send and close: ConnectionBase's
 
     @property
     def buffered(self) -> int:
         """Bytes waiting to be written."""
         return len(self._buffer)
-
-    @property
-    def failed(self) -> bool:
-        """Whether the connection was ended because its core or handler raised."""
-        return self._failed
 
     def flush(self) -> None:
         """Write what the core queued (non-blocking: the bytes join this connection's
@@ -711,25 +694,17 @@ class ServerConnection(Generic[ServerCoreT]):
         # Queued events (an unknown queue counts as non-empty: the reader looks).
         return bool(getattr(stack, "_events", True)) or bool(getattr(stack.core, "_events", True))
 
-    def send(self, item: Any) -> object:
-        """Give ``item`` to the core (``send`` of the core) and flush; returns its handle."""
-        handle = self.stack.send(item, trio.current_time())
-        self.flush()
-        return handle
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the close handshake (or drop the connection before the upgrade)."""
-        self.stack.close(code, reason, trio.current_time())
-        self.flush()
-
     def abort(self, reason: str = "aborted by the application") -> None:
         """Drop the TCP connection now, without a close handshake; the connection ends with
         ``ConnectionClosed(1006, reason, by_peer=False)`` (the core sees an end of input)."""
         if self._abort is None:
-            self._abort = (_ABNORMAL, reason, None)
+            self._abort = (ABNORMAL, reason, None)
             self._kick()
 
     # -- inside --------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return trio.current_time()
 
     def _kick(self) -> None:
         self._kicked = True
@@ -747,7 +722,7 @@ class ServerConnection(Generic[ServerCoreT]):
         limit = self.server.max_buffer
         if len(self._buffer) > limit:
             reason = f"outgoing buffer over {limit} bytes: the peer is not reading"
-            self._abort = (_ABORTED, reason, RemoteProtocolError(reason))
+            self._abort = (ABORTED, reason, RemoteProtocolError(reason))
             self._buffer.clear()
             self._kick()
         self._start_writer()
@@ -810,15 +785,6 @@ class ServerConnection(Generic[ServerCoreT]):
         self._dispatch_quietly(failure_events(stack, error, trio.current_time()))
         self._kick()
 
-    def _dispatch_quietly(self, events: Iterable[Event]) -> None:
-        """:meth:`_dispatch` for a connection that is ending: a handler that raises is
-        logged, the other events still go out."""
-        for event in events:
-            try:
-                self._dispatch((event,))
-            except Exception as exc:
-                log_failure(self.remote, exc)
-
     async def _reader(self) -> None:
         try:
             await self._read_loop()
@@ -861,21 +827,7 @@ class ServerConnection(Generic[ServerCoreT]):
 
     def _drop(self, code: int, reason: str, error: RemoteProtocolError | None) -> None:
         """End the connection without a close handshake; the core learns it as an EOF."""
-        stack = self.stack
-        if stack.state is StackState.OPEN or stack.state is StackState.CLOSING:
-            stack.receive_eof(trio.current_time())
-            self._dispatch_quietly(
-                [
-                    ConnectionClosed(code, reason, by_peer=False, error=error)
-                    if isinstance(event, ConnectionClosed)
-                    else event
-                    for event in stack.events()
-                ]
-            )
-        elif stack.state is not StackState.CLOSED:
-            stack.close()
-            if error is not None:
-                self._dispatch_quietly([HandshakeFailed(error)])
+        self._dispatch_quietly(drop_events(self.stack, code, reason, error, trio.current_time()))
 
     async def _writer(self) -> None:
         """Write until the buffer is empty, then end (:meth:`_start_writer` starts the next)."""
@@ -893,15 +845,6 @@ class ServerConnection(Generic[ServerCoreT]):
                     return
         finally:
             self._writing = False
-
-    def _dispatch(self, events: Iterable[Event]) -> None:
-        server = self.server
-        for event in events:
-            if isinstance(event, Connected):
-                server._by_core[id(self.stack.core)] = self
-            handler = server.on_event
-            if handler is not None:
-                handler(self, event)
 
 
 def _peer_address(stream: trio.abc.Stream) -> object:
@@ -921,7 +864,7 @@ def _peer_name(stream: trio.abc.Stream) -> str:
     return ""
 
 
-class Server(Generic[ServerCoreT]):
+class Server(ServerBase[ServerCoreT, ServerConnection[ServerCoreT]]):
     """A running :func:`serve`: its listeners, ports and live connections."""
 
     def __init__(
@@ -938,30 +881,19 @@ class Server(Generic[ServerCoreT]):
         close_timeout: float,
         tls_handshake_timeout: float,
     ) -> None:
-        self.factory = factory
-        self.http_handler = http_handler
-        self.on_event = on_event
-        self.admission = AdmissionControl(max_connections, max_connections_per_address)
-        """Live connections overall and per peer address, against the limits."""
-        self.max_connections = max_connections
-        self.max_connections_per_address = max_connections_per_address
-        self.max_buffer = max_buffer
-        self.max_message_size = max_message_size
-        self.handshake_timeout = handshake_timeout
-        self.close_timeout = close_timeout
+        super().__init__(
+            factory,
+            http_handler=http_handler,
+            on_event=on_event,
+            max_connections=max_connections,
+            max_connections_per_address=max_connections_per_address,
+            max_buffer=max_buffer,
+            max_message_size=max_message_size,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+        )
         self.tls_handshake_timeout = tls_handshake_timeout
         self.listeners: list[trio.abc.Listener[Any]] = []
-        self.connections: dict[ServerConnection[ServerCoreT], None] = {}
-        """The live connections, in accept order."""
-        self.failed = 0
-        """Connections ended because their core or a handler raised."""
-        self._by_core: dict[int, ServerConnection[ServerCoreT]] = {}
-
-    @property
-    def refused(self) -> int:
-        """Connections refused (503, then closed) because ``max_connections`` were being
-        served, or ``max_connections_per_address`` from the same address."""
-        return self.admission.refused
 
     @property
     def ports(self) -> list[int]:
@@ -974,26 +906,6 @@ class Server(Generic[ServerCoreT]):
             if isinstance(inner, trio.SocketListener):
                 ports.append(int(inner.socket.getsockname()[1]))
         return ports
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (of the first listener)."""
-        return self.ports[0]
-
-    def connection_of(self, core: object) -> ServerConnection[ServerCoreT] | None:
-        """The live connection carrying ``core``, if any."""
-        return self._by_core.get(id(core))
-
-    def flush(self, cores: Iterable[object] | None = None) -> None:
-        """:meth:`ServerConnection.flush` the connections carrying ``cores`` (every live
-        connection when ``None``), e.g. with what ``FleetFreedomHub.publish`` returned."""
-        if cores is None:
-            targets: Iterable[ServerConnection[ServerCoreT]] = list(self.connections)
-        else:
-            found = (self._by_core.get(id(core)) for core in cores)
-            targets = [conn for conn in found if conn is not None]
-        for conn in targets:
-            conn.flush()
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
         try:
@@ -1018,7 +930,7 @@ class Server(Generic[ServerCoreT]):
         if not isinstance(stream, trio.SocketStream) or not admission.start_refusal():
             return
         try:
-            with trio.move_on_after(_REFUSE_LINGER), contextlib.suppress(*_NETWORK_ERRORS):
+            with trio.move_on_after(REFUSE_LINGER), contextlib.suppress(*_NETWORK_ERRORS):
                 head = RefusedHead()
                 while not head.complete:
                     data = await stream.receive_some(_RECEIVE_SIZE)
@@ -1040,19 +952,14 @@ class Server(Generic[ServerCoreT]):
         try:
             await conn._run()
         finally:
-            if conn.failed:
-                self.failed += 1
-            elif conn.stack.state is not StackState.CLOSED:
+            if not conn.failed and conn.stack.state is not StackState.CLOSED:
                 # Cancelled (the server is stopping): the core must learn that its
                 # connection is gone, or the application keeps pushing to it.
                 try:
-                    conn._drop(_ABNORMAL, "the server stopped", None)
+                    conn._drop(ABNORMAL, "the server stopped", None)
                 except Exception as exc:
                     log_failure(conn.remote, exc)
-            del self.connections[conn]
-            core = conn.core
-            if core is not None and self._by_core.get(id(core)) is conn:
-                del self._by_core[id(core)]
+            self._forget(conn)
 
     async def _tls_handshake(self, conn: ServerConnection[ServerCoreT]) -> bool:
         stream = conn.stream

@@ -36,12 +36,13 @@ Scenarios (each bounded in time, 127.0.0.1 only, cleaning up after itself):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -368,6 +369,17 @@ def _summaries(watchers: Sequence[Watcher]) -> list[dict[str, Any]]:
     return [dict(w.tally.summary(), name=w.spec.name) for w in watchers]
 
 
+async def _kill_servers(stage: Stage, watchers: Sequence[Watcher], round_: int) -> None:
+    """Kill both servers (the ``round_``-th time), wait until every client saw its connection
+    end, and a moment more: the fleet moves on while nobody is connected."""
+    stage.kill()
+    await wait_for(
+        functools.partial(_all_disconnected, watchers, round_),
+        "every client saw the connection end",
+    )
+    await trio.sleep(0.2)
+
+
 async def _flowing(watchers: Sequence[Watcher], connection: int, what: str) -> None:
     """Wait until every watcher got updates on its ``connection``-th connection (1-based)."""
 
@@ -379,6 +391,23 @@ async def _flowing(watchers: Sequence[Watcher], connection: int, what: str) -> N
         )
 
     await wait_for(ok, what)
+
+
+@contextlib.asynccontextmanager
+async def _crowd(
+    result: FaultResult, nursery: trio.Nursery, watchers: list[Watcher]
+) -> AsyncIterator[None]:
+    """The watchers run (as one :class:`Crowd`) for the body; a :class:`FaultTimeout` in it
+    fails the check "in time"; then the crowd is stopped, and must stop cleanly."""
+    crowd = Crowd(watchers)
+    await crowd.start(nursery)
+    try:
+        yield
+    except FaultTimeout as exc:
+        result.check(f"in time: {exc}", False)
+    problems = await crowd.stop()
+    result.check("clients stopped cleanly", not problems)
+    result.details["problems"] = problems
 
 
 # -- scenarios -------------------------------------------------------------------------------
@@ -397,17 +426,10 @@ async def restart_scenario(restarts: int = 2, vehicles: int = 10, rate: float = 
         await stage.start(nursery)
         watchers = _watchers(stage.endpoints, vehicles)
         result.clients = len(watchers)
-        crowd = Crowd(watchers)
-        await crowd.start(nursery)
-        try:
+        async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates on the first connection")
             for round_ in range(1, restarts + 1):
-                stage.kill()
-                await wait_for(
-                    functools.partial(_all_disconnected, watchers, round_),
-                    "every client saw the connection end",
-                )
-                await trio.sleep(0.2)  # the fleet moves on while nobody is connected
+                await _kill_servers(stage, watchers, round_)
                 await stage.restart()
                 await _flowing(watchers, round_ + 1, f"updates after restart {round_}")
             # One more tick prunes what the last kill left, then count the cores held.
@@ -419,12 +441,7 @@ async def restart_scenario(restarts: int = 2, vehicles: int = 10, rate: float = 
                 held["itrack_cores"] == held["itrack_connections"]
                 and held["fleetfreedom_cores"] == held["fleetfreedom_connections"],
             )
-        except FaultTimeout as exc:
-            result.check(f"in time: {exc}", False)
-        problems = await crowd.stop()
         nursery.cancel_scope.cancel()
-    result.check("clients stopped cleanly", not problems)
-    result.details["problems"] = problems
     result.check(
         "every client reconnected after every restart",
         all(w.tally.connections == restarts + 1 for w in watchers),
@@ -463,17 +480,10 @@ async def lost_sessions_scenario(
         await stage.start(nursery)
         watchers = _watchers(stage.endpoints, vehicles)
         result.clients = len(watchers)
-        crowd = Crowd(watchers)
-        await crowd.start(nursery)
-        try:
+        async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates on the first connection")
             for round_ in range(1, restarts + 1):
-                stage.kill()
-                await wait_for(
-                    functools.partial(_all_disconnected, watchers, round_),
-                    "every client saw the connection end",
-                )
-                await trio.sleep(0.2)
+                await _kill_servers(stage, watchers, round_)
                 await stage.restart(forget=True)
                 await wait_for(
                     functools.partial(_all_relogged, watchers, round_),
@@ -481,12 +491,7 @@ async def lost_sessions_scenario(
                 )
                 await _flowing(watchers, round_ + 1, f"updates after restart {round_}")
             await _every_vehicle(watchers, vehicles, "every vehicle flowing after the last restart")
-        except FaultTimeout as exc:
-            result.check(f"in time: {exc}", False)
-        problems = await crowd.stop()
         nursery.cancel_scope.cancel()
-    result.check("clients stopped cleanly", not problems)
-    result.details["problems"] = problems
     result.check(
         "every client reconnected after every restart",
         all(w.tally.connections == restarts + 1 for w in watchers),
@@ -520,19 +525,12 @@ async def ttl_scenario(
         await stage.start(nursery)
         watchers = _watchers(stage.endpoints, vehicles)
         result.clients = len(watchers)
-        crowd = Crowd(watchers)
-        await crowd.start(nursery)
-        try:
+        async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates on the first connection")
             await trio.sleep(seconds)
             await _every_vehicle(watchers, vehicles, "every vehicle flowing at the end")
-        except FaultTimeout as exc:
-            result.check(f"in time: {exc}", False)
-        problems = await crowd.stop()
         nursery.cancel_scope.cancel()
     result.faults = sum(w.tally.relogins for w in watchers)
-    result.check("clients stopped cleanly", not problems)
-    result.details["problems"] = problems
     result.check(
         "every client logged in again at least twice", all(w.tally.relogins >= 2 for w in watchers)
     )
@@ -585,9 +583,7 @@ async def half_open_scenario(vehicles: int = 5, rate: float = 5.0) -> FaultResul
                 w.subscribe_itrack(v.id for v in fleet.of_tenant("demo"))
             watchers.append(w)
         result.clients = len(watchers)
-        crowd = Crowd(watchers)
-        await crowd.start(nursery)
-        try:
+        async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates on the first connection")
             await wait_for(
                 lambda: sum(len(p.links) for p in proxies.values()) == len(watchers),
@@ -598,12 +594,7 @@ async def half_open_scenario(vehicles: int = 5, rate: float = 5.0) -> FaultResul
                     link.freeze(down=True, up=True)
                     result.faults += 1
             await _flowing(watchers, 2, "updates after the silence")
-        except FaultTimeout as exc:
-            result.check(f"in time: {exc}", False)
-        problems = await crowd.stop()
         nursery.cancel_scope.cancel()
-    result.check("clients stopped cleanly", not problems)
-    result.details["problems"] = problems
     result.check(
         "every client noticed the silence and reconnected once",
         all(w.tally.connections == 2 for w in watchers),
@@ -648,15 +639,13 @@ async def proxy_scenario(vehicles: int = 5, rate: float = 2.0, settle: float = 1
             index += len(PROTOCOLS)
         result.clients = len(watchers)
         result.injected = "; ".join(f"{m}: {c.describe}" for m, c in PROXY_MODES.items())
-        crowd = Crowd(watchers)
-        await crowd.start(nursery)
         victims = {("bytewise", "itrack"), ("split+delay", "fleetfreedom"), ("stalls", "itrack")}
         victim_watchers = [
             w
             for w in watchers
             if any(w.spec.tenant == f"demo via {m}" and w.spec.protocol == p for m, p in victims)
         ]
-        try:
+        async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates through every proxy")
             await trio.sleep(settle)
             for key in sorted(victims):
@@ -666,13 +655,8 @@ async def proxy_scenario(vehicles: int = 5, rate: float = 2.0, settle: float = 1
                 result.faults += 1
             await _flowing(victim_watchers, 2, "updates after the drop")
             await trio.sleep(settle)
-        except FaultTimeout as exc:
-            result.check(f"in time: {exc}", False)
-        problems = await crowd.stop()
         result.details["proxy_writes"] = {f"{m}/{p}": x.writes for (m, p), x in proxies.items()}
         nursery.cancel_scope.cancel()
-    result.check("clients stopped cleanly", not problems)
-    result.details["problems"] = problems
     others = [w for w in watchers if w not in victim_watchers]
     result.check(
         "dropped clients reconnected and received again",
@@ -707,9 +691,7 @@ async def stop_reading_scenario(
         await stage.start(nursery)
         watchers = _watchers(stage.endpoints, vehicles)
         result.clients = len(watchers) + 1
-        crowd = Crowd(watchers)
-        await crowd.start(nursery)
-        try:
+        async with _crowd(result, nursery, watchers):
             await _flowing(watchers, 1, "updates before the stall")
             base = stage.endpoints.itrack_base
             core = ITrackClient(subscription_url(base), stage.hashes["demo"])
@@ -748,12 +730,7 @@ async def stop_reading_scenario(
                 "the others receiving after the abort",
             )
             await trio.aclose_forcefully(stream)
-        except FaultTimeout as exc:
-            result.check(f"in time: {exc}", False)
-        problems = await crowd.stop()
         nursery.cancel_scope.cancel()
-    result.check("clients stopped cleanly", not problems)
-    result.details["problems"] = problems
     result.check(
         "the other clients kept their connection",
         all(w.tally.connections == 1 and w.tally.disconnects == 0 for w in watchers),

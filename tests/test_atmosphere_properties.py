@@ -148,16 +148,12 @@ stream_chunk = st.one_of(
 )
 
 
-@settings(max_examples=500)
-@given(st.lists(stream_chunk, max_size=8), st.data())
-def test_decoder_reads_any_frames_as_atmosphere_js_does(
-    chunks: list[str], data: st.DataObject
+def _feed_as_atmosphere_js(
+    stream: list[int], bounds: list[int], *, partial_every_frame: bool
 ) -> None:
-    # Frames cut anywhere in UTF-16 units, lone surrogates included; the decoder keeps its
-    # carry-over as pieces, the model re-joins it for every frame as the real client does.
-    stream = _units("".join(chunks))
-    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=10))))
-    bounds = [0, *(c for c in cuts if c < len(stream)), len(stream)]
+    """Feed ``stream`` cut at ``bounds`` to the decoder and to atmosphere.js's algorithm:
+    the same messages frame by frame, the same carry-over (after every frame, or at the
+    end only, so that reading it does not join the decoder's pieces), or both refuse."""
     decoder = TrackMessageSizeDecoder()
     partial: list[int] = []
     for start, end in itertools.pairwise(bounds):
@@ -170,8 +166,23 @@ def test_decoder_reads_any_frames_as_atmosphere_js_does(
             return
         got = decoder.feed(_text(frame))
         assert [_units(m) for m in got] == expected
-        assert _units(decoder.partial) == partial
+        if partial_every_frame:
+            assert _units(decoder.partial) == partial
         assert decoder.pending == bool(partial)
+    assert _units(decoder.partial) == partial
+
+
+@settings(max_examples=500)
+@given(st.lists(stream_chunk, max_size=8), st.data())
+def test_decoder_reads_any_frames_as_atmosphere_js_does(
+    chunks: list[str], data: st.DataObject
+) -> None:
+    # Frames cut anywhere in UTF-16 units, lone surrogates included; the decoder keeps its
+    # carry-over as pieces, the model re-joins it for every frame as the real client does.
+    stream = _units("".join(chunks))
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=10))))
+    bounds = [0, *(c for c in cuts if c < len(stream)), len(stream)]
+    _feed_as_atmosphere_js(stream, bounds, partial_every_frame=True)
 
 
 @settings(max_examples=200)
@@ -186,20 +197,7 @@ def test_decoder_reads_frames_of_a_few_units_as_atmosphere_js_does(
     sizes = data.draw(st.lists(st.integers(1, 3), min_size=len(stream), max_size=len(stream)))
     bounds = list(itertools.accumulate(sizes, initial=0))
     bounds = [b for b in bounds if b < len(stream)] + [len(stream)]
-    decoder = TrackMessageSizeDecoder()
-    partial: list[int] = []
-    for start, end in itertools.pairwise(bounds):
-        frame = stream[start:end]
-        try:
-            expected, partial = _js_track_message_size(partial, frame)
-        except RemoteProtocolError:
-            with pytest.raises(RemoteProtocolError):
-                decoder.feed(_text(frame))
-            return
-        got = decoder.feed(_text(frame))
-        assert [_units(m) for m in got] == expected
-        assert decoder.pending == bool(partial)
-    assert _units(decoder.partial) == partial
+    _feed_as_atmosphere_js(stream, bounds, partial_every_frame=False)
 
 
 def test_a_message_in_one_character_frames_is_joined_once_whole() -> None:

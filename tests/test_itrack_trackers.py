@@ -157,6 +157,13 @@ def test_responder_errors(method: str, target: str, body: bytes, status: int, co
     assert json.loads(answer.body)["status"]["code"] == code
 
 
+def test_responder_reads_the_query_of_a_target_urlsplit_refuses() -> None:
+    # "//[" reads as a broken IPv6 host to urlsplit; the query is still the hash.
+    answer = TrackerListResponder(directory())("GET", f"//[/tracker/list?hash={BOB}", [], b"")
+    assert answer.status == 200
+    assert [t["label"] for t in json.loads(answer.body)["list"]] == ["Bob's car"]
+
+
 def test_is_tracker_list_target() -> None:
     assert is_tracker_list_target("/v2/tracker/list?x=1")
     assert is_tracker_list_target(b"/tracker/list/")

@@ -8,20 +8,26 @@ WebSocket + HTTP stack calls), and :class:`AuthServerConnection` is the same ove
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import h11
 
-from .. import _json
 from .._errors import RemoteProtocolError
 from .._numbers import MAX_ID_DIGITS, parse_digits
-from .._redact import redact_target, redacted_repr
+from .._redact import redact_target
 from ._codec import JsonDumps, JsonLoads, dumps
 from ._directory import AuthFailure, AuthSuccess, Directory
+from ._http import (
+    USER_AGENT,
+    ApiExchange,
+    ApiResponder,
+    FormPost,
+    HttpResponse,
+    api_error_of,
+    decode_api_body,
+    form_post,
+    is_api_target,
+)
 from ._models import check_hash
 
 __all__ = [
@@ -45,8 +51,6 @@ __all__ = [
 
 DEFAULT_MAX_AUTH_BODY = 1 << 20
 """Largest ``user/auth`` body buffered, in bytes, in either role."""
-
-_USER_AGENT = "trackwire/0.1"
 
 
 class AuthError(RemoteProtocolError):
@@ -92,22 +96,12 @@ def auth_url(base_url: str) -> str:
     return base_url.rstrip("/") + "/user/auth"
 
 
-@dataclass(slots=True)
-class AuthRequest:
-    """One ``user/auth`` HTTP request, ready for any HTTP client or for :class:`AuthExchange`."""
+class AuthRequest(FormPost):
+    """One ``user/auth`` HTTP request, ready for any HTTP client or for :class:`AuthExchange`
+    (``method``, ``target``, ``headers``, ``body``, ``host``, ``port``, ``tls``; the form
+    body carries the password: the repr shows it as ``***``)."""
 
-    method: str
-    target: str
-    """The request target (path and query) to put on the request line."""
-    headers: list[tuple[str, str]]
-    body: bytes
-    host: str
-    port: int
-    tls: bool
-
-    def __repr__(self) -> str:
-        # The form body carries the password: shown as *** (``body`` keeps it).
-        return redacted_repr(self)
+    __slots__ = ()
 
     @property
     def url(self) -> str:
@@ -118,9 +112,6 @@ class AuthRequest:
             netloc = f"[{self.host}]" if self.port == default else f"[{self.host}]:{self.port}"
         return f"{scheme}://{netloc}{self.target}"
 
-    def to_h11(self) -> h11.Request:
-        return h11.Request(method=self.method, target=self.target, headers=self.headers)
-
 
 def build_auth_request(
     base_url: str,
@@ -128,34 +119,14 @@ def build_auth_request(
     password: str,
     *,
     dealer_id: int | None = None,
-    user_agent: str = _USER_AGENT,
+    user_agent: str = USER_AGENT,
 ) -> AuthRequest:
     """``POST <base>user/auth`` with a form-encoded ``login``, ``password`` (and ``dealer_id``)."""
-    split = urlsplit(auth_url(base_url))
-    scheme = split.scheme.lower()
-    if scheme in ("https", "wss"):
-        tls = True
-    elif scheme in ("http", "ws"):
-        tls = False
-    else:
-        raise ValueError(f"not an http(s) URL: {redact_target(base_url)!r}")
-    if not split.hostname:
-        raise ValueError(f"no host in {redact_target(base_url)!r}")
-    port = split.port or (443 if tls else 80)
     fields: list[tuple[str, str]] = [("login", login), ("password", password)]
     if dealer_id is not None:
         fields.append(("dealer_id", str(dealer_id)))
-    body = urlencode(fields).encode("ascii")
-    target = (split.path or "/") + (f"?{split.query}" if split.query else "")
-    host_header = split.netloc.rpartition("@")[2]
-    headers = [
-        ("Host", host_header),
-        ("User-Agent", user_agent),
-        ("Accept", "application/json"),
-        ("Content-Type", "application/x-www-form-urlencoded"),
-        ("Content-Length", str(len(body))),
-    ]
-    return AuthRequest("POST", target, headers, body, split.hostname, port, tls)
+    url = auth_url(base_url)
+    return form_post(AuthRequest, url, lambda: fields, user_agent, redact_target(base_url))
 
 
 def api_key_session(api_key_hash: str) -> AuthSuccess:
@@ -165,19 +136,10 @@ def api_key_session(api_key_hash: str) -> AuthSuccess:
 
 def _interpret(status_code: int, body: bytes, loads: JsonLoads | None) -> AuthSuccess | AuthFailure:
     """An API error body wins over the HTTP status; otherwise the status, then the JSON."""
-    decoded: Any = None
-    reason = ""
-    try:
-        decoded = (loads or _json.loads)(body.decode("utf-8"))
-    except Exception as exc:  # any failure of the (replaceable) decoder
-        reason = f"not JSON ({exc})"
-    if type(decoded) is dict and decoded.get("success") is False:
-        status = decoded.get("status")
-        if type(status) is dict and type(status.get("code")) is int:
-            description = status.get("description")
-            return AuthFailure(
-                status["code"], description if type(description) is str else "", decoded
-            )
+    decoded, reason = decode_api_body(body, loads)
+    api_error = api_error_of(decoded)
+    if api_error is not None:
+        return AuthFailure(*api_error, decoded)
     if not 200 <= status_code < 300:
         raise AuthHTTPError(status_code, body)
     if reason:
@@ -189,20 +151,12 @@ def _interpret(status_code: int, body: bytes, loads: JsonLoads | None) -> AuthSu
     raise AuthDecodeError("neither a hash nor an API error", body)
 
 
-class AuthExchange:
+class AuthExchange(ApiExchange[AuthSuccess | AuthFailure]):
     """One ``user/auth`` call through an h11 client connection: request bytes out, the
-    response's bytes in (any split), a typed answer or an :class:`AuthError` at the end."""
+    response's bytes in (any split), a typed answer or an :class:`AuthError` at the end
+    (:class:`AuthTruncatedError` if the connection closes before the answer's end)."""
 
-    __slots__ = (
-        "_body",
-        "_conn",
-        "_eof",
-        "_loads",
-        "_request",
-        "_result",
-        "_status",
-        "max_body",
-    )
+    __slots__ = ()
 
     def __init__(
         self,
@@ -211,72 +165,23 @@ class AuthExchange:
         loads: JsonLoads | None = None,
         max_body: int = DEFAULT_MAX_AUTH_BODY,
     ) -> None:
-        self._request = request
-        self._conn = h11.Connection(h11.CLIENT)
-        self._loads = loads
-        self.max_body = max_body
-        self._body = bytearray()
-        self._status: int | None = None
-        self._result: AuthSuccess | AuthFailure | None = None
-        self._eof = False
+        super().__init__(request, loads, max_body)
 
-    @property
-    def result(self) -> AuthSuccess | AuthFailure | None:
-        return self._result
+    def _interpret(self, status_code: int, body: bytes) -> AuthSuccess | AuthFailure:
+        return _interpret(status_code, body, self._loads)
 
-    def bytes_to_send(self) -> bytes:
-        """The request, once (later calls return ``b""``)."""
-        conn = self._conn
-        if conn.our_state is not h11.IDLE:
-            return b""
-        out = conn.send(self._request.to_h11()) or b""
-        out += conn.send(h11.Data(data=self._request.body)) or b""
-        out += conn.send(h11.EndOfMessage()) or b""
-        return out
+    def _bad_response_error(self, exc: h11.RemoteProtocolError) -> Exception:
+        if self._eof:
+            return AuthTruncatedError(f"response cut short: {exc}")
+        return AuthError(f"bad HTTP response: {exc}")
 
-    def receive_data(self, data: bytes) -> AuthSuccess | AuthFailure | None:
-        """Feed response bytes (``b""`` is the end of input, as in h11); returns the answer
-        once complete (``None`` until then)."""
-        if self._result is not None:
-            return self._result
-        if not data:
-            self._eof = True
-        if self._conn.our_state is h11.IDLE:
-            self.bytes_to_send()
-        self._conn.receive_data(data)
-        return self._pump()
+    def _too_large_error(self) -> Exception:
+        return AuthError(f"response body over {self.max_body} bytes")
 
-    def receive_eof(self) -> AuthSuccess | AuthFailure:
-        """The connection closed; raises :class:`AuthTruncatedError` if the answer is partial."""
-        self._eof = True
-        result = self.receive_data(b"")
-        if result is None:
-            raise AuthTruncatedError("the connection closed before the response ended")
-        return result
-
-    def _pump(self) -> AuthSuccess | AuthFailure | None:
-        conn = self._conn
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                if self._eof:
-                    raise AuthTruncatedError(f"response cut short: {exc}") from None
-                raise AuthError(f"bad HTTP response: {exc}") from None
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return None
-            if isinstance(event, h11.Response):
-                self._status = event.status_code
-            elif isinstance(event, h11.Data):
-                self._body += event.data
-                if len(self._body) > self.max_body:
-                    raise AuthError(f"response body over {self.max_body} bytes")
-            elif isinstance(event, h11.EndOfMessage):
-                assert self._status is not None
-                self._result = _interpret(self._status, bytes(self._body), self._loads)
-                return self._result
-            elif isinstance(event, h11.ConnectionClosed):
-                raise AuthTruncatedError("the connection closed before the response")
+    def _closed_error(self, ended: bool) -> Exception:
+        if ended:
+            return AuthTruncatedError("the connection closed before the response ended")
+        return AuthTruncatedError("the connection closed before the response")
 
 
 def parse_auth_response(
@@ -291,35 +196,12 @@ def parse_auth_response(
 # -- server ---------------------------------------------------------------------------------
 
 
-class HttpResponse(NamedTuple):
-    """An HTTP response to write: status, headers (with ``Content-Length``) and body.
-
-    A tuple, so an :class:`AuthResponder` is a ready ``trackwire.ws`` HTTP handler.
-    """
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes = b""
-
-
 def is_auth_target(target: str | bytes) -> bool:
     """Whether a request target is ``…/user/auth`` (with or without a trailing slash)."""
-    if isinstance(target, bytes):
-        target = target.decode("latin-1")
-    path = target.split("?", 1)[0].rstrip("/")
-    return path == "/user/auth" or path.endswith("/user/auth")
+    return is_api_target(target, "user/auth")
 
 
-def _query_of(target: str) -> str:
-    """The query of a request target read by hand: ``urlsplit`` raises on a peer's ``//[``."""
-    return target.partition("#")[0].partition("?")[2]
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-class AuthResponder:
+class AuthResponder(ApiResponder):
     """Answers ``GET``/``POST …/user/auth`` (query, form or JSON body) from a directory.
 
     Statuses follow the API's habit: 200 with ``success: true``, 403 for a refused login,
@@ -333,19 +215,6 @@ class AuthResponder:
         self.directory = directory
         self._dumps = dumps
 
-    def _json(self, status: int, payload: dict[str, Any]) -> HttpResponse:
-        body = self._dumps(payload).encode("utf-8")
-        headers = [
-            ("Content-Type", "application/json; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-cache"),
-        ]
-        return HttpResponse(status, headers, body)
-
-    def _error(self, status: int, code: int, description: str) -> HttpResponse:
-        payload = {"success": False, "status": {"code": code, "description": description}}
-        return self._json(status, payload)
-
     def __call__(
         self,
         method: str | bytes,
@@ -353,31 +222,9 @@ class AuthResponder:
         headers: Sequence[tuple[str | bytes, str | bytes]],
         body: bytes,
     ) -> HttpResponse:
-        method = _text(method).upper()
-        target = _text(target)
-        if not is_auth_target(target):
-            return self._error(404, 2, "Unknown API method")
-        if method not in ("GET", "POST"):
-            response = self._error(405, 5, "Wrong request format")
-            response.headers.append(("Allow", "GET, POST"))
-            return response
-        params = dict(parse_qsl(_query_of(target), keep_blank_values=True))
-        if method == "POST" and body:
-            content_type = ""
-            for name, value in headers:
-                if _text(name).lower() == "content-type":
-                    content_type = _text(value).lower()
-            try:
-                if content_type.startswith("application/json"):
-                    decoded = json.loads(body.decode("utf-8"))
-                    if type(decoded) is not dict:
-                        raise ValueError("not an object")
-                    params.update({k: v if type(v) is str else str(v) for k, v in decoded.items()})
-                else:
-                    text = body.decode("utf-8")
-                    params.update(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
-            except Exception:  # any failure of the (replaceable) decoder
-                return self._error(400, 5, "Wrong request format")
+        params = self._params(method, target, headers, body, "user/auth", json_as_text=True)
+        if isinstance(params, HttpResponse):
+            return params
         login = params.get("login")
         password = params.get("password")
         dealer = params.get("dealer_id")

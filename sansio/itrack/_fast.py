@@ -17,7 +17,7 @@ library: responses, errors, unknown and invalid messages are the default path's 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 import msgspec
 
@@ -105,10 +105,40 @@ _new = object.__new__
 # -- views over the Structs ----------------------------------------------------------------
 
 
-class _FastLocation(Location):
+class _FastView:
+    """What the views share: equal to any view of their public class over an equal ``raw``
+    (the default path's or another fast one), and shown as that class."""
+
+    __slots__ = ()
+
+    _public: ClassVar[type[Location | GpsState | SourceState]]
+    raw: dict[str, Any]
+
+    def __eq__(self, other: object) -> bool:
+        return self.raw == other.raw if isinstance(other, self._public) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{self._public.__name__}({self.raw!r})"
+
+
+_V = TypeVar("_V", bound=_FastView)
+
+
+def _child(cls: type[_V], struct: Any, owner: Any) -> _V:
+    """A view of ``cls`` over ``struct``, whose ``raw`` is read through ``owner``'s."""
+    view: Any = _new(cls)
+    view._s = struct
+    view._owner = owner
+    return cast(_V, view)
+
+
+class _FastLocation(_FastView, Location):
     """``gps.location`` read from its Struct; ``raw`` is the default path's dict."""
 
     __slots__ = ("_owner", "_s")
+    _public = Location
 
     _s: _Location
     _owner: _FastGps
@@ -125,19 +155,12 @@ class _FastLocation(Location):
     def lng(self) -> float | None:
         return self._s.lng
 
-    def __eq__(self, other: object) -> bool:
-        return self.raw == other.raw if isinstance(other, Location) else NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Location({self.raw!r})"
-
-
-class _FastGps(GpsState):
+class _FastGps(_FastView, GpsState):
     """``gps`` read from its Struct."""
 
     __slots__ = ("_owner", "_s")
+    _public = GpsState
 
     _s: _Gps
     _owner: _FastSourceState
@@ -157,12 +180,7 @@ class _FastGps(GpsState):
     @property
     def location(self) -> Location | None:
         value = self._s.location
-        if value is None:
-            return None
-        view: _FastLocation = _new(_FastLocation)
-        view._s = value
-        view._owner = self
-        return view
+        return None if value is None else _child(_FastLocation, value, self)
 
     @property
     def heading(self) -> float | None:
@@ -176,20 +194,13 @@ class _FastGps(GpsState):
     def alt(self) -> float | None:
         return self._s.alt
 
-    def __eq__(self, other: object) -> bool:
-        return self.raw == other.raw if isinstance(other, GpsState) else NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"GpsState({self.raw!r})"
-
-
-class _FastSourceState(SourceState):
+class _FastSourceState(_FastView, SourceState):
     """A source state read from its Struct; ``raw`` is the message's ``data`` (or its
     ``index``-th element in a batch), decoded on demand."""
 
     __slots__ = ("_index", "_owner", "_s")
+    _public = SourceState
 
     _s: _State
     _owner: _FastStateEvent | _FastStateBatchEvent
@@ -207,12 +218,7 @@ class _FastSourceState(SourceState):
     @property
     def gps(self) -> GpsState | None:
         value = self._s.gps
-        if value is None:
-            return None
-        view: _FastGps = _new(_FastGps)
-        view._s = value
-        view._owner = self
-        return view
+        return None if value is None else _child(_FastGps, value, self)
 
     @property
     def connection_status(self) -> str | None:
@@ -226,19 +232,9 @@ class _FastSourceState(SourceState):
     def last_update(self) -> str | None:
         return self._s.last_update
 
-    def __eq__(self, other: object) -> bool:
-        return self.raw == other.raw if isinstance(other, SourceState) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"SourceState({self.raw!r})"
-
 
 def _source_state(struct: _State, owner: Any, index: int) -> _FastSourceState:
-    view: _FastSourceState = _new(_FastSourceState)
-    view._s = struct
-    view._owner = owner
+    view = _child(_FastSourceState, struct, owner)
     view._index = index
     return view
 
@@ -246,21 +242,49 @@ def _source_state(struct: _State, owner: Any, index: int) -> _FastSourceState:
 # -- events --------------------------------------------------------------------------------
 
 
-def _lazy_raw(event: Any) -> dict[str, Any]:
-    """The message's decoded JSON object: the default path's decode of the text, kept."""
-    try:
-        return event._raw  # type: ignore[no-any-return]
-    except AttributeError:
-        raw = event._raw = stdlib_loads(event._text)
-        return raw  # type: ignore[no-any-return]
+class _FastEvent:
+    """What the events share: ``raw`` decoded from ``_text`` on first access and kept (or
+    set); equal to any event of their public class with equal ``_fields``; shown as that
+    class, with those fields."""
 
+    __slots__ = ()
 
-class _FastStateEvent(StateEvent):
-    __slots__ = ("_m", "_raw", "_state", "_text")
-
-    _m: _State
+    _public: ClassVar[type[ITrackEvent]]
+    _fields: ClassVar[tuple[str, ...]]
     _text: str
     _raw: dict[str, Any] | None
+
+    @property
+    def raw(self) -> dict[str, Any] | None:
+        """The message's decoded JSON object: the default path's decode of the text, kept."""
+        try:
+            return self._raw
+        except AttributeError:
+            raw = self._raw = stdlib_loads(self._text)  # type: ignore[misc]  # the subclasses' slot
+            return raw  # type: ignore[no-any-return]
+
+    @raw.setter
+    def raw(self, value: dict[str, Any] | None) -> None:
+        self._raw = value  # type: ignore[misc]  # the subclasses' slot
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, self._public):
+            return all(getattr(self, name) == getattr(other, name) for name in self._fields)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{self._public.__name__}({shown})"
+
+
+class _FastStateEvent(_FastEvent, StateEvent):
+    __slots__ = ("_m", "_raw", "_state", "_text")
+    _public = StateEvent
+    _fields = ("state", "user_time")
+
+    _m: _State
     _state: SourceState
 
     @property
@@ -275,31 +299,13 @@ class _FastStateEvent(StateEvent):
     def state(self, value: SourceState) -> None:
         self._state = value
 
-    @property
-    def raw(self) -> dict[str, Any] | None:
-        return _lazy_raw(self)
 
-    @raw.setter
-    def raw(self, value: dict[str, Any] | None) -> None:
-        self._raw = value
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, StateEvent):
-            return self.state == other.state and self.user_time == other.user_time
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"StateEvent(state={self.state!r}, user_time={self.user_time!r})"
-
-
-class _FastStateBatchEvent(StateBatchEvent):
+class _FastStateBatchEvent(_FastEvent, StateBatchEvent):
     __slots__ = ("_m", "_raw", "_states", "_text")
+    _public = StateBatchEvent
+    _fields = ("states", "user_time")
 
     _m: list[_State]
-    _text: str
-    _raw: dict[str, Any] | None
     _states: list[SourceState]
 
     @property
@@ -317,76 +323,17 @@ class _FastStateBatchEvent(StateBatchEvent):
     def states(self, value: list[SourceState]) -> None:
         self._states = value
 
-    @property
-    def raw(self) -> dict[str, Any] | None:
-        return _lazy_raw(self)
 
-    @raw.setter
-    def raw(self, value: dict[str, Any] | None) -> None:
-        self._raw = value
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, StateBatchEvent):
-            return self.states == other.states and self.user_time == other.user_time
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"StateBatchEvent(states={self.states!r}, user_time={self.user_time!r})"
-
-
-class _FastLifecycleEvent(LifecycleEvent):
+class _FastLifecycleEvent(_FastEvent, LifecycleEvent):
     __slots__ = ("_raw", "_text")
-
-    _text: str
-    _raw: dict[str, Any] | None
-
-    @property
-    def raw(self) -> dict[str, Any] | None:
-        return _lazy_raw(self)
-
-    @raw.setter
-    def raw(self, value: dict[str, Any] | None) -> None:
-        self._raw = value
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LifecycleEvent):
-            return (
-                self.source_id == other.source_id and self.lifecycle_event == other.lifecycle_event
-            )
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (
-            f"LifecycleEvent(source_id={self.source_id!r}, "
-            f"lifecycle_event={self.lifecycle_event!r})"
-        )
+    _public = LifecycleEvent
+    _fields = ("source_id", "lifecycle_event")
 
 
-class _FastLogoutEvent(LogoutEvent):
+class _FastLogoutEvent(_FastEvent, LogoutEvent):
     __slots__ = ("_raw", "_text")
-
-    _text: str
-    _raw: dict[str, Any] | None
-
-    @property
-    def raw(self) -> dict[str, Any] | None:
-        return _lazy_raw(self)
-
-    @raw.setter
-    def raw(self, value: dict[str, Any] | None) -> None:
-        self._raw = value
-
-    def __eq__(self, other: object) -> bool:
-        return self.reason == other.reason if isinstance(other, LogoutEvent) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"LogoutEvent(reason={self.reason!r})"
+    _public = LogoutEvent
+    _fields = ("reason",)
 
 
 # -- the parser ----------------------------------------------------------------------------

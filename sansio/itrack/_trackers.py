@@ -11,20 +11,26 @@ same call shape as :class:`~trackwire.itrack.AuthResponder`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import h11
 
-from .. import _json
 from .._errors import RemoteProtocolError
-from .._redact import redacted_repr
-from ._auth import HttpResponse
 from ._codec import JsonDumps, JsonLoads, dumps
 from ._directory import Directory
+from ._http import (
+    USER_AGENT,
+    ApiExchange,
+    ApiResponder,
+    FormPost,
+    HttpResponse,
+    api_error_of,
+    decode_api_body,
+    form_post,
+    is_api_target,
+)
 from ._models import BLOCKED, check_hash
 
 __all__ = [
@@ -43,8 +49,6 @@ __all__ = [
 
 DEFAULT_MAX_TRACKER_LIST_BODY = 16 << 20
 """Largest ``tracker/list`` answer buffered, in bytes (a tracker is a few hundred bytes)."""
-
-_USER_AGENT = "trackwire/0.1"
 
 
 class TrackerListError(RemoteProtocolError):
@@ -81,51 +85,24 @@ def tracker_list_url(base_url: str) -> str:
     return base_url.rstrip("/") + "/tracker/list"
 
 
-@dataclass(slots=True)
-class TrackerListRequest:
+class TrackerListRequest(FormPost):
     """One ``tracker/list`` HTTP request, ready for any HTTP client or for
-    :class:`TrackerListExchange`; the session hash travels in the form ``body``."""
+    :class:`TrackerListExchange` (``method``, ``target``, ``headers``, ``body``, ``host``,
+    ``port``, ``tls``); the session hash travels in the form ``body`` (shown as ``***``)."""
 
-    method: str
-    target: str
-    """The request target (path and query) to put on the request line."""
-    headers: list[tuple[str, str]]
-    body: bytes
-    host: str
-    port: int
-    tls: bool
-
-    def __repr__(self) -> str:
-        # The form body carries the session hash: shown as *** (``body`` keeps it).
-        return redacted_repr(self)
-
-    def to_h11(self) -> h11.Request:
-        return h11.Request(method=self.method, target=self.target, headers=self.headers)
+    __slots__ = ()
 
 
 def build_tracker_list_request(
-    base_url: str, session_hash: str, *, user_agent: str = _USER_AGENT
+    base_url: str, session_hash: str, *, user_agent: str = USER_AGENT
 ) -> TrackerListRequest:
     """``POST <base>tracker/list`` with a form-encoded ``hash``."""
-    split = urlsplit(tracker_list_url(base_url))
-    scheme = split.scheme.lower()
-    if scheme not in ("http", "https", "ws", "wss"):
-        raise ValueError(f"not an http(s) URL: {base_url!r}")
-    if not split.hostname:
-        raise ValueError(f"no host in {base_url!r}")
-    tls = scheme in ("https", "wss")
-    body = urlencode([("hash", check_hash(session_hash))]).encode("ascii")
-    headers = [
-        ("Host", split.netloc.rpartition("@")[2]),
-        ("User-Agent", user_agent),
-        ("Accept", "application/json"),
-        ("Content-Type", "application/x-www-form-urlencoded"),
-        ("Content-Length", str(len(body))),
-    ]
-    target = (split.path or "/") + (f"?{split.query}" if split.query else "")
-    return TrackerListRequest(
-        "POST", target, headers, body, split.hostname, split.port or (443 if tls else 80), tls
-    )
+
+    def fields() -> list[tuple[str, str]]:
+        return [("hash", check_hash(session_hash))]
+
+    url = tracker_list_url(base_url)
+    return form_post(TrackerListRequest, url, fields, user_agent, base_url)
 
 
 def _entry(index: int, item: Any) -> TrackerInfo:
@@ -144,17 +121,10 @@ def _entry(index: int, item: Any) -> TrackerInfo:
 
 def _interpret(status_code: int, body: bytes, loads: JsonLoads | None) -> list[TrackerInfo]:
     """An API error body wins over the HTTP status; otherwise the status, then the JSON."""
-    decoded: Any = None
-    reason = ""
-    try:
-        decoded = (loads or _json.loads)(body.decode("utf-8"))
-    except Exception as exc:  # any failure of the (replaceable) decoder
-        reason = f"not JSON ({exc})"
-    if type(decoded) is dict and decoded.get("success") is False:
-        status = decoded.get("status")
-        if type(status) is dict and type(status.get("code")) is int:
-            text = status.get("description")
-            raise TrackerListRefused(status["code"], text if type(text) is str else "")
+    decoded, reason = decode_api_body(body, loads)
+    api_error = api_error_of(decoded)
+    if api_error is not None:
+        raise TrackerListRefused(*api_error)
     if not 200 <= status_code < 300:
         raise TrackerListError(f"tracker/list answered HTTP {status_code}", frame=body)
     if reason:
@@ -166,11 +136,11 @@ def _interpret(status_code: int, body: bytes, loads: JsonLoads | None) -> list[T
     raise TrackerListError("tracker/list answer unreadable: no list", frame=body)
 
 
-class TrackerListExchange:
+class TrackerListExchange(ApiExchange[list[TrackerInfo]]):
     """One ``tracker/list`` call through an h11 client connection: request bytes out, the
     response's bytes in (any split), the trackers or a :class:`TrackerListError` at the end."""
 
-    __slots__ = ("_body", "_conn", "_eof", "_loads", "_request", "_result", "_status", "max_body")
+    __slots__ = ()
 
     def __init__(
         self,
@@ -179,66 +149,21 @@ class TrackerListExchange:
         loads: JsonLoads | None = None,
         max_body: int = DEFAULT_MAX_TRACKER_LIST_BODY,
     ) -> None:
-        self._request = request
-        self._conn = h11.Connection(h11.CLIENT)
-        self._loads = loads
-        self.max_body = max_body
-        self._body = bytearray()
-        self._status: int | None = None
-        self._result: list[TrackerInfo] | None = None
-        self._eof = False
+        super().__init__(request, loads, max_body)
 
-    @property
-    def result(self) -> list[TrackerInfo] | None:
-        return self._result
+    def _interpret(self, status_code: int, body: bytes) -> list[TrackerInfo]:
+        return _interpret(status_code, body, self._loads)
 
-    def bytes_to_send(self) -> bytes:
-        """The request, once (later calls return ``b""``)."""
-        conn = self._conn
-        if conn.our_state is not h11.IDLE:
-            return b""
-        out = conn.send(self._request.to_h11()) or b""
-        out += conn.send(h11.Data(data=self._request.body)) or b""
-        out += conn.send(h11.EndOfMessage()) or b""
-        return out
+    def _bad_response_error(self, exc: h11.RemoteProtocolError) -> Exception:
+        return TrackerListError(f"bad HTTP response to tracker/list: {exc}")
 
-    def receive_data(self, data: bytes) -> list[TrackerInfo] | None:
-        """Feed response bytes (``b""`` is the end of input, as in h11); returns the trackers
-        once the answer is complete (``None`` until then)."""
-        if self._result is not None:
-            return self._result
-        if not data:
-            self._eof = True
-        if self._conn.our_state is h11.IDLE:
-            self.bytes_to_send()
-        self._conn.receive_data(data)
-        conn = self._conn
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise TrackerListError(f"bad HTTP response to tracker/list: {exc}") from None
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return None
-            if isinstance(event, h11.Response):
-                self._status = event.status_code
-            elif isinstance(event, h11.Data):
-                self._body += event.data
-                if len(self._body) > self.max_body:
-                    raise TrackerListError(f"tracker/list answer over {self.max_body} bytes")
-            elif isinstance(event, h11.EndOfMessage):
-                assert self._status is not None
-                self._result = _interpret(self._status, bytes(self._body), self._loads)
-                return self._result
-            elif isinstance(event, h11.ConnectionClosed):
-                raise TrackerListError("the connection closed before the tracker/list answer")
+    def _too_large_error(self) -> Exception:
+        return TrackerListError(f"tracker/list answer over {self.max_body} bytes")
 
-    def receive_eof(self) -> list[TrackerInfo]:
-        """The connection closed; raises :class:`TrackerListError` if the answer is partial."""
-        result = self.receive_data(b"")
-        if result is None:
-            raise TrackerListError("the connection closed before the tracker/list answer ended")
-        return result
+    def _closed_error(self, ended: bool) -> Exception:
+        if ended:
+            return TrackerListError("the connection closed before the tracker/list answer ended")
+        return TrackerListError("the connection closed before the tracker/list answer")
 
 
 def parse_tracker_list_response(
@@ -256,17 +181,10 @@ def parse_tracker_list_response(
 
 def is_tracker_list_target(target: str | bytes) -> bool:
     """Whether a request target is ``…/tracker/list`` (with or without a trailing slash)."""
-    if isinstance(target, bytes):
-        target = target.decode("latin-1")
-    path = target.split("?", 1)[0].rstrip("/")
-    return path == "/tracker/list" or path.endswith("/tracker/list")
+    return is_api_target(target, "tracker/list")
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-class TrackerListResponder:
+class TrackerListResponder(ApiResponder):
     """Answers ``GET``/``POST …/tracker/list`` (``hash`` in the query, a form or a JSON body)
     with the trackers of the session's user, from a directory.
 
@@ -286,19 +204,6 @@ class TrackerListResponder:
         self.model = model
         self._dumps = dumps
 
-    def _json(self, status: int, payload: dict[str, Any]) -> HttpResponse:
-        body = self._dumps(payload).encode("utf-8")
-        headers = [
-            ("Content-Type", "application/json; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-cache"),
-        ]
-        return HttpResponse(status, headers, body)
-
-    def _error(self, status: int, code: int, description: str) -> HttpResponse:
-        payload = {"success": False, "status": {"code": code, "description": description}}
-        return self._json(status, payload)
-
     def __call__(
         self,
         method: str | bytes,
@@ -306,31 +211,9 @@ class TrackerListResponder:
         headers: Sequence[tuple[str | bytes, str | bytes]],
         body: bytes,
     ) -> HttpResponse:
-        method = _text(method).upper()
-        target = _text(target)
-        if not is_tracker_list_target(target):
-            return self._error(404, 2, "Unknown API method")
-        if method not in ("GET", "POST"):
-            response = self._error(405, 5, "Wrong request format")
-            response.headers.append(("Allow", "GET, POST"))
-            return response
-        params = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
-        if method == "POST" and body:
-            content_type = ""
-            for name, value in headers:
-                if _text(name).lower() == "content-type":
-                    content_type = _text(value).lower()
-            try:
-                if content_type.startswith("application/json"):
-                    decoded = json.loads(body.decode("utf-8"))
-                    if type(decoded) is not dict:
-                        raise ValueError("not an object")
-                    params.update({k: v for k, v in decoded.items() if type(v) is str})
-                else:
-                    text = body.decode("utf-8")
-                    params.update(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
-            except Exception:  # any failure of the (replaceable) decoder
-                return self._error(400, 5, "Wrong request format")
+        params = self._params(method, target, headers, body, "tracker/list", json_as_text=False)
+        if isinstance(params, HttpResponse):
+            return params
         session_hash = params.get("hash", "")
         try:
             check_hash(session_hash)
