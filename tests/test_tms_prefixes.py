@@ -76,3 +76,11 @@ def _outcome(decoder: TrackMessageSizeDecoder, frame: str) -> list[str] | str:
         return decoder.feed(frame)
     except RemoteProtocolError as exc:
         return str(exc)
+
+
+def test_a_long_run_of_digits_before_junk_is_refused_in_linear_time() -> None:
+    """A length of 200,000 digits and then a character no number has: the number pattern
+    fails at once (it used to back off quadratically, a hang found by the fuzz target)."""
+    decoder = TrackMessageSizeDecoder()
+    with pytest.raises(RemoteProtocolError, match="not a number"):
+        decoder.feed("0" + "9" * 200_000 + "x|message")

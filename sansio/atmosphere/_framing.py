@@ -105,9 +105,11 @@ def _join_surrogates(left: str, right: str) -> str:
 
 # JavaScript's ToNumber on a string (used by atmosphere.js as ``+str``): surrounding
 # whitespace is ignored, "" is 0, and decimal, exponent, hex, octal and binary spellings count.
-# Digits are ASCII only (re.ASCII): JavaScript reads no other digits.
+# Digits are ASCII only (re.ASCII): JavaScript reads no other digits.  Each run of digits
+# has one way to match (the fraction's digits only after its dot), so a failing match backs
+# off in linear time, however many digits come before the character that fails it.
 _JS_NUMBER = re.compile(
-    r"(?P<dec>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"(?P<dec>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|0[xX](?P<hex>[0-9a-fA-F]+)|0[oO](?P<oct>[0-7]+)|0[bB](?P<bin>[01]+)"
     r"|(?P<inf>[+-]?Infinity)",
     re.ASCII,
