@@ -238,17 +238,6 @@ class AtmosphereClient(CoreBase[Event]):
         self._last_received = now
         machine = self._machine
         state = machine.state
-        decoder = self._decoder
-        if decoder._pieces and state is _OPEN and self.track_message_length:
-            # A message is pending: the frame goes straight to the decoder (a message cut
-            # across frames costs one call per frame, no other check).
-            try:
-                messages = decoder.feed(data)
-            except RemoteProtocolError as exc:
-                raise self._corrupt(exc, state, data) from None
-            if messages:
-                self._deliver_all(messages)
-            return
         if state is not _OPEN:
             machine.fire(_I.RECEIVE)  # raises unless connected
             if state is _S.AWAITING_HANDSHAKE:
@@ -260,7 +249,18 @@ class AtmosphereClient(CoreBase[Event]):
                 self._start_heartbeat(now)
                 self._events.append(Reopened(self.tracking_id))
         if self.track_message_length:
-            head, found, rest = ("", "", "") if decoder._pieces else data.partition(self.delimiter)
+            decoder = self._decoder
+            if decoder._pieces:
+                # A message is pending: the frame goes straight to the decoder (a message cut
+                # across frames costs one call per frame, no other check).
+                try:
+                    messages = decoder.feed(data)
+                except RemoteProtocolError as exc:
+                    raise self._corrupt(exc, state, data) from None
+                if messages:
+                    self._deliver_all(messages)
+                return
+            head, found, rest = data.partition(self.delimiter)
             # One whole message with a canonical length is the usual frame, its length in
             # characters its length in UTF-16 units when no character is beyond U+FFFF (told
             # without a scan); anything else (several messages, a partial, lone digits,
