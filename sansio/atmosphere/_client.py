@@ -286,7 +286,9 @@ class AtmosphereClient(CoreBase[Event]):
         else:
             self._deliver(data)
 
-    def _corrupt(self, exc: RemoteProtocolError, state: ClientState, frame: str) -> Exception:
+    def _corrupt(
+        self, exc: RemoteProtocolError, state: ClientState, frame: str
+    ) -> RemoteProtocolError:
         """The stream is corrupt: forget the carry-over, stop; the error to raise."""
         self._decoder.reset()
         self._machine.fire(_I.CORRUPTION)
