@@ -315,8 +315,10 @@ def _client_stack(core: Any) -> ClientStack[Any]:
 
 
 def _frame(first: int, payload: bytes) -> bytes:
-    assert len(payload) < 126
-    return bytes([first, len(payload)]) + payload
+    """An unmasked server frame (120 characters may take up to 480 bytes)."""
+    if len(payload) < 126:
+        return bytes([first, len(payload)]) + payload
+    return bytes([first, 126]) + len(payload).to_bytes(2, "big") + payload
 
 
 def test_fragments_cut_inside_characters_keep_no_empty_pieces() -> None:

@@ -250,7 +250,17 @@ class AtmosphereClient(CoreBase[Event]):
                 self._events.append(Reopened(self.tracking_id))
         if self.track_message_length:
             decoder = self._decoder
-            head, found, rest = ("", "", "") if decoder._pieces else data.partition(self.delimiter)
+            if decoder._pieces:
+                # A message is pending: the frame goes straight to the decoder (a message cut
+                # across frames costs one call per frame, no other check).
+                try:
+                    messages = decoder.feed(data)
+                except RemoteProtocolError as exc:
+                    raise self._corrupt(exc, state, data) from None
+                if messages:
+                    self._deliver_all(messages)
+                return
+            head, found, rest = data.partition(self.delimiter)
             # One whole message with a canonical length is the usual frame, its length in
             # characters its length in UTF-16 units when no character is beyond U+FFFF (told
             # without a scan); anything else (several messages, a partial, lone digits,
@@ -259,29 +269,9 @@ class AtmosphereClient(CoreBase[Event]):
                 try:
                     messages = decoder.feed(data)
                 except RemoteProtocolError as exc:
-                    decoder.reset()
-                    machine.fire(_I.CORRUPTION)
-                    self._heartbeat_at = None
-                    raise RemoteProtocolError(str(exc), state=state, frame=data) from None
-                factory = self.message_factory
-                padding = self.padding
-                append = self._events.append
-                for message in messages:
-                    # The hot path again: no trimming needed, not the padding.
-                    if (
-                        message
-                        and message[0] not in _JS_WS
-                        and message[-1] not in _JS_WS
-                        and message != padding
-                    ):
-                        if factory is Message:
-                            event = _new(Message)
-                            event.data = message
-                            append(event)
-                        else:
-                            append(factory(message))
-                    else:
-                        self._deliver(message)
+                    raise self._corrupt(exc, state, data) from None
+                if messages:
+                    self._deliver_all(messages)
                 return
             data = rest
         # The hot path, inlined: a message that needs no trimming and is not the padding.
@@ -295,6 +285,37 @@ class AtmosphereClient(CoreBase[Event]):
                 self._events.append(factory(data))
         else:
             self._deliver(data)
+
+    def _corrupt(
+        self, exc: RemoteProtocolError, state: ClientState, frame: str
+    ) -> RemoteProtocolError:
+        """The stream is corrupt: forget the carry-over, stop; the error to raise."""
+        self._decoder.reset()
+        self._machine.fire(_I.CORRUPTION)
+        self._heartbeat_at = None
+        return RemoteProtocolError(str(exc), state=state, frame=frame)
+
+    def _deliver_all(self, messages: list[str]) -> None:
+        """Deliver the messages the decoder completed, in order."""
+        factory = self.message_factory
+        padding = self.padding
+        append = self._events.append
+        for message in messages:
+            # The hot path again: no trimming needed, not the padding.
+            if (
+                message
+                and message[0] not in _JS_WS
+                and message[-1] not in _JS_WS
+                and message != padding
+            ):
+                if factory is Message:
+                    event = _new(Message)
+                    event.data = message
+                    append(event)
+                else:
+                    append(factory(message))
+            else:
+                self._deliver(message)
 
     def _deliver(self, message: str) -> None:
         # atmosphere.js trims every message; empty ones (the 2048-space reconnect padding

@@ -105,9 +105,11 @@ def _join_surrogates(left: str, right: str) -> str:
 
 # JavaScript's ToNumber on a string (used by atmosphere.js as ``+str``): surrounding
 # whitespace is ignored, "" is 0, and decimal, exponent, hex, octal and binary spellings count.
-# Digits are ASCII only (re.ASCII): JavaScript reads no other digits.
+# Digits are ASCII only (re.ASCII): JavaScript reads no other digits.  Each run of digits
+# has one way to match (the fraction's digits only after its dot), so a failing match backs
+# off in linear time, however many digits come before the character that fails it.
 _JS_NUMBER = re.compile(
-    r"(?P<dec>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"(?P<dec>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|0[xX](?P<hex>[0-9a-fA-F]+)|0[oO](?P<oct>[0-7]+)|0[bB](?P<bin>[01]+)"
     r"|(?P<inf>[+-]?Infinity)",
     re.ASCII,
@@ -157,6 +159,10 @@ def _length_of(head: str) -> int:
         raise RemoteProtocolError(f"message length {head[:40]!r} is out of range")
     return min(int(value), _HUGE)
 
+
+PREFIXES_KEPT = 32
+"""Length prefixes (``<digits><delimiter>``) a decoder remembers; it forgets them all when
+it has seen this many different ones."""
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -211,22 +217,35 @@ class TrackMessageSizeDecoder:
     of pieces logarithmic in its length, not one per frame.  A carry-over whose length was
     not read yet (a prefix cut before its delimiter) is re-read with the next frame as the
     real client does; it cannot grow that way (a frame without the delimiter is delivered).
+
+    The length prefixes of a stream repeat (messages of a kind have lengths of the same
+    digits, often the same length): the decoder remembers up to :data:`PREFIXES_KEPT` of
+    them, text and value, and a message that starts with one it knows is read without
+    looking for its delimiter or converting its digits.  (The same text reads the same
+    anywhere, so this changes no result.)
     """
 
     __slots__ = (
         "_body",
         "_compact_at",
+        "_delimiter",
         "_max_size",
         "_need",
         "_pieces",
+        "_prefixes",
         "_short",
         "_size",
-        "delimiter",
+        "_width",
     )
 
     def __init__(self, delimiter: str = "|", max_size: int = DEFAULT_MAX_MESSAGE_SIZE):
         if not delimiter:
             raise ValueError("the delimiter must not be empty")
+        self._prefixes: dict[str, int] = {}
+        """Length prefixes seen (``"357|"``) and the lengths they declare: all ASCII digits,
+        fewer than the limit has."""
+        self._width = 0
+        """Characters of every prefix kept: where the next message's would end."""
         self.delimiter = delimiter
         self.max_size = max_size
         self._pieces: list[str] = []
@@ -242,6 +261,16 @@ class TrackMessageSizeDecoder:
         """``_pieces`` is compacted when it holds this many pieces."""
 
     @property
+    def delimiter(self) -> str:
+        """What ends a message's length."""
+        return self._delimiter
+
+    @delimiter.setter
+    def delimiter(self, value: str) -> None:
+        self._delimiter = value
+        self._prefixes.clear()  # prefixes hold the delimiter
+
+    @property
     def max_size(self) -> int:
         """Largest declared length, and largest carry-over in characters."""
         return self._max_size
@@ -252,6 +281,7 @@ class TrackMessageSizeDecoder:
         # A length of fewer digits than the limit is under it: the loop reads such lengths
         # with int() alone (bounded: fewer than len(str(value)) ASCII digits).
         self._short = len(str(value)) if value >= 0 else 0
+        self._prefixes.clear()  # they were read against the previous limit
 
     @property
     def partial(self) -> str:
@@ -304,13 +334,13 @@ class TrackMessageSizeDecoder:
             messages = ["".join(pieces)]
             # What follows is read on, as the rest of the same text would be: with no
             # delimiter in it, it becomes the carry-over, not a raw message.
-            self._scan(frame, need, frame.find(self.delimiter, need), messages)
+            self._scan(frame, need, frame.find(self._delimiter, need), messages)
             return messages
         if self._pieces:
             # A carry-over whose length was not read: joined to the frame and read again,
             # as the real client does (it cannot grow: see the class docstring).
             data = _join_surrogates(self.partial, frame)
-            pos = data.find(self.delimiter)
+            pos = data.find(self._delimiter)
             if pos < 0:
                 # No delimiter anywhere: atmosphere.js hands the text over as one message
                 # and leaves the carry-over buffer as it was (so a pending partial is
@@ -319,36 +349,54 @@ class TrackMessageSizeDecoder:
             found: list[str] = []
             self._scan(data, 0, pos, found)
             return found
-        delimiter = self.delimiter
-        pos = frame.find(delimiter)
-        if pos < 0:
-            return [frame]  # no delimiter: delivered raw (see above)
+        delimiter = self._delimiter
         # The usual frames first, without the loop: one whole message, or the start of one.
-        head = frame[:pos]
-        if head.isdigit() and len(head) < self._short:
-            base = _SIZEOF_BASE
-            if frame.isascii() or (
-                head.isascii()
-                and base is not None  # _narrow(frame), inlined: units are characters
-                and frame.__sizeof__() - 4 * len(frame) < base + 4
-            ):
-                size = len(frame)
-                body = pos + len(delimiter)
-                end = body + int(head)
-                if end == size:
-                    return [frame[body:]]
-                if end > size:
-                    if size > self._max_size:
-                        self._over(size)
-                    self._pieces = [frame]
-                    self._size = size
-                    self._need = end - size
-                    self._body = body
-                    self._compact_at = WIDTH
-                    return []
+        body = self._width
+        length = self._prefixes.get(frame[:body])
+        if length is None:
+            pos = frame.find(delimiter)
+            if pos < 0:
+                return [frame]  # no delimiter: delivered raw (see above)
+            head = frame[:pos]
+            if not (head.isdigit() and len(head) < self._short and head.isascii()):
+                found = []
+                self._scan(frame, 0, pos, found)
+                return found
+            body = pos + len(delimiter)
+            length = int(head)
+            self._learn(frame[:body], length)
+        base = _SIZEOF_BASE
+        if frame.isascii() or (
+            base is not None  # _narrow(frame), inlined: units are characters
+            and frame.__sizeof__() - 4 * len(frame) < base + 4
+        ):
+            size = len(frame)
+            end = body + length
+            if end == size:
+                return [frame[body:]]
+            if end > size:
+                if size > self._max_size:
+                    self._over(size)
+                self._pieces = [frame]
+                self._size = size
+                self._need = end - size
+                self._body = body
+                self._compact_at = WIDTH
+                return []
         found = []
-        self._scan(frame, 0, pos, found)
+        self._scan(frame, 0, body - len(delimiter), found)
         return found
+
+    def _learn(self, prefix: str, length: int) -> None:
+        """Remember that ``prefix`` (ASCII digits, then the delimiter) declares ``length``."""
+        prefixes = self._prefixes
+        width = len(prefix)
+        if width != self._width or len(prefixes) >= PREFIXES_KEPT:
+            # All the prefixes kept have one width: a shorter slice (at the end of a frame)
+            # can never be taken for one.
+            prefixes.clear()
+            self._width = width
+        prefixes[prefix] = length
 
     def _feed_text(self, frame: str, need: int) -> list[str]:
         """:meth:`feed` of a non-ASCII frame while ``need`` units are pending."""
@@ -388,7 +436,7 @@ class TrackMessageSizeDecoder:
         messages = ["".join(pieces)]
         self.reset()
         if end < len(frame):
-            self._scan(frame, end, frame.find(self.delimiter, end), messages)
+            self._scan(frame, end, frame.find(self._delimiter, end), messages)
         return messages
 
     def _over(self, total: int) -> None:
@@ -414,7 +462,7 @@ class TrackMessageSizeDecoder:
     def _scan(self, data: str, start: int, pos: int, messages: list[str]) -> None:
         """Read messages from ``data[start:]`` (``pos``: the first delimiter at or after
         ``start``, -1 if none) into ``messages``; what is left becomes the carry-over."""
-        delimiter = self.delimiter
+        delimiter = self._delimiter
         step = len(delimiter)
         append = messages.append
         need = 0
@@ -423,21 +471,34 @@ class TrackMessageSizeDecoder:
         short = self._short
         find = data.find
         if data.isascii():
-            # The usual case.  A length of fewer digits than the limit has is under it: int()
-            # of a few ASCII digits (isdigit() on ASCII text is [0-9]+) is all it takes.
-            while pos >= 0:
-                head = data[start:pos]
-                body = pos + step
-                if head.isdigit() and len(head) < short:
-                    end = body + int(head)
+            # The usual case.  A prefix known already is read from the memory; else a length
+            # of fewer digits than the limit has is under it: int() of a few ASCII digits
+            # (isdigit() on ASCII text is [0-9]+) is all it takes.
+            known = self._prefixes.get
+            width = self._width
+            while start < size:
+                length = known(data[start : start + width])
+                if length is None:
+                    if pos < start:  # (``pos`` is only looked for when needed)
+                        pos = find(delimiter, start)
+                        if pos < 0:
+                            break
+                    head = data[start:pos]
+                    body = pos + step
+                    if head.isdigit() and len(head) < short:
+                        length = int(head)
+                        self._learn(data[start:body], length)
+                        width = body - start
+                    else:
+                        length = self._length(head)
                 else:
-                    end = body + self._length(head)
+                    body = start + width
+                end = body + length
                 if end > size:
                     need = end - size  # incomplete: wait for the next frame
                     break
                 append(data[body:end])
                 start = end
-                pos = find(delimiter, end)
         elif _bmp(data):
             # Units and characters agree here too; a length must be ASCII digits.
             while pos >= 0:

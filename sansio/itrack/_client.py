@@ -241,6 +241,8 @@ class ITrackClient(CoreBase[ClientEvent]):
         events = self._events
         for index in range(start, end):
             event = events[index]
+            if type(event) is StateEvent:
+                continue  # the usual message, and nothing to keep track of
             if isinstance(event, ErrorMessage):
                 if event.action is None or not event.action.endswith("subscribe"):
                     continue
