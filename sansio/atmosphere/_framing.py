@@ -219,7 +219,7 @@ class TrackMessageSizeDecoder:
     real client does; it cannot grow that way (a frame without the delimiter is delivered).
 
     The length prefixes of a stream repeat (messages of a kind have lengths of the same
-    digits, often the same length): the decoder remembers up to :data:`PREFIXES_KEPT` of
+    digits, often the same length): the decoder remembers up to ``PREFIXES_KEPT`` (32) of
     them, text and value, and a message that starts with one it knows is read without
     looking for its delimiter or converting its digits.  (The same text reads the same
     anywhere, so this changes no result.)
