@@ -316,15 +316,7 @@ function main() {
 
   subscription = atmosphere.subscribe(request);
 
-  function command(line) {
-    if (!line.trim()) return;
-    let cmd;
-    try {
-      cmd = JSON.parse(line);
-    } catch (e) {
-      emit("stdin-error", { line: line, message: e.message });
-      return;
-    }
+  function command(cmd, line) {
     switch (cmd && cmd.cmd) {
       case "push":
         subscription.push(String(cmd.data));
@@ -345,7 +337,19 @@ function main() {
   readCommands(command, exit);
 }
 
-function readCommands(command, exit) {
+function readCommands(handle, exit) {
+  // One JSON command per line; a line that is not JSON is reported, the others handled.
+  function command(line) {
+    if (!line.trim()) return;
+    let cmd;
+    try {
+      cmd = JSON.parse(line);
+    } catch (e) {
+      emit("stdin-error", { line: line, message: e.message });
+      return;
+    }
+    handle(cmd, line);
+  }
   let pending = "";
   process.stdin.setEncoding("utf8");
   process.stdin.on("data", (chunk) => {
@@ -404,27 +408,19 @@ function runModern(opts, exit, hardLimit) {
     (sub) => {
       subscription = sub;
       emit("subscribed", { id: String(sub.id) });
-      for (const line of queued.splice(0)) command(line);
+      for (const [cmd, line] of queued.splice(0)) command(cmd, line);
     },
     (err) => emit("subscribe-error", { message: String(err && err.message ? err.message : err) }),
   );
 
-  function command(line) {
-    if (!line.trim()) return;
-    let cmd;
-    try {
-      cmd = JSON.parse(line);
-    } catch (e) {
-      emit("stdin-error", { line: line, message: e.message });
-      return;
-    }
+  function command(cmd, line) {
     if (cmd && cmd.cmd === "exit") {
       clearTimeout(hardLimit);
       exit("exit-command", 0);
       return;
     }
     if (subscription === null) {
-      queued.push(line);  // subscribe() has not resolved yet
+      queued.push([cmd, line]);  // subscribe() has not resolved yet
       return;
     }
     switch (cmd && cmd.cmd) {
