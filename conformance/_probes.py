@@ -117,6 +117,20 @@ class Blocked(ProbeError):
         self.root = root
 
 
+class SubjectBroke(ProbeError):
+    """The subject failed a request the kit made by the spec: it answered a well-formed
+    WebSocket upgrade with a 5xx status, or dropped the connection before answering it.
+
+    That breaks the rule of every case the probe judges, so the runner reports them FAILED
+    (a SHOULD one NON-STRICT); later probes that meet the same fault (same ``fault``) are
+    reported as blocked by the first case it failed, so one fault reads as one fault.
+    """
+
+    def __init__(self, fault: str, reason: str) -> None:
+        super().__init__(reason)
+        self.fault = fault
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """A probe's finding on one case: ``passed`` (``None``: could not be judged) and why."""
@@ -280,6 +294,8 @@ class Peer:
         self.failure: str | None = None
         """Why the WebSocket never opened (refusal, bad handshake), if it did not."""
         self.rejected_status: int | None = None
+        self.broke_early = False
+        """The subject ended the connection without answering the upgrade."""
         self.binary_frames = 0
         self.request: UpgradeRequest | None = None
         """Client cases: the subject's upgrade request."""
@@ -456,6 +472,7 @@ class Peer:
                 self.closed = ConnectionClosed(1006, "connection lost", by_peer=True)
             if self.failure is None and self.connected is None:
                 self.failure = "the connection ended before the WebSocket opened"
+                self.broke_early = True
             self._send_in.close()
             self.opened.set()
             self.ended.set()
@@ -584,6 +601,10 @@ class Ctx:
         self.nursery.start_soon(peer.run, stack)
         await peer.opened.wait()
         if peer.connected is None and not allow_refusal:
+            status = peer.rejected_status
+            if (status is not None and status >= 500) or peer.broke_early:
+                fault = f"HTTP {status}" if status is not None else "dropped"
+                raise SubjectBroke(fault, f"{url}: {peer.failure}")
             raise ProbeError(f"{url}: {peer.failure}")
         return peer
 

@@ -29,6 +29,7 @@ from ._probes import (
     ProbeError,
     ProbeOptions,
     ProbeResult,
+    SubjectBroke,
     Unsupported,
     WireLog,
 )
@@ -87,12 +88,19 @@ async def run_probe(
     cases: Iterable[Case],
     timeout: float,
     body: Callable[[trio.Nursery, WireLog], Awaitable[ProbeResult]],
+    faults: dict[str, str] | None = None,
 ) -> list[CaseResult]:
     """Run one probe under its deadline and turn what it found into results for ``cases``.
 
     ``body(nursery, log)`` runs the probe; the nursery holds its connections and is
-    cancelled when the body returns, so no connection outlives its case.
+    cancelled when the body returns, so no connection outlives its case.  ``faults`` maps
+    a :class:`SubjectBroke` fault already reported to the case it failed first (kept
+    across the probes of one run).
     """
+    faults = {} if faults is None else faults
+    broke: str | None = None
+    cases = list(cases)
+    ids = {case.id for case in cases}
     started = trio.current_time()
     log = WireLog(started)
     limit = timeout + extra_time
@@ -110,13 +118,15 @@ async def run_probe(
             exc = _leaf(raised)
             if isinstance(exc, Blocked):
                 root = exc.root
+            elif isinstance(exc, SubjectBroke):
+                broke = exc.fault
+                root = faults.setdefault(broke, cases[0].id)
             if isinstance(exc, Unsupported):
                 failure = (Verdict.UNSUPPORTED, str(exc))
             elif isinstance(exc, Exception):
                 failure = (Verdict.ERROR, _describe(exc))
             else:
                 raise
-    cases = list(cases)
     duration = (trio.current_time() - started) / max(1, len(cases))
     if scope.cancelled_caught and found is None and failure is None:
         failure = (Verdict.ERROR, f"timed out after {limit:g} s (the subject stopped answering)")
@@ -126,7 +136,7 @@ async def run_probe(
         blocked_by = None
         if failure is not None:
             verdict, details = failure
-            if root == case.id:
+            if root == case.id or (broke is not None and faults[broke] in ids):
                 verdict = verdict_for(case, False)
             elif root is not None:
                 blocked_by = root
@@ -196,6 +206,7 @@ async def run_server_cases_async(
         "second-password": second_password,
     }
     shared: dict[str, Any] = {}
+    faults: dict[str, str] = {}
     results: dict[str, CaseResult] = {}
     for probe in SERVER_PROBES:
         mine = [get(case_id) for case_id in probe.cases if case_id in wanted]
@@ -217,7 +228,7 @@ async def run_server_cases_async(
             return await probe.run(ctx)
 
         extra = probe.extra_time(options)
-        for result in await run_probe(probe.name, extra, mine, timeout, body):
+        for result in await run_probe(probe.name, extra, mine, timeout, body, faults):
             results[result.case.id] = result
     for case in selected:
         results.setdefault(case.id, CaseResult(case, Verdict.UNSUPPORTED, _NO_PROBE))

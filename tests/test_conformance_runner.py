@@ -262,6 +262,30 @@ async def test_broken_atmosphere_servers_fail_the_right_case(
     assert report.exit_code == 1
 
 
+class CrashesOnOpen(AtmosphereServer):
+    """Raises while it is built, so the driver answers every upgrade with HTTP 500."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a broken server core")
+
+
+async def test_a_server_failing_every_upgrade_fails_once_and_blocks_the_rest() -> None:
+    # A 5xx answer to a well-formed upgrade is the subject's fault: FAILED, not ERROR; the
+    # first probe that meets it fails its cases, every later one is blocked by the first.
+    app = ITrackReference(demo_fleet(2))
+    async with serving(app, itrack_factory(app, CrashesOnOpen)) as port:
+        url = f"http://127.0.0.1:{port}/v2/event/subscription"
+        report = await run_server_cases_async(url, "atmosphere", timeout=TIMEOUT, options=FAST)
+    first = report.results[0]
+    assert first.verdict is Verdict.FAILED
+    assert "HTTP 500" in first.details
+    later = [r for r in report.results if r.blocked_by is not None]
+    assert later
+    assert {r.blocked_by for r in later} == {first.id}
+    assert all(r.verdict is Verdict.FAILED or r.blocked_by for r in report.results)
+    assert report.exit_code == 1
+
+
 def test_byte_lengths_are_named_in_the_details() -> None:
     # The UTF-16 case explains which count the server used (bytes here).
     from trackwire.conformance._probes_atmosphere import split_prefixed
