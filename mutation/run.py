@@ -12,10 +12,11 @@
 mutmut 2 (``pip install -e '.[mutation]'``) makes the mutants with its own operators; each
 is judged in a process of its own (``judge.py``) where the mutated source stands in for the
 core's module, and nothing on disk is changed.  A mutant is *killed* when a MUST case of the
-kit FAILED.  Results go to ``mutation/results/<core>.json``; mutants that cannot change
-anything a peer sees are listed with the reason in ``mutation/equivalent/<core>.json`` and left out
-of the score.  Every ``--controls`` jobs the unmutated core is judged too: a control with a
-FAILED case would be a false verdict of the kit on a loaded machine, and is reported.
+kit FAILED.  Results go to ``mutation/results/<core>.json``; mutants that are no fault on the
+wire (equivalent, allowed by the spec, or visible to the application only) are listed with the
+reason in ``mutation/classified/<core>.json`` and left out of the score.  Every
+``--controls`` jobs the unmutated core is judged too: a control with a FAILED case would be
+a false verdict of the kit on a loaded machine, and is reported.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ sys.path.insert(0, str(HERE))
 from cores import CORES, Core  # noqa: E402
 
 RESULTS = HERE / "results"
-EQUIVALENT = HERE / "equivalent"
+CLASSIFIED = HERE / "classified"
 DOCS = HERE / "README.md"
 BEGIN, END = "<!-- begin: mutation table -->", "<!-- end: mutation table -->"
 CAUGHT = ("killed", "broken", "hung")
@@ -140,12 +141,23 @@ def campaign(
     save(core, data)
 
 
-def equivalents(core: Core) -> dict[str, str]:
-    """The equivalent mutants of ``core``: ``"before => after"`` (stripped lines) → why."""
-    path = EQUIVALENT / f"{core.name}.json"
+KINDS = {
+    "equivalent": "nothing a peer or the application can observe changes",
+    "allowed": "the wire changes, within what the spec allows (both behaviours conform)",
+    "application": "only what the core hands its application changes, nothing on the wire",
+}
+
+
+def classified(core: Core) -> dict[str, dict[str, str]]:
+    """The mutants of ``core`` that are not faults on the wire: ``"before => after"``
+    (stripped lines) → ``{"kind": one of KINDS, "reason": why}``."""
+    path = CLASSIFIED / f"{core.name}.json"
     if not path.exists():
         return {}
-    data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+    unknown = {k: v["kind"] for k, v in data.items() if v.get("kind") not in KINDS}
+    if unknown:
+        sys.exit(f"{path}: unknown kinds {unknown}")
     return data
 
 
@@ -159,24 +171,27 @@ def summary_rows() -> list[dict[str, Any]]:
         data = load(core)
         if not data["mutants"]:
             continue
-        mine = equivalents(core)
+        mine = classified(core)
         entries = list(data["mutants"].values())
         statuses = (*CAUGHT, "changed", "survived")
         count = {s: sum(e["status"] == s for e in entries) for s in statuses}
-        equivalent = [e for e in entries if e["status"] not in CAUGHT and key(e) in mine]
-        live = [e for e in entries if e["status"] not in CAUGHT and key(e) not in mine]
-        scored = len(entries) - len(equivalent)
+        missed = [e for e in entries if e["status"] not in CAUGHT]
+        kinds = {k: sum(mine.get(key(e), {}).get("kind") == k for e in missed) for k in KINDS}
+        live = [e for e in missed if key(e) not in mine]
         caught = sum(count[s] for s in CAUGHT)
-        bad_controls = [c for c in data["controls"] if c["status"] != "survived" and c["failed"]]
+        faults = len(entries) - sum(kinds.values())
+        non_equivalent = len(entries) - kinds["equivalent"]
+        bad_controls = [c for c in data["controls"] if c["failed"]]
         rows.append(
             {
                 "core": core,
                 "total": data.get("total", len(entries)),
                 "judged": len(entries),
                 **count,
-                "equivalent": len(equivalent),
+                **kinds,
                 "caught": caught,
-                "score": caught / scored if scored else 1.0,
+                "score": caught / faults if faults else 1.0,
+                "broad": caught / non_equivalent if non_equivalent else 1.0,
                 "live": live,
                 "controls": len(data["controls"]),
                 "false": len(bad_controls),
@@ -188,22 +203,28 @@ def summary_rows() -> list[dict[str, Any]]:
 def render() -> str:
     rows = summary_rows()
     out = [
-        "| core | mutants | judged | killed | no load | hung | equivalent | not caught | score |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| core | mutants | judged | killed | no load | hung | equivalent | allowed "
+        "| application | not caught | score | of all non-equivalent |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
             f"| `{r['core'].path}` | {r['total']} | {r['judged']} | {r['killed']} | "
-            f"{r['broken']} | {r['hung']} | {r['equivalent']} | {len(r['live'])} | "
-            f"{r['score']:.1%} |"
+            f"{r['broken']} | {r['hung']} | {r['equivalent']} | {r['allowed']} | "
+            f"{r['application']} | {len(r['live'])} | {r['score']:.1%} | {r['broad']:.1%} |"
         )
+    judged = sum(r["judged"] for r in rows)
+    caught = sum(r["caught"] for r in rows)
+    faults = judged - sum(r["equivalent"] + r["allowed"] + r["application"] for r in rows)
     controls = sum(r["controls"] for r in rows)
     false = sum(r["false"] for r in rows)
-    out += [
-        "",
-        f"Controls (the unmutated core judged between mutants, on the same loaded machine): "
-        f"{controls}, of which {false} had a MUST case FAILED.",
-    ]
+    if rows:
+        out += [
+            "",
+            f"All cores: {caught} of {faults} wire faults caught ({caught / max(1, faults):.1%}).",
+            f"Controls (the unmutated core judged between the mutants, on the same loaded "
+            f"machine): {controls}, of which {false} had a MUST case FAILED.",
+        ]
     for r in rows:
         if not r["live"]:
             continue
