@@ -713,7 +713,8 @@ async def itrack_session(ctx: ClientCtx) -> dict[str, Outcome]:
             )
         else:
             last = again
-            # Nothing may come before the kit's first frame: the reopen happens on it.
+            # What comes before the kit's first frame is told apart (the reopen should
+            # happen on that frame).
             premature = [f for f in await again.collect(options.settle) if f != "X"]
             await again.send(RECONNECT_PADDING)
             resent = await serve_actions(again, options.settle + options.heartbeat_ms / 1000.0)
@@ -723,14 +724,16 @@ async def itrack_session(ctx: ClientCtx) -> dict[str, Outcome]:
             missing = [r for r in wanted if r not in got]
             again_ok = Findings()
             again_ok.expect(not missing, f"not subscribed again: {missing[:2]}")
-            again_ok.expect(
-                not premature,
-                f"sent {premature[0]!r:.80} before the server's first frame: the reopen was "
-                "reported at socket open, not on the first frame"
-                if premature
-                else "",
-            )
-            again_ok.note(f"{len(wanted)} request(s) subscribed again after the first frame")
+            # Sending them before the kit's first frame (a reopen reported at socket open)
+            # still re-sends them: that timing is a SHOULD of Atmosphere §5, judged as
+            # atmosphere.reconnect.client-reopens-on-first-frame, not a failure of this MUST.
+            if premature:
+                again_ok.note(
+                    f"sent {premature[0]!r:.80} before the server's first frame: the reopen "
+                    "was reported at socket open (see atmosphere.reconnect."
+                    "client-reopens-on-first-frame, a SHOULD)"
+                )
+            again_ok.note(f"{len(wanted)} request(s) subscribed again")
             results["itrack.session.resubscribe-after-reconnect"] = again_ok.outcome()
     else:
         results["itrack.session.resubscribe-after-reconnect"] = unsupported(

@@ -6,7 +6,13 @@
 //   node [--experimental-websocket] harness.js --version 2.3.6 --url http://127.0.0.1:PORT/v2/event/subscription \
 //       [--track-message-length] [--heartbeat-server SECONDS] [--timeout-ms N]
 //       [--max-reconnect N] [--reconnect-interval-ms N] [--no-protocol]
-//       [--header NAME=VALUE]... [--max-seconds N]
+//       [--header NAME=VALUE]... [--max-seconds N] [--push-on-open DATA]... [--close-on TEXT]
+//
+// What an application does, for clients that run on their own (the conformance kit's subject):
+//   --push-on-open DATA   push DATA after onOpen and again after every onReopen (an iTrack
+//                         application subscribing, and subscribing again after a reconnect)
+//   --close-on TEXT       close (as the "close" command does) when a message containing TEXT
+//                         is delivered
 //
 // stdout: one JSON object per line, each with "t" (ms since start) and "event":
 //   ready {version, framework}    the library loaded; the subscription starts right after
@@ -20,6 +26,7 @@
 //   http {method, url} / http-done {status}   the library's XMLHttpRequests (the close request)
 //   exception {message}                       an exception thrown inside a callback
 //   stdin-error {line, message}               a command line that could not be read
+//   app {cmd, data}                           a command --push-on-open or --close-on gave
 //   exit {reason}                             the last line
 // stdin: one JSON command per line: {"cmd":"push","data":"..."}, {"cmd":"close"},
 //   {"cmd":"exit"}.  The harness exits (status 0) when stdin ends or on "exit", and with
@@ -78,7 +85,8 @@ function usage(message) {
     "harness.js: " + message + "\n" +
       "usage: node harness.js --version 2.3.6|3.1.3|4.0.1|5.0.45 --url http://HOST:PORT/PATH " +
       "[--track-message-length] [--heartbeat-server S] [--timeout-ms N] [--max-reconnect N] " +
-      "[--reconnect-interval-ms N] [--no-protocol] [--header NAME=VALUE]... [--max-seconds N]\n"
+      "[--reconnect-interval-ms N] [--no-protocol] [--header NAME=VALUE]... [--max-seconds N] " +
+      "[--push-on-open DATA]... [--close-on TEXT]\n"
   );
   process.exit(2);
 }
@@ -95,6 +103,8 @@ function parseArgs(argv) {
     enableProtocol: true,
     headers: {},
     maxSeconds: 60,
+    pushOnOpen: [],
+    closeOn: null,
   };
   const number = (name, value) => {
     const n = Number(value);
@@ -113,6 +123,16 @@ function parseArgs(argv) {
       case "--reconnect-interval-ms": opts.reconnectIntervalMs = number(arg, argv[++i]); break;
       case "--no-protocol": opts.enableProtocol = false; break;
       case "--max-seconds": opts.maxSeconds = number(arg, argv[++i]); break;
+      case "--push-on-open": {
+        const data = argv[++i];
+        if (data === undefined) usage("--push-on-open needs DATA");
+        opts.pushOnOpen.push(data);
+        break;
+      }
+      case "--close-on":
+        opts.closeOn = argv[++i];
+        if (!opts.closeOn) usage("--close-on needs TEXT");
+        break;
       case "--header": {
         const pair = argv[++i] || "";
         const eq = pair.indexOf("=");
@@ -297,13 +317,23 @@ function main() {
     if (rq && rq.uuid !== undefined) return String(rq.uuid);
     return subscription ? String(subscription.getUUID()) : null;
   };
-  request.onOpen = (response) => emit("open", {
-    uuid: uuidOf(response && response.request),
-    transport: response && response.transport,
-    status: response && response.status,
-  });
-  request.onMessage = (response) => emit("message", { data: response.responseBody });
-  request.onReopen = (rq) => emit("reopen", { uuid: uuidOf(rq) });
+  const app = application(opts, command);
+  request.onOpen = (response) => {
+    emit("open", {
+      uuid: uuidOf(response && response.request),
+      transport: response && response.transport,
+      status: response && response.status,
+    });
+    app.opened();
+  };
+  request.onMessage = (response) => {
+    emit("message", { data: response.responseBody });
+    app.delivered(response.responseBody);
+  };
+  request.onReopen = (rq) => {
+    emit("reopen", { uuid: uuidOf(rq) });
+    app.opened();
+  };
   request.onReconnect = (rq) => emit("reconnect", { uuid: uuidOf(rq) });
   request.onClose = (response) => emit("close", { status: response.status, state: response.state });
   request.onError = (response) => emit("error", {
@@ -335,6 +365,23 @@ function main() {
   }
 
   readCommands(command, exit);
+}
+
+function application(opts, command) {
+  // What --push-on-open and --close-on make the harness do by itself: the same commands as
+  // stdin's, given to the same handler, and logged as "app {cmd}" first.
+  const run = (cmd) => {
+    emit("app", cmd);
+    command(cmd, JSON.stringify(cmd));
+  };
+  return {
+    opened() {
+      for (const data of opts.pushOnOpen) run({ cmd: "push", data: data });
+    },
+    delivered(data) {
+      if (opts.closeOn !== null && String(data).includes(opts.closeOn)) run({ cmd: "close" });
+    },
+  };
 }
 
 function readCommands(handle, exit) {
@@ -388,14 +435,24 @@ function runModern(opts, exit, hardLimit) {
 
   let subscription = null;
   const uuidOf = () => modernUuid;
+  const app = application(opts, command);
   const handlers = {
-    open: (response) => emit("open", {
-      uuid: uuidOf(),
-      transport: response && response.transport,
-      status: response && response.status,
-    }),
-    message: (response) => emit("message", { data: response.responseBody }),
-    reopen: () => emit("reopen", { uuid: uuidOf() }),
+    open: (response) => {
+      emit("open", {
+        uuid: uuidOf(),
+        transport: response && response.transport,
+        status: response && response.status,
+      });
+      app.opened();
+    },
+    message: (response) => {
+      emit("message", { data: response.responseBody });
+      app.delivered(response.responseBody);
+    },
+    reopen: () => {
+      emit("reopen", { uuid: uuidOf() });
+      app.opened();
+    },
     reconnect: () => emit("reconnect", { uuid: uuidOf() }),
     close: (response) => emit("close", { status: response.status, state: response.state }),
     error: (err) => emit("error", { status: null, reason: String(err && err.message ? err.message : err) }),
