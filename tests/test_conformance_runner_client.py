@@ -197,6 +197,23 @@ class Forgetful(AtmosphereClient):
         self.tracking_id = "0"
 
 
+class Abrupt(AtmosphereClient):
+    """Closes its socket without the HTTP close request."""
+
+    def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
+        return None
+
+
+async def test_a_client_closing_without_the_close_request_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return Abrupt(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.close.*")
+    close = report.result("atmosphere.close.http-request")
+    assert close.verdict is Verdict.FAILED
+    assert "without a close request" in close.details
+
+
 async def test_a_client_without_heartbeats_fails_the_cadence_case() -> None:
     async def make(url: str) -> AtmosphereClient:
         return Silent(url)
