@@ -493,7 +493,17 @@ async def atmosphere_session(ctx: ClientCtx) -> dict[str, Outcome]:
         not quiet, f"sent before the server's first frame: {quiet[:2]!r}" if quiet else ""
     )
     await again.send(RECONNECT_PADDING)
-    await again.collect(options.settle)
+    reopened = trio.current_time()
+    resumed = _times(await _timed(again, max(options.settle, 2.5 * interval)), _PADDING)
+    if results["atmosphere.heartbeat.client-cadence"].passed and not resumed:
+        results["atmosphere.heartbeat.client-cadence"] = Outcome(
+            False,
+            f"no heartbeat within {2.5 * interval:.2f} s of the reopen (the first frame after "
+            "the reconnect): the cadence did not start again",
+        )
+    elif resumed:
+        cadence.note(f"first heartbeat {resumed[0] - reopened:.2f} s after the reopen")
+        results["atmosphere.heartbeat.client-cadence"] = cadence.outcome()
     return results
 
 
@@ -509,6 +519,70 @@ async def atmosphere_no_heartbeat(ctx: ClientCtx) -> Outcome:
 async def _await_close(ctx: ClientCtx, peer: Peer) -> bool:
     await peer.send(_frame(peer, CLOSE_SIGNAL))
     return await peer.wait_ended(ctx.options.reply_wait)
+
+
+def _in_order(ctx: ClientCtx, peer: Peer, tracking: str) -> bool:
+    """The client ended its session the way an application does (a close it started with
+    1000 or no status, or a dropped socket after the HTTP close request for ``tracking``),
+    not on a protocol error (1002 and the like)."""
+    closed = peer.closed
+    if closed is None or closed.error is not None:
+        return False
+    if closed.code == 1006:
+        return any(r[1] == tracking for r in ctx.close_requests)
+    return closed.by_peer and closed.code in (1000, 1005)
+
+
+async def _signal_variant(
+    ctx: ClientCtx, peer: Peer, tracking: str, frames: list[str]
+) -> tuple[bool | None, str]:
+    """Send ``frames``, which a conforming client delivers as exactly :data:`CLOSE_SIGNAL`.
+
+    ``True``: the client ended its session on them; ``False``: it did not, but it ended its
+    session on the plain signal sent afterwards (so they were not delivered as the signal),
+    or it ended the connection on a protocol error; ``None``: it ended on neither (it does
+    not honour the signal).  The text says what happened."""
+    for frame in frames:
+        await peer.send(frame)
+    if await peer.wait_ended(ctx.options.reply_wait):
+        await trio.sleep(ctx.options.settle / 2)  # the close request may trail the close
+        if _in_order(ctx, peer, tracking):
+            return True, "the client ended its session on it"
+        return False, f"the connection ended on a protocol error: {peer.closed}"
+    if await _await_close(ctx, peer):
+        return False, "the client ended its session only on the plain signal sent afterwards"
+    return None, f"the client did not close on the signal {CLOSE_SIGNAL!r}"
+
+
+@scenario("atmosphere.tms.client-trims")
+async def atmosphere_trims(ctx: ClientCtx) -> Outcome:
+    peer = await ctx.connection(first=True)
+    tracking = await _handshake(ctx, peer, 0, "X")
+    await peer.collect(ctx.options.settle / 2)
+    for blank in ("", "   "):
+        await peer.send(blank)
+    padded = f" \t{CLOSE_SIGNAL} \n"
+    ended, why = await _signal_variant(ctx, peer, tracking, [_frame(peer, padded)])
+    if ended is None:
+        return unsupported(why)
+    return Outcome(ended, f"the message {padded!r} (the signal with blanks around): {why}")
+
+
+@scenario("atmosphere.tms.client-carry-over")
+async def atmosphere_carry_over(ctx: ClientCtx) -> Outcome:
+    peer = await ctx.connection(first=True)
+    if not _tms(peer):
+        return unsupported("the client did not ask for TrackMessageSize")
+    tracking = await _handshake(ctx, peer, 0, "X")
+    await peer.collect(ctx.options.settle / 2)
+    # Two messages in one frame, the second cut across two frames.
+    stream = _frame(peer, "hello") + _frame(peer, CLOSE_SIGNAL)
+    cut = len(stream) - len(CLOSE_SIGNAL) // 2
+    frames = [stream[:cut], stream[cut:]]
+    ended, why = await _signal_variant(ctx, peer, tracking, frames)
+    if ended is None:
+        return unsupported(why)
+    return Outcome(ended, f"the signal after 'hello' in one frame, cut across two: {why}")
 
 
 @scenario("atmosphere.close.http-request")
@@ -534,10 +608,35 @@ async def atmosphere_close(ctx: ClientCtx) -> Outcome:
     if findings.expect(mine, "the socket closed without a close request"):
         _, _, target = mine[0]
         query = dict(parse_qsl(urlsplit(target).query))
-        findings.expect("_" in query, f"close request without the _ timestamp: {target}")
+        stamp = query.get("_")
+        findings.expect(
+            stamp is not None and stamp.isascii() and stamp.isdigit(),
+            f"close request without a _ timestamp in ms: {target}",
+        )
     again = await ctx.maybe_connection(ctx.options.settle)
     findings.expect(again is None or again.identity != tracking, "the client reconnected")
     return findings.outcome()
+
+
+@scenario("atmosphere.tms.client-bad-length")
+async def atmosphere_bad_length(ctx: ClientCtx) -> Outcome:
+    # Last of the Atmosphere scenarios: a client whose stream went corrupt may not be able
+    # to end its session afterwards (atmosphere.js 3.x and 4.x linger).
+    peer = await ctx.connection(first=True)
+    if not _tms(peer):
+        return unsupported("the client did not ask for TrackMessageSize")
+    tracking = await _handshake(ctx, peer, 0, "X")
+    await peer.collect(ctx.options.settle / 2)
+    bad = f"x|{CLOSE_SIGNAL}"
+    await peer.send(bad)
+    if await peer.wait_ended(ctx.options.reply_wait):
+        await trio.sleep(ctx.options.settle / 2)
+        if _in_order(ctx, peer, tracking):
+            return Outcome(False, f"the frame {bad!r} reached the application as the signal")
+        return Outcome(True, f"the stream was corrupt: {peer.closed}")
+    # Whether the client still honours the plain signal after a corrupt stream is its own
+    # business (atmosphere.js 2.3.6 does not): the frame delivered nothing it acted on.
+    return Outcome(True, f"{bad!r} ended nothing (not delivered as the signal)")
 
 
 # -- iTrack --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The kit's waits are shrunk as in the kit's own tests; nothing here asserts a dur
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,10 +15,11 @@ from typing import Any
 import trio
 
 from trackwire import Event, ReconnectPolicy
-from trackwire.atmosphere import AtmosphereClient, AtmosphereServer
+from trackwire.atmosphere import AtmosphereClient, AtmosphereServer, Message
 from trackwire.conformance import (
     FleetFreedomReference,
     ITrackReference,
+    Verdict,
     demo_fleet,
     operator_for,
 )
@@ -144,6 +146,10 @@ async def _atmosphere(url: str) -> AtmosphereClient:
     return AtmosphereClient(url)
 
 
+async def _atmosphere_tms(url: str) -> AtmosphereClient:
+    return AtmosphereClient(url, track_message_length=True)
+
+
 async def _itrack(url: str) -> ITrackClient:
     client = ITrackClient(subscription_url(url), await itrack_login(url, "someone", "secret"))
     client.send(Subscribe([StateRequest([1, 2])]))
@@ -178,6 +184,8 @@ async def _run_subject(url: str, make: Maker) -> None:
 
 
 def _signalled(event: Event) -> bool:
+    if isinstance(event, Message):  # an Atmosphere application compares the whole message
+        return event.data == CLOSE_SIGNAL
     return CLOSE_SIGNAL in repr(event)
 
 
@@ -207,7 +215,17 @@ async def _judge_client(protocol: str, make: Maker) -> Report:
 
 
 async def judge_atmosphere_client() -> Report:
-    return await _judge_client("atmosphere", _atmosphere)
+    """Two runs, a client without TrackMessageSize and one with it (each case judged by the
+    worse of the two verdicts), so that both framings are exercised."""
+    plain = await _judge_client("atmosphere", _atmosphere)
+    tms = await _judge_client("atmosphere", _atmosphere_tms)
+    order = (Verdict.FAILED, Verdict.ERROR, Verdict.NON_STRICT, Verdict.OK, Verdict.UNSUPPORTED)
+    other = {r.id: r for r in tms.results}
+    merged = []
+    for result in plain.results:
+        second = other.get(result.id, result)
+        merged.append(min(result, second, key=lambda r: order.index(r.verdict)))
+    return dataclasses.replace(plain, results=merged)
 
 
 async def judge_itrack_client() -> Report:

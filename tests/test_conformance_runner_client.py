@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from trackwire import Event, ReconnectPolicy
-from trackwire.atmosphere import AtmosphereClient
+from trackwire.atmosphere import AtmosphereClient, ClientState, Message
 from trackwire.conformance import Level, Verdict
 from trackwire.conformance._probes import ProbeOptions
 from trackwire.conformance._probes_client import CLOSE_SIGNAL
@@ -55,8 +55,16 @@ def _signalled(event: Event) -> bool:
     return CLOSE_SIGNAL in repr(event)
 
 
+def _exactly(event: Event) -> bool:
+    """What an Atmosphere application compares: the whole message."""
+    return isinstance(event, Message) and event.data == CLOSE_SIGNAL
+
+
 async def run_subject(
-    url: str, make: Callable[[str], Any], ends_on: Callable[[Event], bool] | None = None
+    url: str,
+    make: Callable[[str], Any],
+    ends_on: Callable[[Event], bool] | None = None,
+    signalled: Callable[[Event], bool] = _signalled,
 ) -> None:
     """Fresh clients, one after the other, until cancelled (each ends its session in order
     on an event ``ends_on`` accepts, as an application may)."""
@@ -68,7 +76,7 @@ async def run_subject(
                     break  # refused (the scenario is over) or given up: start afresh
                 if ends_on is not None and ends_on(event):
                     break
-                if _signalled(event):
+                if signalled(event):
                     if isinstance(core, FleetFreedomClient):
                         await conn.send(Command.logout())
                         continue
@@ -85,6 +93,7 @@ async def judge(
     cases: str | None = None,
     ends_on: Callable[[Event], bool] | None = None,
     options: ProbeOptions = FAST,
+    signalled: Callable[[Event], bool] = _signalled,
 ) -> Report:
     url: list[str] = []
     ready = trio.Event()
@@ -95,7 +104,7 @@ async def judge(
 
     async def subject() -> None:
         await ready.wait()
-        await run_subject(url[0], make, ends_on)
+        await run_subject(url[0], make, ends_on, signalled)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(subject)
@@ -107,8 +116,12 @@ async def judge(
     return report
 
 
-def assert_probed_musts_pass(report: Report) -> None:
-    probed = probed_cases("client")
+TMS_ONLY = ("atmosphere.tms.client-carry-over", "atmosphere.tms.client-bad-length")
+"""Cases that do not apply to a client without TrackMessageSize (UNSUPPORTED then)."""
+
+
+def assert_probed_musts_pass(report: Report, not_applicable: tuple[str, ...] = ()) -> None:
+    probed = probed_cases("client") - set(not_applicable)
     bad = {r.id: (r.verdict, r.details) for r in report.results
            if r.verdict not in (Verdict.OK, Verdict.UNSUPPORTED)}  # fmt: skip
     assert bad == {}
@@ -125,7 +138,8 @@ def assert_probed_musts_pass(report: Report) -> None:
 
 async def test_our_atmosphere_client_passes() -> None:
     report = await judge("atmosphere", _atmosphere)
-    assert_probed_musts_pass(report)
+    assert_probed_musts_pass(report, TMS_ONLY)
+    assert {report.result(case).verdict for case in TMS_ONLY} == {Verdict.UNSUPPORTED}
     assert report.subject.startswith("http://127.0.0.1:")
     cadence = report.result("atmosphere.heartbeat.client-cadence")
     beats = [w for w in cadence.wire if w.direction == "received" and w.data == " hb "]
@@ -345,3 +359,123 @@ async def test_a_client_not_resubscribing_after_a_reconnect_fails() -> None:
     result = report.result("itrack.session.resubscribe-after-reconnect")
     assert result.verdict is Verdict.FAILED, result.details
     assert "not subscribed again" in result.details
+
+
+# -- what an Atmosphere client delivers, seen through the close signal ---------------------------
+
+
+async def _tms(url: str) -> AtmosphereClient:
+    return AtmosphereClient(url, track_message_length=True)
+
+
+DELIVERY = "atmosphere.[tch]*"
+
+
+async def test_our_atmosphere_client_with_track_message_size_passes() -> None:
+    report = await judge("atmosphere", _tms, signalled=_exactly)
+    assert_probed_musts_pass(report)
+    found = report.verdicts()
+    for case in ("carry-over", "bad-length", "trims"):
+        assert found[f"atmosphere.tms.client-{case}"] is Verdict.OK, case
+    assert "corrupt" in report.result("atmosphere.tms.client-bad-length").details
+
+
+class Untrimmed(AtmosphereClient):
+    """Delivers messages with the blanks around them."""
+
+    def _deliver(self, message: str) -> None:
+        if message.strip():
+            self._events.append(Message(message))
+
+
+async def test_a_client_not_trimming_fails_the_trims_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return Untrimmed(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.tms.*", signalled=_exactly)
+    result = report.result("atmosphere.tms.client-trims")
+    assert result.verdict is Verdict.FAILED
+    assert "only on the plain signal" in result.details
+
+
+class OneFrameOneMessage(AtmosphereClient):
+    """With TrackMessageSize, forgets a message cut across frames."""
+
+    def receive(self, data: str, now: float) -> None:
+        self._decoder.reset()
+        super().receive(data, now)
+
+
+async def test_a_client_without_a_carry_over_buffer_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return OneFrameOneMessage(url, track_message_length=True)
+
+    report = await judge("atmosphere", make, cases="atmosphere.tms.*", signalled=_exactly)
+    assert report.result("atmosphere.tms.client-carry-over").verdict is Verdict.FAILED
+    assert report.result("atmosphere.tms.client-trims").verdict is Verdict.OK
+
+
+class Lenient(AtmosphereClient):
+    """With TrackMessageSize, delivers what follows a length that is not a number."""
+
+    def receive(self, data: str, now: float) -> None:
+        head, found, rest = data.partition("|")
+        if self.state is ClientState.OPEN and found and head and not head.isdigit():
+            self._events.append(Message(rest))
+            return
+        super().receive(data, now)
+
+
+async def test_a_client_delivering_after_a_bad_length_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return Lenient(url, track_message_length=True)
+
+    report = await judge("atmosphere", make, cases="atmosphere.tms.*", signalled=_exactly)
+    result = report.result("atmosphere.tms.client-bad-length")
+    assert result.verdict is Verdict.FAILED
+    assert "reached the application" in result.details
+    assert report.result("atmosphere.tms.client-carry-over").verdict is Verdict.OK
+
+
+class NoTimestamp(AtmosphereClient):
+    """Sends its close request with a _ that is no timestamp."""
+
+    def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
+        url = super()._close_url(now, timestamp_ms)
+        return None if url is None else url.rsplit("&_=", 1)[0] + "&_=None"
+
+
+async def test_a_close_request_without_a_timestamp_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return NoTimestamp(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.close.*")
+    result = report.result("atmosphere.close.http-request")
+    assert result.verdict is Verdict.FAILED
+    assert "timestamp" in result.details
+
+
+class NoBeatAfterReopen(AtmosphereClient):
+    """Stops its heartbeats for good at the first reconnect."""
+
+    def _start_heartbeat(self, now: float) -> None:
+        if self.state is not ClientState.OPEN or self._reopening():
+            return
+        super()._start_heartbeat(now)
+
+    def _reopening(self) -> bool:
+        return getattr(self, "reconnected", False)
+
+    def reconnect(self) -> None:
+        super().reconnect()
+        self.reconnected = True
+
+
+async def test_heartbeats_not_resumed_after_the_reopen_fail_the_cadence_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return NoBeatAfterReopen(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.heartbeat.client-cadence")
+    result = report.result("atmosphere.heartbeat.client-cadence")
+    assert result.verdict is Verdict.FAILED
+    assert "of the reopen" in result.details
