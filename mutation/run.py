@@ -82,8 +82,13 @@ def load(core: Core) -> dict[str, Any]:
 
 def save(core: Core, data: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
-    data["mutants"] = dict(sorted(data["mutants"].items(), key=lambda kv: int(kv[0])))
-    text = json.dumps(data, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+    mutants = sorted(data["mutants"].items(), key=lambda kv: int(kv[0]))
+    head = {k: v for k, v in data.items() if k != "mutants"}
+    # One mutant a line: a later campaign's changes read as a diff of the mutants that moved.
+    lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in mutants]
+    body = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
+    text = body + ',\n "mutants": {\n' + ",\n".join(lines) + "\n }\n}\n"
+    json.loads(text)  # still one JSON document
     (RESULTS / f"{core.name}.json").write_text(text, encoding="utf-8")
 
 
