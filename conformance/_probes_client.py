@@ -19,7 +19,10 @@ How a client under test meets the kit (what ``trackwire conformance client`` pri
   :data:`CLOSE_SIGNAL` (Atmosphere: as a message; iTrack: an event ``trackwire-conformance``
   whose data is it; FleetFreedom: ``broadcast`` with it as ``message``), it should end its
   session the way its application normally does (FleetFreedom: ``logout``, then close).  A
-  client that ignores the signal gets UNSUPPORTED for those cases, never FAILED.
+  client that ignores the signal gets UNSUPPORTED for those cases, never FAILED.  A
+  FleetFreedom application also ends on an unknown message ``trackwireConformance`` whose
+  ``message`` is the signal, and on a line it cannot read whose raw text is exactly
+  :data:`RAW_SIGNAL`: that is how the kit sees unknown messages and bad lines reach it.
 
 What happens inside a client (what it delivers to its application) cannot be seen from the
 wire; those cases are reported UNSUPPORTED.
@@ -70,7 +73,15 @@ from ._probes import (
     unsupported,
 )
 
-__all__ = ["CLIENT_SCENARIOS", "CLOSE_SIGNAL", "KitServer", "Scenario", "subject_url"]
+__all__ = [
+    "CLIENT_SCENARIOS",
+    "CLOSE_SIGNAL",
+    "RAW_SIGNAL",
+    "SIGNAL_NAME",
+    "KitServer",
+    "Scenario",
+    "subject_url",
+]
 
 CLOSE_SIGNAL = "trackwire-conformance:close"
 """The text that asks a client under test to end its session (see the module docstring)."""
@@ -1177,6 +1188,147 @@ async def fleetfreedom_refused(ctx: ClientCtx) -> Outcome:
         closed is not None and closed.by_peer and closed.code == 1008,
         f"closed with {closed.code if closed is not None else None} after errorCode 9",
     )
+
+
+SIGNAL_NAME = "trackwireConformance"
+"""A message name no FleetFreedom client models: ``trackwireConformance {"message": <signal>}``
+reaches a conforming client's application as an unknown message carrying the signal."""
+RAW_SIGNAL = f"{SIGNAL_NAME} {CLOSE_SIGNAL}"
+"""A line whose body is not JSON: a conforming client hands it to its application as an
+unreadable line with exactly this raw text."""
+
+
+def _ff_signal() -> str:
+    return _ff("broadcast", {"kind": "maintenance", "message": CLOSE_SIGNAL})
+
+
+async def _ff_ends(served: _FleetFreedomPeer, wait: float) -> bool:
+    """Serve (answering logout) until the connection ends or ``wait`` passed."""
+    peer = served.peer
+    deadline = trio.current_time() + wait
+    while not peer.ended.is_set() and trio.current_time() < deadline:
+        await served.serve(min(0.1, max(0.0, deadline - trio.current_time())))
+    return peer.ended.is_set()
+
+
+def _ff_in_order(served: _FleetFreedomPeer, since: float) -> bool:
+    """The client ended its session the way its application does (logout since ``since``,
+    then a close it started with 1000 or no status), not on a protocol error."""
+    closed = served.peer.closed
+    return (
+        served.logged_out_at is not None
+        and served.logged_out_at >= since
+        and closed is not None
+        and closed.error is None
+        and closed.by_peer
+        and closed.code in (1000, 1005)
+    )
+
+
+async def _ff_signal_variant(
+    ctx: ClientCtx, served: _FleetFreedomPeer, frames: list[str]
+) -> tuple[bool | None, str]:
+    """Send ``frames``, the last of which a conforming client delivers as the close signal
+    (see :func:`fleetfreedom_keeps_unknown`); the answer reads as :func:`_signal_variant`'s."""
+    since = trio.current_time()
+    for frame in frames:
+        await served.peer.send(frame)
+    if await _ff_ends(served, ctx.options.reply_wait):
+        if _ff_in_order(served, since):
+            return True, "the client ended its session on it"
+        return False, f"the connection ended without a logout or on an error: {served.peer.closed}"
+    since = trio.current_time()
+    await served.peer.send(_ff_signal())
+    if await _ff_ends(served, ctx.options.reply_wait) and _ff_in_order(served, since):
+        return False, "the client ended its session only on the plain signal sent afterwards"
+    return None, f"the client did not close on the signal {CLOSE_SIGNAL!r}"
+
+
+async def _ff_session(ctx: ClientCtx) -> _FleetFreedomPeer:
+    peer = await ctx.connection(first=True)
+    served = _FleetFreedomPeer(ctx, peer)
+    await served.greet(8, ctx.issue(str(uuid.uuid4())))
+    await served.serve(ctx.options.settle)
+    return served
+
+
+@scenario("fleetfreedom.subscriptions.client-keeps-unknown")
+async def fleetfreedom_keeps_unknown(ctx: ClientCtx) -> Outcome:
+    """Messages a client does not model, then ``trackwireConformance {"message": <signal>}``;
+    then, to a second fresh client, the signal as a broadcast.
+
+    The contract: an application ends its session (logout, then close) on the close signal
+    as the ``message`` of a ``broadcast``, and as the ``message`` of an unknown message named
+    ``trackwireConformance`` (which it receives only if the client hands unknown messages
+    on).  A client that ends on neither is UNSUPPORTED; one that ends only on the other
+    form sent afterwards, or drops the connection, fails."""
+    served = await _ff_session(ctx)
+    others = [
+        _ff("assetSuspended", {"id": 1, "company": 1}),
+        _ff("assetDeleted", {"id": 2, "company": 1}),
+        _ff("assetGeneralMerged", {"id": 3, "company": 1, "name": "x", "v": [1]}),
+        _ff("broadcast", {"kind": "upgrade", "message": "not the signal"}),
+        _ff("geofenceAlert", {"id": 4, "company": 1}),
+        _ff("unknownCommandResponse", {"errorCode": 61, "message": "unknownCommand"}),
+    ]
+    unknown = _ff(SIGNAL_NAME, {"message": CLOSE_SIGNAL})
+    ended, why = await _ff_signal_variant(ctx, served, [*others, unknown])
+    if ended is None:
+        return unsupported(why)
+    findings = Findings()
+    findings.expect(ended, f"{len(others)} messages it may not model, then {unknown!r}: {why}")
+    if not ended:
+        return findings.outcome()
+    second = await _ff_session(ctx)
+    if await _ff_ends(second, 0) or not second.peer.is_open:
+        return findings.outcome()
+    since = trio.current_time()
+    await second.peer.send(_ff_signal())
+    if await _ff_ends(second, ctx.options.reply_wait):
+        findings.expect(
+            _ff_in_order(second, since),
+            f"the connection ended on the broadcast signal without a logout: {second.peer.closed}",
+        )
+    else:
+        since = trio.current_time()
+        await second.peer.send(unknown)
+        findings.expect(
+            not (await _ff_ends(second, ctx.options.reply_wait) and _ff_in_order(second, since)),
+            "the broadcast signal did not reach the application as a broadcast (the client "
+            f"ended its session on {unknown!r} sent afterwards)",
+        )
+    findings.note("unknown messages and the broadcast reached the application")
+    return findings.outcome()
+
+
+@scenario("fleetfreedom.errors.client-bad-json")
+async def fleetfreedom_bad_json(ctx: ClientCtx) -> Outcome:
+    """Lines with a bad body that hold the signal, then :data:`RAW_SIGNAL`.
+
+    None of the bad lines may end the session (none is a broadcast); the contract: an
+    application ends its session on an unreadable line whose raw text is exactly
+    :data:`RAW_SIGNAL` (which it receives only if the client keeps such lines raw), and on
+    the plain broadcast signal.  Ending on a bad line fails, as does ending only on the
+    plain signal sent afterwards; a client that ends on neither is UNSUPPORTED."""
+    served = await _ff_session(ctx)
+    peer = served.peer
+    since = trio.current_time()
+    bad = [
+        'broadcast {"kind":"maintenance","message":"' + CLOSE_SIGNAL + '"',
+        f'broadcast ["{CLOSE_SIGNAL}"]',
+        f'broadcast "{CLOSE_SIGNAL}"',
+        "broadcast null",
+    ]
+    for frame in bad:
+        await peer.send(frame)
+    if await _ff_ends(served, ctx.options.settle):
+        if _ff_in_order(served, since):
+            return Outcome(False, f"a line with a bad body ended the session: {bad!r:.160}")
+        return Outcome(False, f"the connection ended after lines with a bad body: {peer.closed}")
+    ended, why = await _ff_signal_variant(ctx, served, [RAW_SIGNAL])
+    if ended is None:
+        return unsupported(why)
+    return Outcome(ended, f"{len(bad)} lines with a bad body, then {RAW_SIGNAL!r}: {why}")
 
 
 @scenario("fleetfreedom.session.client-closes-after-logout", "fleetfreedom.client.close-code")

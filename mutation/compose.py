@@ -24,15 +24,18 @@ from trackwire.conformance import (
     operator_for,
 )
 from trackwire.conformance._probes import ProbeOptions
-from trackwire.conformance._probes_client import CLOSE_SIGNAL
+from trackwire.conformance._probes_client import CLOSE_SIGNAL, RAW_SIGNAL, SIGNAL_NAME
 from trackwire.conformance._report import Report
 from trackwire.conformance._runner import run_client_cases_async, run_server_cases_async
 from trackwire.drivers.trio import GaveUp, ReconnectFailed, Server, connect, itrack_login, serve
 from trackwire.fleetfreedom import (
+    Broadcast,
     Command,
     FleetFreedomClient,
     FleetFreedomServer,
+    InvalidMessage,
     Response,
+    UnknownMessage,
     ghost_id_from_request,
 )
 from trackwire.itrack import ITrackClient, ITrackServer, StateRequest, Subscribe, subscription_url
@@ -163,7 +166,9 @@ async def _fleetfreedom(url: str) -> FleetFreedomClient:
     return client
 
 
-async def _run_subject(url: str, make: Maker) -> None:
+async def _run_subject(
+    url: str, make: Maker, signalled: Callable[[Event], bool] | None = None
+) -> None:
     """Fresh clients one after the other, as a user runs them, each ending its session when
     the kit sends its close signal."""
     while True:
@@ -172,7 +177,7 @@ async def _run_subject(url: str, make: Maker) -> None:
             async for event in conn:
                 if isinstance(event, (ReconnectFailed, GaveUp)):
                     break
-                if _signalled(event):
+                if (signalled or _signalled)(event):
                     if isinstance(core, FleetFreedomClient):
                         await conn.send(Command.logout())
                         continue
@@ -189,7 +194,9 @@ def _signalled(event: Event) -> bool:
     return CLOSE_SIGNAL in repr(event)
 
 
-async def _judge_client(protocol: str, make: Maker) -> Report:
+async def _judge_client(
+    protocol: str, make: Maker, signalled: Callable[[Event], bool] | None = None
+) -> Report:
     ready = trio.Event()
     where: list[str] = []
 
@@ -199,7 +206,7 @@ async def _judge_client(protocol: str, make: Maker) -> Report:
 
     async def subject() -> None:
         await ready.wait()
-        await _run_subject(where[0], make)
+        await _run_subject(where[0], make, signalled)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(subject)
@@ -232,5 +239,16 @@ async def judge_itrack_client() -> Report:
     return await _judge_client("itrack", _itrack)
 
 
+def _fleetfreedom_signalled(event: Event) -> bool:
+    """What a FleetFreedom application compares (the kit's contract): the ``message`` of a
+    broadcast, or of the unknown message ``trackwireConformance``, and the raw text of a
+    line it cannot read."""
+    if isinstance(event, Broadcast):
+        return event.body.get("message") == CLOSE_SIGNAL
+    if isinstance(event, UnknownMessage):
+        return event.name == SIGNAL_NAME and event.body.get("message") == CLOSE_SIGNAL
+    return isinstance(event, InvalidMessage) and event.raw == RAW_SIGNAL
+
+
 async def judge_fleetfreedom_client() -> Report:
-    return await _judge_client("fleetfreedom", _fleetfreedom)
+    return await _judge_client("fleetfreedom", _fleetfreedom, _fleetfreedom_signalled)

@@ -17,11 +17,20 @@ from trackwire import Event, ReconnectPolicy
 from trackwire.atmosphere import AtmosphereClient, ClientState, Message
 from trackwire.conformance import Level, Verdict
 from trackwire.conformance._probes import ProbeOptions
-from trackwire.conformance._probes_client import CLOSE_SIGNAL
+from trackwire.conformance._probes_client import CLOSE_SIGNAL, RAW_SIGNAL, SIGNAL_NAME
 from trackwire.conformance._report import Report
 from trackwire.conformance._runner import probed_cases, run_client_cases_async
 from trackwire.drivers.trio import GaveUp, ReconnectFailed, connect, itrack_login
-from trackwire.fleetfreedom import Command, FleetFreedomClient, Response
+from trackwire.fleetfreedom import (
+    Broadcast,
+    CloseRequested,
+    Command,
+    FleetFreedomClient,
+    FleetFreedomEvent,
+    InvalidMessage,
+    Response,
+    UnknownMessage,
+)
 from trackwire.itrack import ErrorMessage, ITrackClient, StateRequest, Subscribe, subscription_url
 
 FAST = ProbeOptions(
@@ -52,7 +61,19 @@ async def _fleetfreedom(url: str) -> FleetFreedomClient:
 
 
 def _signalled(event: Event) -> bool:
+    if isinstance(event, FleetFreedomEvent):
+        return _ff_exactly(event)
     return CLOSE_SIGNAL in repr(event)
+
+
+def _ff_exactly(event: Event) -> bool:
+    """What a FleetFreedom application compares (the kit's contract): the message of a
+    broadcast or of the unknown message trackwireConformance, the raw text of a bad line."""
+    if isinstance(event, Broadcast):
+        return event.body.get("message") == CLOSE_SIGNAL
+    if isinstance(event, UnknownMessage):
+        return event.name == SIGNAL_NAME and event.body.get("message") == CLOSE_SIGNAL
+    return isinstance(event, InvalidMessage) and event.raw == RAW_SIGNAL
 
 
 def _exactly(event: Event) -> bool:
@@ -479,3 +500,110 @@ async def test_heartbeats_not_resumed_after_the_reopen_fail_the_cadence_case() -
     result = report.result("atmosphere.heartbeat.client-cadence")
     assert result.verdict is Verdict.FAILED
     assert "of the reopen" in result.details
+
+
+class Rewriting(FleetFreedomClient):
+    """Passes what the core delivers for one line through :meth:`rewrite`."""
+
+    def receive(self, data: str, now: float) -> None:
+        mark = len(self._events)
+        super().receive(data, now)
+        delivered = self._events[mark:]
+        del self._events[mark:]
+        for event in delivered:
+            self._events.extend(self.rewrite(event, data))
+
+    def rewrite(self, event: FleetFreedomEvent, data: str) -> list[FleetFreedomEvent]:
+        return [event]
+
+
+class DropsUnknown(Rewriting):
+    """Keeps messages it does not model from its application."""
+
+    def rewrite(self, event: FleetFreedomEvent, data: str) -> list[FleetFreedomEvent]:
+        return [] if isinstance(event, UnknownMessage) else [event]
+
+
+class BroadcastAsUnknown(Rewriting):
+    """Hands a broadcast on as an unknown message."""
+
+    def rewrite(self, event: FleetFreedomEvent, data: str) -> list[FleetFreedomEvent]:
+        if isinstance(event, Broadcast):
+            return [UnknownMessage(event.name, event.body, data)]
+        return [event]
+
+
+class DropsBadLines(Rewriting):
+    """Keeps lines it cannot read from its application."""
+
+    def rewrite(self, event: FleetFreedomEvent, data: str) -> list[FleetFreedomEvent]:
+        return [] if isinstance(event, InvalidMessage) else [event]
+
+
+class SalvagesBadLines(Rewriting):
+    """Reads a broadcast whose body is a bare JSON string as that message."""
+
+    def rewrite(self, event: FleetFreedomEvent, data: str) -> list[FleetFreedomEvent]:
+        if isinstance(event, InvalidMessage) and event.name == "broadcast":
+            rest = data.partition(" ")[2]
+            return [Broadcast("broadcast", {"message": rest.strip('"')})]
+        return [event]
+
+
+class FailsOnBadLines(Rewriting):
+    """Takes a line it cannot read for a broken stream."""
+
+    def rewrite(self, event: FleetFreedomEvent, data: str) -> list[FleetFreedomEvent]:
+        if isinstance(event, InvalidMessage) and event.name and self.ready:
+            self.close()
+            self.resumable = False
+            return [CloseRequested(1002, "bad body")]
+        return [event]
+
+
+def _logged_in(cls: type[FleetFreedomClient]) -> Callable[[str], Any]:
+    async def make(url: str) -> FleetFreedomClient:
+        client = cls(url)
+        client.send(Command.login("someone@example.com", "secret", "conformance-test"))
+        return client
+
+    return make
+
+
+KEEPS = "fleetfreedom.subscriptions.client-keeps-unknown"
+BAD_JSON = "fleetfreedom.errors.client-bad-json"
+
+
+async def test_a_client_dropping_unknown_messages_fails() -> None:
+    report = await judge("fleetfreedom", _logged_in(DropsUnknown), cases=KEEPS)
+    result = report.result(KEEPS)
+    assert result.verdict is Verdict.FAILED
+    assert "only on the plain signal" in result.details
+
+
+async def test_a_client_handing_a_broadcast_on_as_unknown_fails() -> None:
+    report = await judge("fleetfreedom", _logged_in(BroadcastAsUnknown), cases=KEEPS)
+    result = report.result(KEEPS)
+    assert result.verdict is Verdict.FAILED
+    assert "did not reach the application as a broadcast" in result.details
+
+
+async def test_a_client_dropping_bad_lines_fails() -> None:
+    report = await judge("fleetfreedom", _logged_in(DropsBadLines), cases=BAD_JSON)
+    result = report.result(BAD_JSON)
+    assert result.verdict is Verdict.FAILED
+    assert "only on the plain signal" in result.details
+
+
+async def test_a_client_reading_a_bad_body_as_a_broadcast_fails() -> None:
+    report = await judge("fleetfreedom", _logged_in(SalvagesBadLines), cases=BAD_JSON)
+    result = report.result(BAD_JSON)
+    assert result.verdict is Verdict.FAILED
+    assert "a line with a bad body ended the session" in result.details
+
+
+async def test_a_client_failing_on_a_bad_body_fails() -> None:
+    report = await judge("fleetfreedom", _logged_in(FailsOnBadLines), cases=BAD_JSON)
+    result = report.result(BAD_JSON)
+    assert result.verdict is Verdict.FAILED
+    assert "ended after lines with a bad body" in result.details
