@@ -301,7 +301,7 @@ class AtmosphereClient(CoreBase[Event]):
                 # length without a delimiter search (the decoder's memory).  One whole message,
                 # its length in characters its length in UTF-16 units when no character is
                 # beyond U+FFFF (told without a scan), is delivered at once; the start of one
-                # (ASCII) becomes the decoder's carry-over at once.
+                # becomes the decoder's carry-over at once, as the decoder's own entry does.
                 width = decoder._width
                 length = decoder._prefixes.get(data[:width])
                 if length is not None and (data.isascii() or _narrow(data)):
