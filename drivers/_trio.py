@@ -786,44 +786,43 @@ class ServerConnection(ConnectionBase[ServerCoreT]):
         self._kick()
 
     async def _reader(self) -> None:
+        # The read loop in one coroutine (an idle connection waits in as few frames as
+        # possible); whatever it raises ends this connection only.
         try:
-            await self._read_loop()
+            stack = self.stack
+            stream = self.stream
+            while True:
+                if self._failed:
+                    return
+                self._dispatch(stack.events())
+                self._pull()
+                if self._abort is not None:
+                    self._drop(*self._abort)
+                    return
+                if stack.state is StackState.CLOSED:
+                    return
+                deadline = stack.next_deadline()
+                data: bytes | bytearray = b""
+                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                    self._read_scope = scope
+                    if self._kicked:
+                        scope.cancel()
+                    if not self._broken:
+                        try:
+                            data = await stream.receive_some(_RECEIVE_SIZE)
+                        except _NETWORK_ERRORS:
+                            self._broken = True
+                self._read_scope = None
+                self._kicked = False
+                now = trio.current_time()
+                if scope.cancelled_caught:
+                    stack.handle_timer(now)
+                elif data:
+                    stack.receive(bytes(data), now)
+                else:
+                    stack.receive_eof(now)
         except Exception as exc:
             self._fail(exc)
-
-    async def _read_loop(self) -> None:
-        stack = self.stack
-        stream = self.stream
-        while True:
-            if self._failed:
-                return
-            self._dispatch(stack.events())
-            self._pull()
-            if self._abort is not None:
-                self._drop(*self._abort)
-                return
-            if stack.state is StackState.CLOSED:
-                return
-            deadline = stack.next_deadline()
-            data: bytes | bytearray = b""
-            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
-                self._read_scope = scope
-                if self._kicked:
-                    scope.cancel()
-                if not self._broken:
-                    try:
-                        data = await stream.receive_some(_RECEIVE_SIZE)
-                    except _NETWORK_ERRORS:
-                        self._broken = True
-            self._read_scope = None
-            self._kicked = False
-            now = trio.current_time()
-            if scope.cancelled_caught:
-                stack.handle_timer(now)
-            elif data:
-                stack.receive(bytes(data), now)
-            else:
-                stack.receive_eof(now)
 
     def _drop(self, code: int, reason: str, error: RemoteProtocolError | None) -> None:
         """End the connection without a close handshake; the core learns it as an EOF."""
@@ -915,7 +914,16 @@ class Server(ServerBase[ServerCoreT, ServerConnection[ServerCoreT]]):
                 return
             try:
                 with peer_context(address):
-                    await self._serve_connection(stream)
+                    # (Served here rather than in a coroutine of its own: an idle
+                    # connection waits in as few frames as possible.)
+                    conn = ServerConnection(self, stream)
+                    if isinstance(stream, trio.SSLStream) and not await self._tls_handshake(conn):
+                        return
+                    self.connections[conn] = None
+                    try:
+                        await conn._run()
+                    finally:
+                        self._ended(conn)
             finally:
                 self.admission.release(address)
         finally:
@@ -944,22 +952,15 @@ class Server(ServerBase[ServerCoreT, ServerConnection[ServerCoreT]]):
         finally:
             admission.end_refusal()
 
-    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
-        conn = ServerConnection(self, stream)
-        if isinstance(stream, trio.SSLStream) and not await self._tls_handshake(conn):
-            return
-        self.connections[conn] = None
-        try:
-            await conn._run()
-        finally:
-            if not conn.failed and conn.stack.state is not StackState.CLOSED:
-                # Cancelled (the server is stopping): the core must learn that its
-                # connection is gone, or the application keeps pushing to it.
-                try:
-                    conn._drop(ABNORMAL, "the server stopped", None)
-                except Exception as exc:
-                    log_failure(conn.remote, exc)
-            self._forget(conn)
+    def _ended(self, conn: ServerConnection[ServerCoreT]) -> None:
+        if not conn.failed and conn.stack.state is not StackState.CLOSED:
+            # Cancelled (the server is stopping): the core must learn that its
+            # connection is gone, or the application keeps pushing to it.
+            try:
+                conn._drop(ABNORMAL, "the server stopped", None)
+            except Exception as exc:
+                log_failure(conn.remote, exc)
+        self._forget(conn)
 
     async def _tls_handshake(self, conn: ServerConnection[ServerCoreT]) -> bool:
         stream = conn.stream

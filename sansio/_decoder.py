@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _json
 from ._json import JsonLoads, stdlib_loads
 
 if TYPE_CHECKING:
@@ -36,8 +37,29 @@ ITrackParse = Callable[[str, "Callable[[], None] | None"], "ITrackEvent"]
 
 itrack: ITrackParse | None = None
 """The compiled iTrack message parser in use (``None``: the default path)."""
+_fast_body: JsonLoads | None = None
+"""msgspec's decoder of FleetFreedom bodies when the fast decoder is selected."""
 body_loads: JsonLoads = stdlib_loads
-"""What the FleetFreedom client decodes bodies with under the default JSON hook."""
+"""What the FleetFreedom client decodes bodies with: the JSON hook when one was set, else
+the standard library or msgspec's compiled decoder itself (no wrapper: see
+``body_retry``).  Kept up to date by :func:`set_decoder` and
+:func:`trackwire.set_json_loads`, so the client reads one name per message."""
+body_retry: JsonLoads | None = None
+"""What decodes a body again when ``body_loads`` refused it: the default path under the fast
+decoder, ``None`` otherwise (the refusal stands)."""
+
+
+def refresh() -> None:
+    """Recompute :data:`body_loads` and :data:`body_retry` from the decoder selected and
+    the JSON hook (called whenever either changes)."""
+    global body_loads, body_retry
+    hook = _json.loads
+    if hook is not stdlib_loads or _fast_body is None:
+        body_loads = hook
+        body_retry = None
+    else:
+        body_loads = _fast_body
+        body_retry = stdlib_loads
 
 
 def fast_available() -> bool:
@@ -55,24 +77,25 @@ def set_decoder(name: DecoderName | Literal["auto"] | None = None) -> None:
 
     Takes effect at once, for cores already built too.
     """
-    global itrack, body_loads
+    global itrack, _fast_body
     if name is None or name == "auto":
         name = "fast" if fast_available() else "default"
     if name == "fast":
         try:
-            from .fleetfreedom._fast import loads as fast_loads
+            from .fleetfreedom._fast import decode as fast_decode
             from .itrack._fast import parse
         except ImportError as exc:
             raise ImportError(
                 "the fast decoder needs msgspec: pip install 'trackwire[fast]'"
             ) from exc
         itrack = parse
-        body_loads = fast_loads
+        _fast_body = fast_decode
     elif name == "default":
         itrack = None
-        body_loads = stdlib_loads
+        _fast_body = None
     else:
         raise ValueError(f"unknown decoder {name!r}: use 'fast', 'default' or 'auto'")
+    refresh()
 
 
 def get_decoder() -> DecoderName:

@@ -62,6 +62,9 @@ def set_json_loads(func: JsonLoads | None) -> None:
     """Replace the JSON decoding hook of every core (``None`` restores the default)."""
     global loads
     loads = stdlib_loads if func is None else func
+    from . import _decoder  # (imported here: it imports this module)
+
+    _decoder.refresh()
 
 
 def get_json_loads() -> JsonLoads:

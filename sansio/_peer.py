@@ -10,9 +10,8 @@ driver (a sans-IO test, a custom loop that does not set it) the answer is ``""``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from types import TracebackType
 
 __all__ = ["current_peer", "peer_context"]
 
@@ -25,11 +24,31 @@ def current_peer() -> str:
     return _PEER.get()
 
 
-@contextmanager
-def peer_context(address: str) -> Iterator[None]:
+class _PeerContext:
+    """What :func:`peer_context` returns: a context manager of two slots (a server holds one
+    per connection for as long as it is open, so it is kept small)."""
+
+    __slots__ = ("_address", "_token")
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._token: Token[str] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _PEER.set(self._address)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            _PEER.reset(token)
+
+
+def peer_context(address: str) -> _PeerContext:
     """Within the block (and the tasks it starts), :func:`current_peer` is ``address``."""
-    token = _PEER.set(address)
-    try:
-        yield
-    finally:
-        _PEER.reset(token)
+    return _PeerContext(address)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from .._core import CoreBase, Event, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._numbers import leading_int
+from .._pieces import WIDTH
 from ._events import (
     Closed,
     Heartbeat,
@@ -116,7 +117,6 @@ class AtmosphereClient(CoreBase[Event]):
         "_machine",
         "_resumable",
         "content_type",
-        "delimiter",
         "enable_protocol",
         "framework",
         "headers",
@@ -164,7 +164,6 @@ class AtmosphereClient(CoreBase[Event]):
         """After the inactivity timeout, reconnect (the peer may have vanished without
         closing: a half-open socket) instead of ending for good as atmosphere.js does; no
         close request is sent then."""
-        self.delimiter = delimiter
         self.message_factory = message_factory
         """Turns each delivered message into its event (:class:`Message` by default); a layer
         above (iTrack) plugs its decoder in here, so a message becomes its final event in one
@@ -183,6 +182,18 @@ class AtmosphereClient(CoreBase[Event]):
         self._resumable = True
 
     # -- introspection ---------------------------------------------------------------
+
+    @property
+    def delimiter(self) -> str:
+        """What ends a message's length (TrackMessageSize) and separates the handshake's
+        fields; the TrackMessageSize decoder reads with the same one."""
+        return self._decoder.delimiter
+
+    @delimiter.setter
+    def delimiter(self, value: str) -> None:
+        if not value:
+            raise ValueError("the message delimiter must not be empty")
+        self._decoder.delimiter = value
 
     @property
     def state(self) -> ClientState:
@@ -250,30 +261,75 @@ class AtmosphereClient(CoreBase[Event]):
                 self._events.append(Reopened(self.tracking_id))
         if self.track_message_length:
             decoder = self._decoder
-            if decoder._pieces:
-                # A message is pending: the frame goes straight to the decoder (a message cut
-                # across frames costs one call per frame, no other check).
-                try:
-                    messages = decoder.feed(data)
-                except RemoteProtocolError as exc:
-                    raise self._corrupt(exc, state, data) from None
-                if messages:
-                    self._deliver_all(messages)
+            need = decoder._need
+            if need:
+                # A message is pending, its length read.  An ASCII frame that leaves it short
+                # is kept, and one that completes it exactly is joined to it: the decoder's
+                # own steps for these frames, inlined (a message cut across frames costs one
+                # call per frame); any other frame goes to the decoder.
+                size = len(data)
+                if size < need:
+                    pieces = decoder._pieces
+                    total = decoder._size + size
+                    if (
+                        size
+                        and data.isascii()
+                        and total <= decoder._max_size
+                        and len(pieces) + 1 < decoder._compact_at
+                    ):
+                        pieces.append(data)
+                        decoder._size = total
+                        decoder._need = need - size
+                        return
+                elif size == need and data.isascii():
+                    pieces = decoder._pieces
+                    pieces[0] = pieces[0][decoder._body :]
+                    pieces.append(data)
+                    decoder._pieces = []
+                    decoder._need = 0
+                    data = "".join(pieces)
+                    need = -1  # a whole message: delivered below
+                if need >= 0:
+                    self._feed(decoder, data, state)
+                    return
+            elif decoder._pieces:
+                # A carry-over whose length was not read: the decoder reads it with the frame.
+                self._feed(decoder, data, state)
                 return
-            head, found, rest = data.partition(self.delimiter)
-            # One whole message with a canonical length is the usual frame, its length in
-            # characters its length in UTF-16 units when no character is beyond U+FFFF (told
-            # without a scan); anything else (several messages, a partial, lone digits,
-            # astral text) takes the decoder.
-            if not found or str(len(rest)) != head or not (rest.isascii() or _narrow(rest)):
-                try:
-                    messages = decoder.feed(data)
-                except RemoteProtocolError as exc:
-                    raise self._corrupt(exc, state, data) from None
-                if messages:
-                    self._deliver_all(messages)
-                return
-            data = rest
+            else:
+                # The usual frame starts with a length prefix the decoder has seen before: its
+                # length without a delimiter search (the decoder's memory).  One whole message,
+                # its length in characters its length in UTF-16 units when no character is
+                # beyond U+FFFF (told without a scan), is delivered at once; the start of one
+                # becomes the decoder's carry-over at once, as the decoder's own entry does.
+                width = decoder._width
+                length = decoder._prefixes.get(data[:width])
+                if length is not None and (data.isascii() or _narrow(data)):
+                    size = len(data)
+                    end = width + length
+                    if end == size:
+                        data = data[width:]
+                    elif end > size and size <= decoder._max_size:
+                        decoder._pieces = [data]
+                        decoder._size = size
+                        decoder._need = end - size
+                        decoder._body = width
+                        decoder._compact_at = WIDTH
+                        return
+                    else:
+                        self._feed(decoder, data, state)
+                        return
+                else:
+                    head, found, rest = data.partition(decoder._delimiter)
+                    # One whole message with a canonical length (its prefix then kept in the
+                    # decoder's memory); anything else (several messages, a partial, lone
+                    # digits, astral text) takes the decoder.
+                    if not found or str(len(rest)) != head or not (rest.isascii() or _narrow(rest)):
+                        self._feed(decoder, data, state)
+                        return
+                    if len(head) < decoder._short:
+                        decoder._learn(head + found, len(rest))
+                    data = rest
         # The hot path, inlined: a message that needs no trimming and is not the padding.
         if data and data[0] not in _JS_WS and data[-1] not in _JS_WS and data != self.padding:
             factory = self.message_factory
@@ -294,6 +350,15 @@ class AtmosphereClient(CoreBase[Event]):
         self._machine.fire(_I.CORRUPTION)
         self._heartbeat_at = None
         return RemoteProtocolError(str(exc), state=state, frame=frame)
+
+    def _feed(self, decoder: TrackMessageSizeDecoder, data: str, state: ClientState) -> None:
+        """Read ``data`` with the TrackMessageSize decoder; deliver what it completes."""
+        try:
+            messages = decoder.feed(data)
+        except RemoteProtocolError as exc:
+            raise self._corrupt(exc, state, data) from None
+        if messages:
+            self._deliver_all(messages)
 
     def _deliver_all(self, messages: list[str]) -> None:
         """Deliver the messages the decoder completed, in order."""

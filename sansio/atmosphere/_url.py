@@ -132,14 +132,48 @@ def framework_number(framework: str) -> int:
     return int("".join(parts[:3]))
 
 
+_SHARED_PARAMS = frozenset(
+    (
+        "x-atmosphere-framework",
+        "x-atmosphere-transport",
+        "x-atmo-protocol",
+        "x-atmosphere-trackmessagesize",
+        "x-atmosphere-tracking-id",
+        "x-heartbeat-server",
+        "content-type",
+    )
+)
+"""Parameters every connection of a client repeats (a tracking id only as ``0``): their
+decoded pairs are shared between the requests that hold them."""
+_PARAMS_KEPT = 64
+_PARAM_KEPT = 128
+_params: dict[str, tuple[str, str]] = {}
+
+
 def _split_query(query: str) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for piece in query.split("&"):
         if not piece:
             continue
-        name, _, value = piece.partition("=")
-        pairs.append((unquote(name), unquote(value)))
+        pair = _params.get(piece)
+        if pair is None:
+            name, _, value = piece.partition("=")
+            pair = (unquote(name), unquote(value))
+            if _shared(pair, piece):
+                if len(_params) >= _PARAMS_KEPT:
+                    _params.clear()
+                _params[piece] = pair
+        pairs.append(pair)
     return pairs
+
+
+def _shared(pair: tuple[str, str], piece: str) -> bool:
+    """``pair`` (read from ``piece``) is kept for the next requests: one of
+    ``_SHARED_PARAMS``, short, and not a tracking id other than ``0``."""
+    name = pair[0].lower()
+    if len(piece) > _PARAM_KEPT or name not in _SHARED_PARAMS:
+        return False
+    return name != "x-atmosphere-tracking-id" or pair[1] == "0"
 
 
 @dataclass(slots=True)

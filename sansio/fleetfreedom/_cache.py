@@ -20,6 +20,7 @@ from ._types import OBJECT_SLOTS, PIECE_SLOTS, key_field
 __all__ = ["Change", "ObjectCache"]
 
 _NONE = -1  # a slot with no version yet
+_new = object.__new__
 _REBUILD: object = object()
 
 
@@ -63,35 +64,11 @@ class _Entry:
         self.view = view
         return view
 
-    def overlay(self, slot: int, body: dict[str, Any], old: dict[str, Any] | None) -> bool:
-        """Put the new piece ``body`` of ``slot`` (which replaced ``old``) into a new view
-        without a rebuild; ``False`` when that cannot give the rebuild's result.
 
-        A fresh copy of the view updated by ``body`` equals the rebuild when every key of the
-        old piece is in the new one (nothing of it lingers) and the keys that pieces of
-        higher slots also hold are given back their values.
-        """
-        if old is not None and not old.keys() <= body.keys():
-            return False
-        view = dict(self.view)
-        view.update(body)
-        if len(self.pieces) > 1:
-            for higher in sorted(s for s in self.pieces if s > slot):
-                piece = self.pieces[higher]
-                for key in body.keys() & piece.keys():
-                    view[key] = piece[key]
-        versions = self.versions
-        if slot >= len(versions):
-            versions.extend([_NONE] * (slot + 1 - len(versions)))
-        version = self.piece_v[slot]
-        versions[slot] = version
-        shown = list(self.view["v"])
-        if slot >= len(shown):
-            shown.extend([0] * (slot + 1 - len(shown)))
-        shown[slot] = version  # > the slot's old version >= -1: never negative
-        view["v"] = shown
-        self.view = view
-        return True
+_MERGED_SLOTS: dict[str, tuple[str, int]] = {
+    piece + "Merged": slots for piece, slots in PIECE_SLOTS.items()
+}
+"""``assetAdvancedMerged`` → ``("asset", 1)``: a push's name, read in one lookup."""
 
 
 def _versions(value: object) -> list[int] | None:
@@ -187,7 +164,12 @@ class ObjectCache:
         """Apply a :class:`Merged`, :class:`Deleted`, or successful ``get<Type>`` /
         ``get<Types>List`` :class:`Response`; returns whether the cache changed."""
         if type(event) is Merged or isinstance(event, Merged):
-            return self.apply_piece(event.name[:-6], event.body)  # <type>Merged
+            name = event.name
+            found = _MERGED_SLOTS.get(name)  # <piece>Merged, read in one lookup
+            if found is None:
+                piece = name[:-6]
+                found = PIECE_SLOTS.get(piece) or (piece, 0)
+            return self._piece(found[0], found[1], event.body)
         if isinstance(event, Deleted):
             return self.apply_deleted(event.object_type, event.key)
         if isinstance(event, Response) and event.ok and event.request is not None:
@@ -214,6 +196,9 @@ class ObjectCache:
     def apply_piece(self, piece: str, body: Mapping[str, Any]) -> bool:
         """Apply one ``<piece>Merged`` body (its ``v`` has one element: the piece's version)."""
         object_type, slot = PIECE_SLOTS.get(piece) or (piece, 0)
+        return self._piece(object_type, slot, body)
+
+    def _piece(self, object_type: str, slot: int, body: Mapping[str, Any]) -> bool:
         key = body.get("login" if object_type == "user" else "id")
         v = body.get("v")
         # Exact types first: what a JSON decoder makes (the helpers accept subclasses too).
@@ -236,19 +221,52 @@ class ObjectCache:
         if version <= (versions_held[slot] if slot < len(versions_held) else _NONE):
             return False
         new = dict(body)
-        old = entry.pieces.get(slot)
-        entry.pieces[slot] = new
+        pieces = entry.pieces
+        old = pieces.get(slot)
+        pieces[slot] = new
         entry.piece_v[slot] = version
-        if entry.view and entry.overlay(slot, new, old):
-            company = entry.company
-            field = "parent" if object_type == "company" else "company"
-            if field in new:
-                company = entry.view[field]
-                if type(company) is not int and type(company) is not str:
-                    company = _company(object_type, entry.view)
-            self._changed(object_type, key, entry, company)
-        else:
+        view = entry.view
+        if not view or (old is not None and not old.keys() <= new.keys()):
+            # No view yet, or a key of the old piece is not in the new one (it must not
+            # linger): the view is rebuilt.
             self._changed(object_type, key, entry)
+            return True
+        # A fresh copy of the view updated by the new piece equals the rebuild when every
+        # key of the old piece is in the new one (checked above) and the keys that pieces of
+        # higher slots also hold are given back their values.
+        made = dict(view)
+        made.update(new)
+        if len(pieces) > 1:
+            for higher in sorted(s for s in pieces if s > slot):
+                piece = pieces[higher]
+                for field in new.keys() & piece.keys():
+                    made[field] = piece[field]
+        if slot >= len(versions_held):
+            versions_held.extend([_NONE] * (slot + 1 - len(versions_held)))
+        versions_held[slot] = version
+        shown = list(view["v"])
+        if slot >= len(shown):
+            shown.extend([0] * (slot + 1 - len(shown)))
+        shown[slot] = version  # > the slot's old version >= -1: never negative
+        made["v"] = shown
+        entry.view = made
+        company = entry.company
+        if ("parent" if object_type == "company" else "company") in new:
+            company = made["parent" if object_type == "company" else "company"]
+            if type(company) is not int and type(company) is not str:
+                company = _company(object_type, made)
+        # What _changed records, inlined for the usual piece.
+        if company != entry.company:
+            self._index(object_type, key, entry.company, company)
+            entry.company = company
+        seq = self.sequence = self.sequence + 1
+        entry.seq = seq
+        change = _new(Change)  # its fields set here: no __init__ call
+        change.seq = seq
+        change.object_type = object_type
+        change.key = key
+        change.deleted = False
+        self._changes.append(change)
         return True
 
     def apply_object(self, object_type: str, obj: Mapping[str, Any]) -> bool:

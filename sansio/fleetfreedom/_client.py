@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from .. import _decoder, _json
+from .. import _decoder
 from .._core import CoreBase, StateMachine
 from .._errors import LocalProtocolError, RemoteProtocolError
-from .._json import stdlib_loads as _stdlib_loads
 from .._redact import redacted_repr
 from .._session import DEFAULT_MAX_LOGIN_FAILURES, FinishReason
 from ._codec import BAD_JSON, BAD_NAME, DEFAULT_MAX_LINE, NOT_OBJECT, encode, line_too_long
@@ -414,21 +413,24 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
                 return
             kind = _classify(name)
         if cut >= 0:
+            text = data[cut + 1 :]
             try:
-                loads = _json.loads
-                if loads is _stdlib_loads:
-                    loads = _decoder.body_loads  # the default, or trackwire[fast]'s
-                body = loads(data[cut + 1 :])
+                body = _decoder.body_loads(text)  # the JSON hook, or trackwire[fast]'s
             except Exception:  # whatever the installed decoder raises
-                self._events.append(InvalidMessage(data, BAD_JSON, name))
-                return
+                body = self._decode_again(text)
+                if body is _REFUSED:
+                    self._events.append(InvalidMessage(data, BAD_JSON, name))
+                    return
             if type(body) is not dict:
                 self._events.append(InvalidMessage(data, NOT_OBJECT, name))
                 return
         else:
             body = {}
         if kind is Merged:
-            self._events.append(Merged(name, body))
+            event = _new(Merged)  # its two fields set here: no __init__ call
+            event.name = name
+            event.body = body
+            self._events.append(event)
         elif kind is Response:
             response = self._response(Response, name, body)
             self._events.append(response)
@@ -442,6 +444,18 @@ class FleetFreedomClient(CoreBase[FleetFreedomEvent]):
             self._events.append(UnknownMessage(name, body, data))
         else:
             self._dispatch[name](name, body, data)
+
+    @staticmethod
+    def _decode_again(text: str) -> Any:
+        """A body the fast decoder refused, through the default path (which gives the same
+        value, or refuses it too); refused at once for any other decoder."""
+        retry = _decoder.body_retry
+        if retry is None:
+            return _REFUSED
+        try:
+            return retry(text)
+        except Exception:
+            return _REFUSED
 
     def _corrupt(self, reason: str, data: str) -> None:
         state = self._machine.state
@@ -802,3 +816,8 @@ def _company_id(body: dict[str, Any]) -> int | str | None:
 def _types_of(body: dict[str, Any]) -> list[str]:
     types = body.get("subscriptionTypes")
     return [t for t in types if isinstance(t, str)] if isinstance(types, list) else []
+
+
+_new = object.__new__
+_REFUSED: Any = object()
+"""A body no decoder took (distinct from every decoded value, ``None`` included)."""

@@ -15,14 +15,16 @@ import msgspec
 
 from .._json import stdlib_loads
 
-__all__ = ["loads"]
+__all__ = ["decode", "loads"]
 
-_decode: Callable[[str], Any] = msgspec.json.Decoder().decode
+decode: Callable[[str], Any] = msgspec.json.Decoder().decode
+"""msgspec's decoder alone: a value equal to the default path's, or an exception (then the
+default path decodes the text again: :func:`loads`, or the client's own retry)."""
 
 
 def loads(text: str) -> Any:
     """:func:`json.loads` of ``text``: the same value or error, through msgspec when it can."""
     try:
-        return _decode(text)
+        return decode(text)
     except Exception:  # refused: the default path gives the value, or its own error
         return stdlib_loads(text)

@@ -368,7 +368,7 @@ class ServerStack(StackBase[CoreT]):
             target=ws_request.target,
             host=ws_request.host,
             subprotocols=list(ws_request.subprotocols),
-            headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers],
+            headers=[_header(n, v) for n, v in request.headers],
         )
         decision = self.factory(upgrade)
         if isinstance(decision, Refuse):
@@ -403,3 +403,27 @@ class ServerStack(StackBase[CoreT]):
         self._request = None
         connected = Connected(upgrade.target, accept.subprotocol, upgrade.headers)
         self._open(connection, connected, now, trailing)
+
+
+_SHARED_HEADERS = frozenset(
+    (b"host", b"upgrade", b"connection", b"sec-websocket-version", b"user-agent", b"origin")
+)
+"""Headers whose values every connection of a client repeats and nobody keeps secret: their
+decoded pairs are shared between connections (the upgrade request stays with each)."""
+_HEADERS_KEPT = 64
+_HEADER_VALUE_KEPT = 256
+_headers: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+
+def _header(name: bytes, value: bytes) -> tuple[str, str]:
+    """A header of the upgrade request, decoded: one shared (immutable) pair for those of
+    ``_SHARED_HEADERS`` seen before, so an idle connection holds no copy of its own.  At
+    most ``_HEADERS_KEPT`` pairs of short values are kept, forgotten all at once when full."""
+    pair = _headers.get((name, value))
+    if pair is None:
+        pair = (name.decode("latin-1"), value.decode("latin-1"))
+        if name in _SHARED_HEADERS and len(value) <= _HEADER_VALUE_KEPT:
+            if len(_headers) >= _HEADERS_KEPT:
+                _headers.clear()
+            _headers[name, value] = pair
+    return pair
