@@ -604,6 +604,13 @@ _FLEETFREEDOM = (
           "open (and logs in, or changes its password for 16).",
           "The official client continues after code 0 (success), 7 (sessionExpired), 8 "
           "(userNotLoggedIn) or 16 (passwordExpired)"),
+    _case("fleetfreedom.session.client-login-again", "§2", _M, "client",
+          "A client that logged in logs in again when its resumed session was forgotten.",
+          "On a reconnect answered connectionResponse errorCode 8 (userNotLoggedIn), a client "
+          "that had logged in keeps the connection open, sends login, and once logged in "
+          "subscribes again for every company and type it had.",
+          "The official client continues after code 0 (success), 7 (sessionExpired), 8 "
+          "(userNotLoggedIn)"),
     _case("fleetfreedom.session.client-refused-closes", "§2", _S, "client",
           "Any other connectionResponse code makes the client close with 1008.",
           "After connectionResponse errorCode 9 (or any code other than 0, 7, 8, 16) the client "

@@ -1190,6 +1190,73 @@ async def fleetfreedom_refused(ctx: ClientCtx) -> Outcome:
     )
 
 
+class _StrictPeer(_FleetFreedomPeer):
+    """Serves like :class:`_FleetFreedomPeer`, but as a server that knows no session on this
+    connection: until a ``login`` succeeded every command but logout and noop is answered
+    errorCode 8 (userNotLoggedIn), and nothing it asked for takes effect."""
+
+    def __init__(self, ctx: ClientCtx, peer: Peer) -> None:
+        super().__init__(ctx, peer)
+        self.logins: list[Any] = []
+
+    async def answer(self, frame: str) -> None:
+        name, _, rest = frame.partition(" ")
+        if name == "login":
+            self.logins.append(_action(rest))
+        elif not self.logins and name not in ("logout", "noop"):
+            body = _action(rest)
+            reply: dict[str, Any] = {"errorCode": 8, "message": "userNotLoggedIn"}
+            if isinstance(body, dict) and "reqId" in body:
+                reply = {"reqId": body["reqId"], **reply}
+            await self.peer.send(_ff(name + "Response", reply))
+            return
+        await super().answer(frame)
+
+
+def _username(login: Any) -> Any:
+    return login.get("username") if isinstance(login, dict) else None
+
+
+@scenario("fleetfreedom.session.client-login-again")
+async def fleetfreedom_login_again(ctx: ClientCtx) -> Outcome:
+    """A client that logged in and subscribed reconnects to a server that forgot its session
+    (a restart): ``connectionResponse`` 8 on the resume.  It must stay, log in again (with
+    the same user) and, once logged in, subscribe again to all it had."""
+    options = ctx.options
+    peer = await ctx.connection(first=True)
+    served = _StrictPeer(ctx, peer)
+    await served.greet(8, ctx.issue(str(uuid.uuid4())))
+    await served.serve(options.settle)
+    if not served.logins or not served.subscribed:
+        return unsupported("the client did not log in and subscribe on its first connection")
+    await peer.abort()
+    again = await ctx.maybe_connection(options.reconnect_wait)
+    if again is None:
+        return unsupported("the client did not reconnect after the connection dropped")
+    resumed = _StrictPeer(ctx, again)
+    await resumed.greet(8, ctx.issue(str(uuid.uuid4())))
+    deadline = trio.current_time() + options.reply_wait
+    while (
+        again.is_open
+        and trio.current_time() < deadline
+        and not (resumed.logins and served.subscribed <= resumed.subscribed)
+    ):
+        await resumed.serve(min(0.1, max(0.0, deadline - trio.current_time())))
+    await resumed.serve(options.settle)
+    findings = Findings()
+    findings.expect(again.is_open, f"closed after connectionResponse 8 on a resume: {again.closed}")
+    if findings.expect(resumed.logins, "did not log in again after connectionResponse 8"):
+        user = _username(served.logins[-1])
+        findings.expect(
+            _username(resumed.logins[0]) == user,
+            f"logged in again as {_username(resumed.logins[0])!r}, not {user!r}",
+        )
+        missing = served.subscribed - resumed.subscribed
+        findings.expect(not missing, f"not subscribed again once logged in: {sorted(missing)[:3]}")
+    findings.note(f"logged in again and renewed {len(served.subscribed)} subscription(s)")
+    return findings.outcome()
+
+
 SIGNAL_NAME = "trackwireConformance"
 """A message name no FleetFreedom client models: ``trackwireConformance {"message": <signal>}``
 reaches a conforming client's application as an unknown message carrying the signal."""

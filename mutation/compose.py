@@ -159,8 +159,13 @@ async def _itrack(url: str) -> ITrackClient:
     return client
 
 
+FF_KEEPALIVE = 1.0
+"""The FleetFreedom client's keep-alive interval here (the kit is told it, ``--keepalive``),
+so that the keep-alive is judged within the run instead of needing 5-minute silences."""
+
+
 async def _fleetfreedom(url: str) -> FleetFreedomClient:
-    client = FleetFreedomClient(url)
+    client = FleetFreedomClient(url, keepalive=FF_KEEPALIVE)
     client.send(Command.login("someone@example.com", "secret", "conformance-test"))
     client.send(Command.subscribe(1, ["assetGeneral", "assetAdvanced"]))
     return client
@@ -195,7 +200,10 @@ def _signalled(event: Event) -> bool:
 
 
 async def _judge_client(
-    protocol: str, make: Maker, signalled: Callable[[Event], bool] | None = None
+    protocol: str,
+    make: Maker,
+    signalled: Callable[[Event], bool] | None = None,
+    options: ProbeOptions = CLIENT_OPTIONS,
 ) -> Report:
     ready = trio.Event()
     where: list[str] = []
@@ -213,7 +221,7 @@ async def _judge_client(
         report = await run_client_cases_async(
             protocol,
             timeout=TIMEOUT,
-            options=CLIENT_OPTIONS,
+            options=options,
             ready=announce,
             time_limit=60,
         )
@@ -251,4 +259,5 @@ def _fleetfreedom_signalled(event: Event) -> bool:
 
 
 async def judge_fleetfreedom_client() -> Report:
-    return await _judge_client("fleetfreedom", _fleetfreedom, _fleetfreedom_signalled)
+    options = dataclasses.replace(CLIENT_OPTIONS, keepalive=FF_KEEPALIVE)
+    return await _judge_client("fleetfreedom", _fleetfreedom, _fleetfreedom_signalled, options)

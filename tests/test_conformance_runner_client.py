@@ -607,3 +607,53 @@ async def test_a_client_failing_on_a_bad_body_fails() -> None:
     result = report.result(BAD_JSON)
     assert result.verdict is Verdict.FAILED
     assert "ended after lines with a bad body" in result.details
+
+
+LOGIN_AGAIN = "fleetfreedom.session.client-login-again"
+
+
+class Amnesiac(FleetFreedomClient):
+    """Forgets its credentials once logged in: a forgotten session just ends."""
+
+    def _session_input(self, inp: Any, reason: str, code: int) -> None:
+        super()._session_input(inp, reason, code)
+        self.login_command = None
+
+
+class NoReplay(FleetFreedomClient):
+    """Logs in again after a forgotten session but does not replay its subscriptions."""
+
+    def _forgotten(self, code: object, *, announce: bool = True) -> None:
+        super()._forgotten(code, announce=announce)
+        self._replay = {}
+
+
+def _ff_broken(cls: type[FleetFreedomClient]) -> Callable[[str], Any]:
+    async def make(url: str) -> FleetFreedomClient:
+        client = cls(url)
+        client.send(Command.login("someone@example.com", "secret", "conformance-test"))
+        client.send(Command.subscribe(1, ["assetGeneral", "assetAdvanced"]))
+        return client
+
+    return make
+
+
+async def test_our_client_logs_in_again_when_its_session_was_forgotten() -> None:
+    report = await judge("fleetfreedom", _fleetfreedom, cases=LOGIN_AGAIN)
+    result = report.result(LOGIN_AGAIN)
+    assert result.verdict is Verdict.OK, result.details
+    assert "renewed 2 subscription(s)" in result.details
+
+
+async def test_a_client_not_logging_in_again_fails() -> None:
+    report = await judge("fleetfreedom", _ff_broken(Amnesiac), cases=LOGIN_AGAIN)
+    result = report.result(LOGIN_AGAIN)
+    assert result.verdict is Verdict.FAILED
+    assert "did not log in again" in result.details
+
+
+async def test_a_client_not_subscribing_again_after_a_login_again_fails() -> None:
+    report = await judge("fleetfreedom", _ff_broken(NoReplay), cases=LOGIN_AGAIN)
+    result = report.result(LOGIN_AGAIN)
+    assert result.verdict is Verdict.FAILED
+    assert "not subscribed again" in result.details
