@@ -354,6 +354,11 @@ _ITRACK = (
           "Both <base>event/subscription and <base>event/subscription/ accept the Atmosphere "
           "WebSocket.",
           "deployments answer at both spellings, with and without the trailing slash."),
+    _case("itrack.open.client-path", "§1", _M, "client",
+          "The client opens the WebSocket at <base>event/subscription.",
+          "Every upgrade request of the session targets the API base path followed by "
+          "event/subscription (with or without the trailing slash).",
+          "Open the WebSocket at `<base>event/subscription` with the Atmosphere query"),
     _case("itrack.session.subscribe-after-handshake", "§1", _M, "client",
           "The client subscribes only after the Atmosphere handshake.",
           "No subscribe frame reaches the server before the handshake frame was sent.",

@@ -707,7 +707,18 @@ def _itrack_answer(action: dict[str, Any]) -> list[str]:
     return [json.dumps(m, separators=(",", ":")) for m in (normal, bare, legacy)]
 
 
+_ITRACK_PATH = urlsplit(subject_url("itrack", "127.0.0.1", 80)).path + "event/subscription"
+"""Where the WebSocket endpoint is under the kit's iTrack base URL (:func:`subject_url`)."""
+
+
+def _path_problem(peer: Peer) -> str | None:
+    target = peer.request.target if peer.request is not None else ""
+    path = urlsplit(target).path
+    return None if path in (_ITRACK_PATH, _ITRACK_PATH + "/") else f"opened {path!r}"
+
+
 @scenario(
+    "itrack.open.client-path",
     "itrack.session.subscribe-after-handshake",
     "itrack.actions.action-and-hash",
     "itrack.actions.client-valid-requests",
@@ -846,6 +857,12 @@ async def itrack_session(ctx: ClientCtx) -> dict[str, Outcome]:
             "the client had ended its session"
         )
     results["itrack.errors.client-null-action"] = await _null_action_error(ctx, last, serve_actions)
+    paths = Findings()
+    for each in (peer, last) if last is not peer else (peer,):
+        problem = _path_problem(each)
+        paths.expect(problem is None, f"{problem}, not <base>event/subscription")
+    paths.note(f"opened {_ITRACK_PATH}")
+    results["itrack.open.client-path"] = paths.outcome()
     return results
 
 

@@ -370,6 +370,18 @@ async def test_a_client_not_resubscribing_after_a_reconnect_fails() -> None:
     assert "not subscribed again" in result.details
 
 
+async def test_a_client_opening_another_path_fails_the_path_case() -> None:
+    async def make(url: str) -> ITrackClient:
+        client = ITrackClient(url + "event/subscribe", await itrack_login(url, "someone", "x"))
+        client.send(Subscribe([StateRequest([1, 2])]))
+        return client
+
+    report = await judge("itrack", make, cases="itrack.open.*")
+    result = report.result("itrack.open.client-path")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "opened '/v2/event/subscribe', not <base>event/subscription" in result.details
+
+
 async def _relogging(url: str, kind: type[ITrackClient] = ITrackClient) -> ITrackClient:
     """A client with credentials: it logs in again when the server forgets its hash."""
     client = kind(
