@@ -6,6 +6,9 @@ How a client under test meets the kit (what ``trackwire conformance client`` pri
   (any path works), the iTrack base URL ``http://127.0.0.1:PORT/v2/`` (``user/auth`` accepts
   any login and answers a fresh hash) or the FleetFreedom endpoint ``ws://127.0.0.1:PORT/``
   (``login`` accepts any credentials).
+- iTrack scenarios also answer a subscribe with error 3 or 4 and send ``logout``: from then on
+  the client must not send that hash again (it may log in again at ``user/auth``, which
+  answers a new hash, and subscribe again with it).
 - Scenarios run one at a time, in catalogue order.  Each starts with a **fresh client
   session** (Atmosphere tracking id ``0``, no FleetFreedom ghostId): the next fresh connection
   is given to the scenario waiting for one.  Reconnects that present a session the running
