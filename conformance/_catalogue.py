@@ -354,6 +354,11 @@ _ITRACK = (
           "Both <base>event/subscription and <base>event/subscription/ accept the Atmosphere "
           "WebSocket.",
           "deployments answer at both spellings, with and without the trailing slash."),
+    _case("itrack.open.client-path", "§1", _M, "client",
+          "The client opens the WebSocket at <base>event/subscription.",
+          "Every upgrade request of the session targets the API base path followed by "
+          "event/subscription (with or without the trailing slash).",
+          "Open the WebSocket at `<base>event/subscription` with the Atmosphere query"),
     _case("itrack.session.subscribe-after-handshake", "§1", _M, "client",
           "The client subscribes only after the Atmosphere handshake.",
           "No subscribe frame reaches the server before the handshake frame was sent.",
@@ -363,6 +368,12 @@ _ITRACK = (
           "After reconnecting (and the server's first frame) the client sends subscribe again "
           "for every subscription still in effect.",
           "After a reconnect the client sends its subscriptions again"),
+    _case("itrack.session.client-forgotten-hash", "§1", _M, "client",
+          "A client that logs in again after error 3 or 4 uses the fresh hash only.",
+          "After an error 3 or 4 on its action, the client never sends that hash again; if it "
+          "logs in again (user/auth), its later actions carry the fresh hash and subscribe "
+          "again to what it had.",
+          "3 wrong user hash, 4 user not found or session ended"),
     _case("itrack.errors.bad-params", "§1", _S, "server",
           "Malformed requests are refused with invalid parameters.",
           "A subscribe whose requests are malformed (trackers not integers, unknown type, bad "
@@ -494,6 +505,12 @@ _ITRACK = (
           "Subscribed connections get {\"type\": \"event\", \"event\": \"logout\", \"data\": "
           "\"session closed\"}; later actions with that hash are refused (code 3 or 4).",
           "logout: data is \"session closed\"; every subscription implies it."),
+    _case("itrack.events.client-logout", "§3", _M, "client",
+          "After a logout event the client sends that hash no more.",
+          "After {\"type\": \"event\", \"event\": \"logout\"} the client sends no action "
+          "with that hash, on this connection or a reconnect, and ends or keeps the connection "
+          "in order (no dropped socket, no error close).",
+          "The hash is dead from then on."),
     _case("itrack.events.source-state-shape", "§3", _M, "server",
           "Source states carry source_id and offset-less local times.",
           "data has an integer source_id; gps.updated, last_update and user_time read "

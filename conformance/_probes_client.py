@@ -6,6 +6,9 @@ How a client under test meets the kit (what ``trackwire conformance client`` pri
   (any path works), the iTrack base URL ``http://127.0.0.1:PORT/v2/`` (``user/auth`` accepts
   any login and answers a fresh hash) or the FleetFreedom endpoint ``ws://127.0.0.1:PORT/``
   (``login`` accepts any credentials).
+- iTrack scenarios also answer a subscribe with error 3 or 4 and send ``logout``: from then on
+  the client must not send that hash again (it may log in again at ``user/auth``, which
+  answers a new hash, and subscribe again with it).
 - Scenarios run one at a time, in catalogue order.  Each starts with a **fresh client
   session** (Atmosphere tracking id ``0``, no FleetFreedom ghostId): the next fresh connection
   is given to the scenario waiting for one.  Reconnects that present a session the running
@@ -718,7 +721,18 @@ def _itrack_answer(action: dict[str, Any]) -> list[str]:
     return [json.dumps(m, separators=(",", ":")) for m in (normal, bare, legacy)]
 
 
+_ITRACK_PATH = urlsplit(subject_url("itrack", "127.0.0.1", 80)).path + "event/subscription"
+"""Where the WebSocket endpoint is under the kit's iTrack base URL (:func:`subject_url`)."""
+
+
+def _path_problem(peer: Peer) -> str | None:
+    target = peer.request.target if peer.request is not None else ""
+    path = urlsplit(target).path
+    return None if path in (_ITRACK_PATH, _ITRACK_PATH + "/") else f"opened {path!r}"
+
+
 @scenario(
+    "itrack.open.client-path",
     "itrack.session.subscribe-after-handshake",
     "itrack.actions.action-and-hash",
     "itrack.actions.client-valid-requests",
@@ -857,6 +871,12 @@ async def itrack_session(ctx: ClientCtx) -> dict[str, Outcome]:
             "the client had ended its session"
         )
     results["itrack.errors.client-null-action"] = await _null_action_error(ctx, last, serve_actions)
+    paths = Findings()
+    for each in (peer, last) if last is not peer else (peer,):
+        problem = _path_problem(each)
+        paths.expect(problem is None, f"{problem}, not <base>event/subscription")
+    paths.note(f"opened {_ITRACK_PATH}")
+    results["itrack.open.client-path"] = paths.outcome()
     return results
 
 
@@ -882,6 +902,145 @@ async def _null_action_error(
     if closed is not None and closed.by_peer and closed.code == 1000 and closed.error is None:
         return Outcome(True, "the client ended its session in order (close 1000) on the error")
     return Outcome(False, f"the connection ended badly after an error with action null: {closed}")
+
+
+def _hash_of(action: Any) -> Any:
+    return action.get("hash") if isinstance(action, dict) else None
+
+
+def _subscribes(actions: Iterable[Any]) -> list[dict[str, Any]]:
+    return [a for a in actions if isinstance(a, dict) and a.get("action") == "subscribe"]
+
+
+async def _first_subscribe(ctx: ClientCtx, peer: Peer) -> dict[str, Any] | None:
+    """The handshake, then the client's first subscribe (``None`` when none comes)."""
+    options = ctx.options
+    await _handshake(ctx, peer, options.heartbeat_ms, "X")
+    deadline = trio.current_time() + options.settle + options.reply_wait
+    while (item := await peer.recv(max(0.0, deadline - trio.current_time()))) is not None:
+        if isinstance(item, str) and item != "X" and (found := _subscribes([_action(item)])):
+            return found[0]
+    return None
+
+
+def _ended_in_order(peer: Peer) -> bool:
+    """The connection is still up, or the client closed it with 1000 (its application chose
+    to stop); a dropped socket or an error close is not in order."""
+    closed = peer.closed
+    return peer.is_open or (
+        closed is not None and closed.by_peer and closed.code == 1000 and closed.error is None
+    )
+
+
+@scenario("itrack.session.client-forgotten-hash")
+async def itrack_forgotten_hash(ctx: ClientCtx) -> Outcome:
+    """Answer the client's subscribe with error 3, then its next one (if it logs in again)
+    with error 4: each time the dead hash must not come back, and a client that logs in
+    again must subscribe again with the fresh hash."""
+    options = ctx.options
+    peer = await ctx.connection(first=True)
+    last = await _first_subscribe(ctx, peer)
+    if last is None:
+        return unsupported("the client subscribed nothing, so no error could answer it")
+    wanted = set(_requests_of(last))
+    found = Findings()
+    for code in (3, 4):
+        dead = _hash_of(last)
+        known = set(ctx.server.hashes)
+        error = {
+            "type": "error",
+            "action": "subscription/subscribe",
+            "status": {"code": code, "description": "Wrong hash" if code == 3 else "Session ended"},
+            "data": {"events": ["state"], "trackers": []},
+        }
+        await peer.send(_frame(peer, json.dumps(error, separators=(",", ":"))))
+        got: list[Any] = []
+        subscribed: set[str] = set()
+        deadline = trio.current_time() + options.settle + 2 * options.reply_wait
+        while (item := await peer.recv(max(0.0, deadline - trio.current_time()))) is not None:
+            if not isinstance(item, str) or item == "X":
+                continue
+            action = _action(item)
+            got.append(action)
+            if _hash_of(action) == dead:
+                break
+            fresh = ctx.server.hashes - known
+            if _subscribes([action]) and _hash_of(action) in fresh:
+                subscribed |= set(_requests_of(action))
+                if wanted <= subscribed:
+                    break
+        again = [a for a in got if _hash_of(a) == dead]
+        found.expect(not again, f"after error {code} the client sent its dead hash again")
+        if not found.expect(
+            _ended_in_order(peer), f"the connection ended badly after error {code}: {peer.closed}"
+        ):
+            break
+        fresh = ctx.server.hashes - known
+        if not peer.is_open:
+            found.note(f"the client ended its session after error {code}")
+            break
+        if not fresh:
+            found.note(f"the client did not log in again after error {code}")
+            break
+        stale = [a for a in got if _hash_of(a) not in fresh and _hash_of(a) != dead]
+        found.expect(
+            not stale,
+            f"after logging in again, an action without the fresh hash: {stale[:1]!r:.80}",
+        )
+        missing = sorted(wanted - subscribed)
+        found.expect(
+            not missing,
+            f"logged in again after error {code} but did not subscribe again with the fresh "
+            f"hash: {missing[:2]}",
+        )
+        if found.problems:
+            break
+        found.note(f"after error {code} the client logged in again and subscribed again")
+        last = [a for a in _subscribes(got) if _hash_of(a) in fresh][-1]
+    if not found.problems and peer.is_open:
+        await peer.send(_frame(peer, _itrack_answer(last)[0]))
+    return found.outcome()
+
+
+@scenario("itrack.events.client-logout")
+async def itrack_logout(ctx: ClientCtx) -> Outcome:
+    """Answer the client's subscribe, then send ``logout``: its hash must not come back, on
+    this connection or on a reconnect of the session."""
+    options = ctx.options
+    peer = await ctx.connection(first=True)
+    first = await _first_subscribe(ctx, peer)
+    if first is None:
+        return unsupported("the client subscribed nothing, so there was no session to end")
+    tracking = next(iter(ctx.identities))
+    dead = _hash_of(first)
+    await peer.send(_frame(peer, _itrack_answer(first)[0]))
+    await peer.collect(options.settle)
+    logout = {"type": "event", "event": "logout", "data": "session closed"}
+    await peer.send(_frame(peer, json.dumps(logout, separators=(",", ":"))))
+    found = Findings()
+    frames = [f for f in await peer.collect(options.settle + options.reply_wait) if f != "X"]
+    found.expect(
+        not [f for f in frames if isinstance(f, str) and _hash_of(_action(f)) == dead],
+        "after logout the client sent its dead hash again",
+    )
+    found.expect(_ended_in_order(peer), f"the connection ended badly after logout: {peer.closed}")
+    if peer.is_open:
+        found.note("the connection stays open after logout")
+        return found.outcome()
+    found.note(f"the client closed after logout: {peer.closed}")
+    again = await ctx.maybe_connection(options.reconnect_wait)
+    if again is not None and again.identity != tracking:
+        ctx.peers.remove(again)
+        ctx.server.give_back(again)  # a new session: the next scenario's
+    elif again is not None:
+        await again.send(RECONNECT_PADDING)
+        frames = [f for f in await again.collect(options.settle + options.reply_wait) if f != "X"]
+        found.expect(
+            not [f for f in frames if isinstance(f, str) and _hash_of(_action(f)) == dead],
+            "after logout the client reconnected and sent its dead hash again",
+        )
+        found.note("the client reconnected after logout")
+    return found.outcome()
 
 
 # -- FleetFreedom --------------------------------------------------------------------------------

@@ -38,7 +38,14 @@ from trackwire.fleetfreedom import (
     UnknownMessage,
     ghost_id_from_request,
 )
-from trackwire.itrack import ITrackClient, ITrackServer, StateRequest, Subscribe, subscription_url
+from trackwire.itrack import (
+    ITrackClient,
+    ITrackServer,
+    StateRequest,
+    Subscribe,
+    build_auth_request,
+    subscription_url,
+)
 from trackwire.ws import Accept, Refuse, UpgradeRequest
 
 SERVER_OPTIONS = ProbeOptions(reply_wait=0.8, settle=0.2, push_wait=0.6, idle_wait=1.0)
@@ -154,7 +161,13 @@ async def _atmosphere_tms(url: str) -> AtmosphereClient:
 
 
 async def _itrack(url: str) -> ITrackClient:
-    client = ITrackClient(subscription_url(url), await itrack_login(url, "someone", "secret"))
+    """An application with credentials: the driver logs in again when the server forgets
+    the hash (as ``trackwire watch itrack`` does)."""
+    client = ITrackClient(
+        subscription_url(url),
+        await itrack_login(url, "someone", "secret"),
+        login=build_auth_request(url, "someone", "secret"),
+    )
     client.send(Subscribe([StateRequest([1, 2])]))
     return client
 

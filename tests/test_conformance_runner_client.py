@@ -8,9 +8,11 @@ the kit sends the close signal.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import trio
 
 from trackwire import Event, ReconnectPolicy
@@ -31,7 +33,14 @@ from trackwire.fleetfreedom import (
     Response,
     UnknownMessage,
 )
-from trackwire.itrack import ErrorMessage, ITrackClient, StateRequest, Subscribe, subscription_url
+from trackwire.itrack import (
+    ErrorMessage,
+    ITrackClient,
+    StateRequest,
+    Subscribe,
+    build_auth_request,
+    subscription_url,
+)
 
 FAST = ProbeOptions(
     reply_wait=1.0,
@@ -380,6 +389,99 @@ async def test_a_client_not_resubscribing_after_a_reconnect_fails() -> None:
     result = report.result("itrack.session.resubscribe-after-reconnect")
     assert result.verdict is Verdict.FAILED, result.details
     assert "not subscribed again" in result.details
+
+
+async def test_a_client_opening_another_path_fails_the_path_case() -> None:
+    async def make(url: str) -> ITrackClient:
+        client = ITrackClient(url + "event/subscribe", await itrack_login(url, "someone", "x"))
+        client.send(Subscribe([StateRequest([1, 2])]))
+        return client
+
+    report = await judge("itrack", make, cases="itrack.open.*")
+    result = report.result("itrack.open.client-path")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "opened '/v2/event/subscribe', not <base>event/subscription" in result.details
+
+
+async def _relogging(url: str, kind: type[ITrackClient] = ITrackClient) -> ITrackClient:
+    """A client with credentials: it logs in again when the server forgets its hash."""
+    client = kind(
+        subscription_url(url),
+        await itrack_login(url, "someone", "x"),
+        login=build_auth_request(url, "someone", "x"),
+    )
+    client.send(Subscribe([StateRequest([1, 2])]))
+    return client
+
+
+async def test_a_client_logging_in_again_passes_the_forgotten_hash_case() -> None:
+    report = await judge("itrack", _relogging, cases="itrack.session.client-forgotten-hash")
+    result = report.result("itrack.session.client-forgotten-hash")
+    assert result.verdict is Verdict.OK, result.details
+    assert "after error 4 the client logged in again and subscribed again" in result.details
+
+
+class StaleHash(ITrackClient):
+    """Logs in again, then keeps sending the hash the server forgot."""
+
+    def login_succeeded(self, session_hash: str, now: float | None = None) -> None:
+        dead = self.hash
+        super().login_succeeded(dead, now)
+
+
+class NoResubscribe(ITrackClient):
+    """Logs in again, but subscribes to nothing with the fresh hash."""
+
+    def login_succeeded(self, session_hash: str, now: float | None = None) -> None:
+        kept = self.subscriptions
+        self.subscriptions = type(kept)()
+        try:
+            super().login_succeeded(session_hash, now)
+        finally:
+            self.subscriptions = kept
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        (StaleHash, "sent its dead hash again"),
+        (NoResubscribe, "did not subscribe again with the fresh hash"),
+    ],
+)
+async def test_a_client_reusing_a_forgotten_hash_fails(
+    kind: type[ITrackClient], problem: str
+) -> None:
+    report = await judge(
+        "itrack",
+        functools.partial(_relogging, kind=kind),
+        cases="itrack.session.client-forgotten-hash",
+    )
+    result = report.result("itrack.session.client-forgotten-hash")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert problem in result.details
+
+
+class DeadHashAfterLogout(ITrackClient):
+    """Subscribes once more with the dead hash when the logout comes."""
+
+    def _logout(self) -> None:
+        for action in self.subscriptions.actions():
+            self._write(self._encode(action))
+        super()._logout()
+
+
+async def test_a_client_sending_its_hash_after_logout_fails() -> None:
+    async def make(url: str) -> ITrackClient:
+        client = DeadHashAfterLogout(subscription_url(url), await itrack_login(url, "a", "x"))
+        client.send(Subscribe([StateRequest([1, 2])]))
+        return client
+
+    report = await judge("itrack", make, cases="itrack.events.client-logout")
+    result = report.result("itrack.events.client-logout")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "after logout the client sent its dead hash again" in result.details
+    passing = await judge("itrack", _itrack, cases="itrack.events.client-logout")
+    assert passing.result("itrack.events.client-logout").verdict is Verdict.OK
 
 
 # -- what an Atmosphere client delivers, seen through the close signal ---------------------------

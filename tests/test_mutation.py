@@ -1,0 +1,104 @@
+"""The mutation campaign's tool (``mutation/``): its mutants are mutmut's, a mutant stands in
+for its core in the judge's own process, the kit judges it, and the published table is the
+one the committed results make."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mutmut import Context, list_mutations
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "mutation"
+CORES = (
+    "atmosphere-server",
+    "itrack-server",
+    "fleetfreedom-server",
+    "atmosphere-client",
+    "itrack-client",
+    "fleetfreedom-client",
+)
+
+
+def _tool(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        [sys.executable, str(TOOL / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout
+
+
+def _results(core: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((TOOL / "results" / f"{core}.json").read_text("utf-8"))
+    return data
+
+
+def test_the_mutants_are_mutmut_s_one_line_each() -> None:
+    listed = _tool("run.py", "--list", "atmosphere-server").splitlines()
+    path = ROOT / "sansio" / "atmosphere" / "_server.py"
+    source = path.read_text(encoding="utf-8")
+    expected = list_mutations(Context(source=source, filename="sansio/atmosphere/_server.py"))
+    assert len(listed) == len(expected) > 50
+    first = listed[0]
+    assert first.split()[0] == "0"
+    assert " => " in first  # the changed line before and after
+
+
+@pytest.mark.parametrize("core", ["atmosphere-server", "itrack-client"])
+def test_the_unmutated_core_passes_every_must_case(core: str) -> None:
+    verdict = json.loads(_tool("judge.py", core, "-1"))
+    assert verdict["status"] == "judged"
+    assert verdict["must_failed"] == []
+    assert "OK" in verdict["verdicts"].values()
+
+
+@pytest.mark.parametrize("core", ["atmosphere-server", "atmosphere-client"])
+def test_a_recorded_kill_is_reproduced(core: str) -> None:
+    # A killed mutant judged again in a fresh process: the mutant, not the file on disk,
+    # is what the kit judged (the file is never changed), and the same MUST case fails.
+    killed = {
+        int(n): e
+        for n, e in _results(core)["mutants"].items()
+        if e["status"] == "killed" and any(".handshake." in c for c in e["must_failed"])
+    }
+    assert killed
+    index, entry = min(killed.items())
+    before = (ROOT / "sansio" / "atmosphere" / f"_{core.split('-')[1]}.py").read_bytes()
+    verdict = json.loads(_tool("judge.py", core, str(index)))
+    assert set(entry["must_failed"]) & set(verdict["must_failed"])
+    after = (ROOT / "sansio" / "atmosphere" / f"_{core.split('-')[1]}.py").read_bytes()
+    assert before == after
+
+
+def test_every_core_has_results_and_every_classification_names_a_mutant() -> None:
+    for core in CORES:
+        data = _results(core)
+        assert len(data["mutants"]) == data["total"] > 0, core
+        keys = {f"{e['before']} => {e['after']}" for e in data["mutants"].values()}
+        path = TOOL / "classified" / f"{core}.json"
+        if path.exists():
+            classified = json.loads(path.read_text(encoding="utf-8"))
+            assert set(classified) <= keys, core  # no stale entry
+            assert {v["kind"] for v in classified.values()} <= {
+                "equivalent",
+                "allowed",
+                "application",
+            }
+            assert all(len(v["reason"]) > 20 for v in classified.values())
+
+
+def test_the_published_table_is_the_one_the_results_make() -> None:
+    table = _tool("run.py", "--summary")
+    readme = (TOOL / "README.md").read_text(encoding="utf-8")
+    published = readme.split("<!-- begin: mutation table -->\n", 1)[1].split("<!-- end", 1)[0]
+    assert published == table
+    assert "| `sansio/fleetfreedom/_client.py` |" in table
