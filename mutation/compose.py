@@ -73,12 +73,16 @@ async def _serving(
 
 
 def _itrack_factory(app: ITrackReference) -> Callable[[UpgradeRequest], ITrackServer | Refuse]:
-    """The reference iTrack server with a quick server heartbeat (0.5 s)."""
+    """The reference iTrack server with a quick server heartbeat (0.5 s) and an idle-resource
+    limit (10 s, longer than any silence of the kit: a configured limit changes nothing a
+    conforming client sees)."""
 
     def factory(request: UpgradeRequest) -> ITrackServer | Refuse:
         if request.target.split("?", 1)[0].rstrip("/") != "/v2/event/subscription":
             return Refuse(404)
-        link = AtmosphereServer(request.target, heartbeat_interval_ms=30000, server_heartbeat=0.5)
+        link = AtmosphereServer(
+            request.target, heartbeat_interval_ms=30000, server_heartbeat=0.5, idle_timeout=10.0
+        )
         core = ITrackServer(request.target, app.directory, transport=link)
         app.connections[core] = None
         return core

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import trio
 
-from trackwire.atmosphere import AtmosphereServer
+from trackwire.atmosphere import AtmosphereServer, ServerState
 from trackwire.conformance import (
     CATALOGUE,
     FleetFreedomReference,
@@ -230,9 +230,24 @@ class ByteLengths(AtmosphereServer):
         return message
 
 
+class TextOnReconnect(AtmosphereServer):
+    """Greets a returning client with a text of its own, unprefixed even with TrackMessageSize
+    (where the Java server writes blank padding, which may go unprefixed)."""
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        if self.request.is_reconnect:
+            self._out = ["welcome back\n"]
+
+
 @pytest.mark.parametrize(
     ("mutant", "failing", "unharmed"),
     [
+        (
+            TextOnReconnect,
+            "atmosphere.tms.every-write-prefixed",
+            ["atmosphere.reconnect.first-frame", "atmosphere.reconnect.no-handshake"],
+        ),
         (
             HandshakeOnReconnect,
             "atmosphere.reconnect.no-handshake",
@@ -284,6 +299,28 @@ async def test_a_server_failing_every_upgrade_fails_once_and_blocks_the_rest() -
     assert {r.blocked_by for r in later} == {first.id}
     assert all(r.verdict is Verdict.FAILED or r.blocked_by for r in report.results)
     assert report.exit_code == 1
+
+
+class CrashesWhenOpened(AtmosphereServer):
+    """Raises when asked for its state, so the driver drops the connection before answering
+    the upgrade."""
+
+    @property
+    def state(self) -> ServerState:
+        raise RuntimeError("a broken server core")
+
+
+async def test_a_server_dropping_every_upgrade_fails_rather_than_errs() -> None:
+    app = ITrackReference(demo_fleet(2))
+    async with serving(app, itrack_factory(app, CrashesWhenOpened)) as port:
+        url = f"http://127.0.0.1:{port}/v2/event/subscription"
+        report = await run_server_cases_async(
+            url, "atmosphere", cases="atmosphere.handshake.*", timeout=TIMEOUT, options=FAST
+        )
+    first = report.results[0]
+    assert first.verdict is Verdict.FAILED
+    assert "closed before the handshake response" in first.details
+    assert all(r.verdict is Verdict.FAILED or r.blocked_by for r in report.results)
 
 
 def test_byte_lengths_are_named_in_the_details() -> None:
