@@ -342,7 +342,9 @@ async def tms_only_when_requested(ctx: Ctx) -> Outcome:
 @server_probe("atmosphere.tms.every-write-prefixed", "atmosphere.tms.utf16-length")
 async def tms_prefixes(ctx: Ctx) -> dict[str, Outcome]:
     peer, handshake, frames = await open_atmosphere(ctx, tms=True)
-    for message in _provoke():
+    # The edges of blankness too: a leading space before text is no blank message (it needs
+    # its prefix), an empty one is (an echoing application shows both).
+    for message in [*_provoke(), " " + _NON_ASCII_PROBE, ""]:
         await peer.send(message)
     frames += await peer.collect(ctx.options.settle)
     _check_alive("after the kit's messages", peer)
@@ -386,7 +388,11 @@ async def tms_blank_unprefixed(ctx: Ctx) -> Outcome:
     await peer.close()
     again = await ctx.open(open_url(ctx, tms=True, tracking_id=handshake.uuid))
     frames = await again.collect(ctx.options.settle)
+    # A blank message: an echoing application writes it back, blank.
+    await again.send("  \t ")
+    frames += await again.collect(ctx.options.settle)
     await again.close()
+    seen = []
     for frame in frames:
         if not isinstance(frame, str):
             continue
@@ -394,8 +400,13 @@ async def tms_blank_unprefixed(ctx: Ctx) -> Outcome:
         if match is not None and blank(frame[match.end() :]):
             return Outcome(False, f"blank write sent with a prefix: {frame[:16]!r}...")
         if blank(frame):
-            return Outcome(True, f"blank frame of {len(frame)} characters, unprefixed")
-    return unsupported("no blank write observed (looked at the frames after a reconnect)")
+            seen.append(f"blank frame of {len(frame)} characters, unprefixed")
+    if seen:
+        return Outcome(True, "; ".join(seen))
+    return unsupported(
+        "no blank write observed (looked at the frames after a reconnect, and at the answer "
+        "to a blank message)"
+    )
 
 
 # -- §4: heartbeats ----------------------------------------------------------------------------
