@@ -10,6 +10,7 @@ import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -104,11 +105,11 @@ def _fleetfreedom_factory(
 
 
 def _echo_factory(request: UpgradeRequest) -> AtmosphereServer | Refuse:
-    """A plain Atmosphere endpoint with the core's defaults (the Java server's: no client
-    heartbeat, padding X) but the quick server heartbeat and the idle limit."""
+    """A plain Atmosphere endpoint on the core's defaults (the Java server's: no client
+    heartbeat, padding X, a server heartbeat after 60 s, no idle limit)."""
     if request.target.split("?", 1)[0].rstrip("/") != "/echo":
         return Refuse(404)
-    return AtmosphereServer(request.target, server_heartbeat=0.5, idle_timeout=10.0)
+    return AtmosphereServer(request.target)
 
 
 def _echo(conn: Any, event: Event) -> None:
@@ -147,9 +148,9 @@ async def judge_atmosphere_server() -> Report:
             functools.partial(serve, _echo_factory, "127.0.0.1", 0, on_event=_echo)
         )
         url = f"http://127.0.0.1:{echo_server.port}/echo"
-        echo = await run_server_cases_async(
-            url, "atmosphere", timeout=TIMEOUT, options=SERVER_OPTIONS
-        )
+        # The default idle wait: its 60-second heartbeat is for --slow (UNSUPPORTED here).
+        options = replace(SERVER_OPTIONS, idle_wait=ProbeOptions().idle_wait)
+        echo = await run_server_cases_async(url, "atmosphere", timeout=TIMEOUT, options=options)
         nursery.cancel_scope.cancel()
     return _merged(itrack, echo)
 
