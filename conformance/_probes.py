@@ -506,6 +506,8 @@ class Peer:
             self.opened.set()
         elif isinstance(event, HandshakeFailed):
             self.failure = f"the WebSocket handshake failed: {event.error}"
+            # The subject ended the connection without answering the upgrade.
+            self.broke_early = "closed before the handshake response" in str(event.error)
             self.log.note(self.failure, self.number)
             self.opened.set()
         elif self.on_other is not None:

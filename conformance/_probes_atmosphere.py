@@ -27,6 +27,7 @@ from ._probes import (
     Outcome,
     Peer,
     ProbeOptions,
+    SubjectBroke,
     Unsupported,
     server_probe,
     unsupported,
@@ -169,6 +170,23 @@ async def handshake_of(
     return peer, handshake
 
 
+_INTERNAL_ERROR = 1011
+
+
+def _check_alive(during: str, *peers: Peer) -> None:
+    """Raise :class:`SubjectBroke` when the server ended one of ``peers`` with 1011 (internal
+    error): it failed on well-formed traffic, as a 5xx answer to a valid upgrade would be."""
+    for peer in peers:
+        closed = peer.closed
+        if closed is not None and closed.by_peer and closed.code == _INTERNAL_ERROR:
+            reason = closed.reason
+            why = f", reason {reason!r}" if reason and reason != "internal error" else ""
+            raise SubjectBroke(
+                "close 1011",
+                f"the server ended the connection with 1011 (internal error{why}) {during}",
+            )
+
+
 def _provoke() -> list[str]:
     """Messages that make most servers answer: plain text, and a JSON action with a hash
     of the wrong length (an iTrack server answers it with an error echoing the data)."""
@@ -298,6 +316,7 @@ async def handshake_once(ctx: Ctx) -> Outcome:
         await peer.send(message)
     frames = await peer.collect(ctx.options.settle)
     again = [f for f in frames if looks_like_handshake(f)]
+    _check_alive("after the kit's heartbeat and messages", peer)
     await peer.close()
     return Outcome(not again, f"second handshake {again[0]!r}" if again else "")
 
@@ -311,6 +330,7 @@ async def tms_only_when_requested(ctx: Ctx) -> Outcome:
     for message in _provoke():
         await peer.send(message)
     frames += await peer.collect(ctx.options.settle)
+    _check_alive("after the kit's messages", peer)
     await peer.close()
     prefixed = [f for f in frames if isinstance(f, str) and _PREFIX.match(f)]
     return Outcome(
@@ -321,11 +341,21 @@ async def tms_only_when_requested(ctx: Ctx) -> Outcome:
 
 @server_probe("atmosphere.tms.every-write-prefixed", "atmosphere.tms.utf16-length")
 async def tms_prefixes(ctx: Ctx) -> dict[str, Outcome]:
-    peer, _, frames = await open_atmosphere(ctx, tms=True)
-    for message in _provoke():
+    peer, handshake, frames = await open_atmosphere(ctx, tms=True)
+    # The edges of blankness too: a leading space before text is no blank message (it needs
+    # its prefix), an empty one is (an echoing application shows both).
+    for message in [*_provoke(), " " + _NON_ASCII_PROBE, ""]:
         await peer.send(message)
     frames += await peer.collect(ctx.options.settle)
+    _check_alive("after the kit's messages", peer)
     await peer.close()
+    if handshake is not None:
+        # The other route: what the server writes first when the client comes back with
+        # its tracking id (the Java server: blank padding, which may go unprefixed).
+        again = await ctx.open(open_url(ctx, tms=True, tracking_id=handshake.uuid))
+        frames += await again.collect(ctx.options.reply_wait, until=lambda item: True)
+        frames += await again.collect(ctx.options.settle)
+        await again.close()
     every = Findings()
     lengths = Findings()
     non_ascii = 0
@@ -339,7 +369,7 @@ async def tms_prefixes(ctx: Ctx) -> dict[str, Outcome]:
         if not frame.isascii():
             non_ascii += 1
         lengths.expect(problem is None, f"{problem} in {frame[:60]!r}")
-    every.note(f"{len(frames)} frame(s)")
+    every.note(f"{len(frames)} frame(s), those after a reconnect included")
     results = {"atmosphere.tms.every-write-prefixed": every.outcome()}
     if lengths.problems or non_ascii:
         lengths.note(f"{non_ascii} non-ASCII message(s) correctly prefixed")
@@ -358,7 +388,11 @@ async def tms_blank_unprefixed(ctx: Ctx) -> Outcome:
     await peer.close()
     again = await ctx.open(open_url(ctx, tms=True, tracking_id=handshake.uuid))
     frames = await again.collect(ctx.options.settle)
+    # A blank message: an echoing application writes it back, blank.
+    await again.send("  \t ")
+    frames += await again.collect(ctx.options.settle)
     await again.close()
+    seen = []
     for frame in frames:
         if not isinstance(frame, str):
             continue
@@ -366,8 +400,13 @@ async def tms_blank_unprefixed(ctx: Ctx) -> Outcome:
         if match is not None and blank(frame[match.end() :]):
             return Outcome(False, f"blank write sent with a prefix: {frame[:16]!r}...")
         if blank(frame):
-            return Outcome(True, f"blank frame of {len(frame)} characters, unprefixed")
-    return unsupported("no blank write observed (looked at the frames after a reconnect)")
+            seen.append(f"blank frame of {len(frame)} characters, unprefixed")
+    if seen:
+        return Outcome(True, "; ".join(seen))
+    return unsupported(
+        "no blank write observed (looked at the frames after a reconnect, and at the answer "
+        "to a blank message)"
+    )
 
 
 # -- §4: heartbeats ----------------------------------------------------------------------------
@@ -383,6 +422,7 @@ async def heartbeat_swallowed(ctx: Ctx) -> Outcome:
     frames = await peer.collect(ctx.options.settle)
     answers = _application(frames, handshake.padding)
     still_open = peer.is_open
+    _check_alive("after the kit's heartbeat", peer)
     await peer.close()
     findings = Findings()
     findings.expect(not answers, f"the heartbeat drew {answers[:2]!r}")
@@ -395,10 +435,21 @@ PLAUSIBLE_INTERVAL_MS = (1000, 3_600_000)
 client would flood the server) to 1 h (its timeout would never catch a dead link)."""
 
 
+SHORT_ASK = 1
+"""The X-Heartbeat-Server value (seconds) of the "short" connection: below most servers'
+interval (it may not shorten it), above a quick test server's (it must lengthen it)."""
+
+
+def _short_window(wait: float) -> float:
+    """How long the "short" connection is watched: long enough for a heartbeat at
+    :data:`SHORT_ASK` seconds, with a margin, when ``wait`` is shorter."""
+    return max(wait, 2.0 * SHORT_ASK)
+
+
 def _idle(options: ProbeOptions) -> float:
     if options.idle_wait > SLOW_LIMIT and not options.slow:
         return 0.0
-    return options.idle_wait + 2 * options.settle
+    return _short_window(options.idle_wait) + 2 * options.settle
 
 
 @server_probe(
@@ -418,20 +469,23 @@ async def idle_heartbeats(ctx: Ctx) -> dict[str, Outcome]:
     prefixed, prefixed_hs = await handshake_of(ctx, tms=True)
     silent, silent_hs = await handshake_of(ctx, heartbeat_server=0)
     # "chatty": the kit keeps writing, the server does not: its heartbeat counts from its own
-    # last write, so it must still come.  "short": asks for 1 s, which may not shorten it.
+    # last write, so it must still come.  "short": asks for 1 s, which may not shorten it,
+    # and must lengthen a shorter one (heartbeats still come, at most 1 s apart).
     chatty, chatty_hs = await handshake_of(ctx)
-    short, short_hs = await handshake_of(ctx, heartbeat_server=1)
+    short, short_hs = await handshake_of(ctx, heartbeat_server=SHORT_ASK)
+    peers = (plain, prefixed, silent, chatty, short)
     seen: dict[str, list[Item]] = {}
     first_beat: dict[str, float] = {}
     started = trio.current_time()
+    beat = f"{utf16_len(prefixed_hs.padding)}|{prefixed_hs.padding}"
 
-    async def watch(name: str, peer: Peer, stop: str | None) -> None:
+    async def watch(name: str, peer: Peer, stop: str | None, window: float = wait) -> None:
         def until(item: Item) -> bool:
             if item == stop and name not in first_beat:
                 first_beat[name] = trio.current_time() - started
             return item == stop
 
-        seen[name] = await peer.collect(wait, until=None if stop is None else until)
+        seen[name] = await peer.collect(window, until=None if stop is None else until)
 
     async def chatter(peer: Peer, padding: str) -> None:
         if chatty_hs.interval_ms <= 0:
@@ -443,18 +497,25 @@ async def idle_heartbeats(ctx: Ctx) -> dict[str, Outcome]:
     def name_open(peer: Peer) -> bool:
         return peer.is_open and trio.current_time() - started < wait
 
-    beat = f"{utf16_len(prefixed_hs.padding)}|{prefixed_hs.padding}"
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch, "plain", plain, plain_hs.padding)
-        nursery.start_soon(watch, "prefixed", prefixed, None)
+        nursery.start_soon(watch, "prefixed", prefixed, beat)
         nursery.start_soon(watch, "silent", silent, None)
         nursery.start_soon(watch, "chatty", chatty, chatty_hs.padding)
-        nursery.start_soon(watch, "short", short, short_hs.padding)
+        nursery.start_soon(watch, "short", short, short_hs.padding, _short_window(wait))
         nursery.start_soon(chatter, chatty, chatty_hs.padding)
-    for peer in (plain, prefixed, silent, chatty, short):
+    own = first_beat.get("plain")
+    if own is not None and "prefixed" not in first_beat and prefixed.is_open:
+        # Opened after the plain one, its heartbeat may be due a moment later.
+        more = await prefixed.collect(ctx.options.settle, until=lambda item: item == beat)
+        seen["prefixed"] += more
+    _check_alive("while the kit waited for its heartbeats", *peers)
+    for peer in peers:
         await peer.close()
     results: dict[str, Outcome] = {}
     idle = Findings()
+    frames = seen["prefixed"]
+    prefixed_beat = beat in frames or prefixed_hs.padding in frames
     if idle.expect(
         plain_hs.padding in seen["plain"],
         f"no heartbeat {plain_hs.padding!r} within {wait} s of silence",
@@ -465,32 +526,50 @@ async def idle_heartbeats(ctx: Ctx) -> dict[str, Outcome]:
             f"no heartbeat within {wait} s while the kit kept writing and the server did not: "
             "the server counts inactivity from its last read, not its last write",
         )
+        idle.expect(
+            prefixed_beat,
+            f"no heartbeat within {wait} s on the connection with TrackMessageSize, while the "
+            f"one without had its heartbeat after {first_beat.get('plain', 0):.1f} s",
+        )
+    if own is not None and own < SHORT_ASK:
+        window = _short_window(wait)
+        idle.expect(
+            short_hs.padding in seen["short"],
+            f"no heartbeat within {window:g} s with X-Heartbeat-Server={SHORT_ASK}, longer than "
+            f"the server's own interval ({own:.1f} s): a longer interval must still bring "
+            "heartbeats, at most that far apart",
+        )
     results["atmosphere.heartbeat.server-idle-heartbeat"] = idle.outcome()
-    frames = seen["prefixed"]
     if beat in frames:
         results["atmosphere.tms.heartbeat-prefixed"] = Outcome(True, f"heartbeat {beat!r}")
     elif prefixed_hs.padding in frames:
         results["atmosphere.tms.heartbeat-prefixed"] = Outcome(
             False, f"heartbeat {prefixed_hs.padding!r} sent without its prefix {beat!r}"
         )
+    elif own is not None:
+        results["atmosphere.tms.heartbeat-prefixed"] = Outcome(
+            False,
+            f"no heartbeat {beat!r} within {wait} s with TrackMessageSize, while the "
+            f"connection without it had its heartbeat after {own:.1f} s",
+        )
     else:
         results["atmosphere.tms.heartbeat-prefixed"] = unsupported(f"no heartbeat within {wait} s")
     request = Findings()
     beats = [f for f in seen["silent"] if f == silent_hs.padding]
     request.expect(not beats, f"{len(beats)} heartbeat(s) despite X-Heartbeat-Server=0")
-    own = first_beat.get("plain")
     quick = first_beat.get("short")
-    if own is not None and own > 1.5:
+    if own is not None and own > 1.5 * SHORT_ASK:
         request.expect(
             quick is None or quick >= 0.7 * own,
-            f"X-Heartbeat-Server=1 brought the heartbeat after {quick or 0:.1f} s instead of "
-            f"the server's {own:.1f} s: a client may lengthen it, never shorten it",
+            f"X-Heartbeat-Server={SHORT_ASK} brought the heartbeat after {quick or 0:.1f} s "
+            f"instead of the server's {own:.1f} s: a client may lengthen it, never shorten it",
         )
-    elif own is not None and own < 1.0 and wait >= 1.5:
+    elif own is not None and own < SHORT_ASK:
         request.expect(
             quick is not None,
-            f"no heartbeat within {wait:g} s with X-Heartbeat-Server=1 while the server's own "
-            f"interval is {own:.1f} s: a longer interval must still bring heartbeats",
+            f"no heartbeat within {_short_window(wait):g} s with X-Heartbeat-Server="
+            f"{SHORT_ASK} while the server's own interval is {own:.1f} s: a longer interval "
+            "must still bring heartbeats",
         )
     else:
         request.note("the server's own interval is not above 1.5 s: shortening not tried")

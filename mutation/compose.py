@@ -10,6 +10,7 @@ import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -25,7 +26,7 @@ from trackwire.conformance import (
 )
 from trackwire.conformance._probes import ProbeOptions
 from trackwire.conformance._probes_client import CLOSE_SIGNAL, RAW_SIGNAL, SIGNAL_NAME
-from trackwire.conformance._report import Report
+from trackwire.conformance._report import CaseResult, Report
 from trackwire.conformance._runner import run_client_cases_async, run_server_cases_async
 from trackwire.drivers.trio import GaveUp, ReconnectFailed, Server, connect, itrack_login, serve
 from trackwire.fleetfreedom import (
@@ -80,12 +81,16 @@ async def _serving(
 
 
 def _itrack_factory(app: ITrackReference) -> Callable[[UpgradeRequest], ITrackServer | Refuse]:
-    """The reference iTrack server with a quick server heartbeat (0.5 s)."""
+    """The reference iTrack server with a quick server heartbeat (0.5 s) and an idle-resource
+    limit (10 s, longer than any silence of the kit: a configured limit changes nothing a
+    conforming client sees)."""
 
     def factory(request: UpgradeRequest) -> ITrackServer | Refuse:
         if request.target.split("?", 1)[0].rstrip("/") != "/v2/event/subscription":
             return Refuse(404)
-        link = AtmosphereServer(request.target, heartbeat_interval_ms=30000, server_heartbeat=0.5)
+        link = AtmosphereServer(
+            request.target, heartbeat_interval_ms=30000, server_heartbeat=0.5, idle_timeout=10.0
+        )
         core = ITrackServer(request.target, app.directory, transport=link)
         app.connections[core] = None
         return core
@@ -106,13 +111,55 @@ def _fleetfreedom_factory(
     return factory
 
 
+def _echo_factory(request: UpgradeRequest) -> AtmosphereServer | Refuse:
+    """A plain Atmosphere endpoint on the core's defaults (the Java server's: no client
+    heartbeat, padding X, a server heartbeat after 60 s, no idle limit)."""
+    if request.target.split("?", 1)[0].rstrip("/") != "/echo":
+        return Refuse(404)
+    return AtmosphereServer(request.target)
+
+
+def _echo(conn: Any, event: Event) -> None:
+    """The echo application: every message goes back as it came (sent as an application
+    does, without a time)."""
+    if isinstance(event, Message) and isinstance(conn.core, AtmosphereServer):
+        conn.core.send(event.data)
+        conn.flush()
+
+
+_RANK = (Verdict.FAILED, Verdict.NON_STRICT, Verdict.ERROR, Verdict.OK, Verdict.UNSUPPORTED)
+
+
+def _merged(first: Report, second: Report) -> Report:
+    """One report of two subjects: per case, the worse verdict (a case judged OK on one and
+    UNSUPPORTED on the other is OK)."""
+    others = {r.id: r for r in second.results}
+    results: list[CaseResult] = []
+    for result in first.results:
+        other = others.get(result.id, result)
+        results.append(min(result, other, key=lambda r: _RANK.index(r.verdict)))
+    return Report(first.protocol, first.role, f"{first.subject} and {second.subject}", results)
+
+
 async def judge_atmosphere_server() -> Report:
+    """Two subjects: the reference iTrack server, and an echo application on the core's
+    defaults (which also sends back what the iTrack application never writes)."""
     app = ITrackReference(demo_fleet(3, rate=10))
     async with _serving(app, _itrack_factory(app), http=True) as server:
         url = f"http://127.0.0.1:{server.port}/v2/event/subscription"
-        return await run_server_cases_async(
+        itrack = await run_server_cases_async(
             url, "atmosphere", timeout=TIMEOUT, options=SERVER_OPTIONS
         )
+    async with trio.open_nursery() as nursery:
+        echo_server: Server[Any] = await nursery.start(
+            functools.partial(serve, _echo_factory, "127.0.0.1", 0, on_event=_echo)
+        )
+        url = f"http://127.0.0.1:{echo_server.port}/echo"
+        # The default idle wait: its 60-second heartbeat is for --slow (UNSUPPORTED here).
+        options = replace(SERVER_OPTIONS, idle_wait=ProbeOptions().idle_wait)
+        echo = await run_server_cases_async(url, "atmosphere", timeout=TIMEOUT, options=options)
+        nursery.cancel_scope.cancel()
+    return _merged(itrack, echo)
 
 
 async def judge_itrack_server() -> Report:

@@ -1,6 +1,7 @@
 """Heartbeat faults the kit catches: a server heartbeat that a client's small
-X-Heartbeat-Server shortens, one counted from the last read instead of the last write, an
-implausible client interval in the handshake."""
+X-Heartbeat-Server shortens, one counted from the last read instead of the last write, one
+missing with TrackMessageSize, one stopped instead of lengthened, a server failing (1011) on
+its heartbeat or on a client's message, an implausible client interval in the handshake."""
 
 from __future__ import annotations
 
@@ -116,3 +117,64 @@ async def test_a_heartbeat_stopped_instead_of_lengthened_fails() -> None:
     assert "a longer interval must still bring heartbeats" in result.details
     reference = await _judge(AtmosphereServer, "atmosphere.heartbeat.server-interval-*", options)
     assert reference.result("atmosphere.heartbeat.server-interval-request").verdict is Verdict.OK
+
+
+async def test_a_heartbeat_stopped_instead_of_lengthened_fails_the_idle_heartbeat() -> None:
+    # The MUST: after at most the longer X-Heartbeat-Server value the server writes its
+    # heartbeat; the kit watches that connection long enough even with a 1 s idle wait.
+    report = await _judge(StopsWhenLengthened, "atmosphere.heartbeat.server-idle-*", FAST)
+    result = report.result("atmosphere.heartbeat.server-idle-heartbeat")
+    assert result.verdict is Verdict.FAILED
+    assert "X-Heartbeat-Server=1" in result.details
+
+
+class NoHeartbeatWithTrackMessageSize(AtmosphereServer):
+    """Sends its heartbeat only to clients without TrackMessageSize."""
+
+    def __init__(self, request: Any, **settings: Any) -> None:
+        super().__init__(request, **settings)
+        if self.track_message_length:
+            self.server_heartbeat = 0.0
+
+
+async def test_a_heartbeat_missing_with_track_message_size_fails() -> None:
+    report = await _judge(NoHeartbeatWithTrackMessageSize, "atmosphere.*heartbeat*", FAST)
+    prefixed = report.result("atmosphere.tms.heartbeat-prefixed")
+    assert prefixed.verdict is Verdict.FAILED
+    assert "had its heartbeat after" in prefixed.details
+    idle = report.result("atmosphere.heartbeat.server-idle-heartbeat")
+    assert idle.verdict is Verdict.FAILED
+    assert "with TrackMessageSize" in idle.details
+
+
+class FailsAfterItsHeartbeat(AtmosphereServer):
+    """Raises once it has written a heartbeat (the driver ends the connection with 1011)."""
+
+    def handle_timer(self, now: float) -> None:
+        before = len(self._out)
+        super().handle_timer(now)
+        if len(self._out) > before and self.request.heartbeat_server is None:
+            raise RuntimeError("a broken heartbeat")
+
+
+async def test_a_server_failing_after_its_heartbeat_fails() -> None:
+    report = await _judge(FailsAfterItsHeartbeat, "atmosphere.*heartbeat*", FAST)
+    result = report.result("atmosphere.heartbeat.server-idle-heartbeat")
+    assert result.verdict is Verdict.FAILED
+    assert "1011 (internal error)" in result.details
+
+
+class FailsOnMessages(AtmosphereServer):
+    """Raises on any client frame but its heartbeat."""
+
+    def receive(self, data: str, now: float) -> None:
+        super().receive(data, now)
+        if data != self.padding:
+            raise RuntimeError("a broken server core")
+
+
+async def test_a_server_failing_on_a_message_fails() -> None:
+    report = await _judge(FailsOnMessages, "atmosphere.handshake.once", FAST)
+    result = report.result("atmosphere.handshake.once")
+    assert result.verdict is Verdict.FAILED
+    assert "1011 (internal error)" in result.details

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import trio
 
-from trackwire.atmosphere import AtmosphereServer
+from trackwire import Event
+from trackwire.atmosphere import AtmosphereServer, Message, ServerState
 from trackwire.conformance import (
     CATALOGUE,
     FleetFreedomReference,
@@ -103,6 +104,29 @@ def itrack_factory(
     return factory
 
 
+@asynccontextmanager
+async def echo_serving(
+    transport: type[AtmosphereServer] = AtmosphereServer,
+) -> AsyncIterator[str]:
+    """A plain Atmosphere endpoint on the core's defaults (no client heartbeat, padding X;
+    a quick server heartbeat) whose application sends every message back; its URL."""
+
+    def factory(request: UpgradeRequest) -> AtmosphereServer:
+        return transport(request.target, server_heartbeat=0.5)
+
+    def echo(conn: Any, event: Event) -> None:
+        if isinstance(event, Message):
+            conn.core.send(event.data)
+            conn.flush()
+
+    async with trio.open_nursery() as nursery:
+        server: Server[Any] = await nursery.start(
+            functools.partial(serve, factory, "127.0.0.1", 0, on_event=echo)
+        )
+        yield f"http://127.0.0.1:{server.port}/echo"
+        nursery.cancel_scope.cancel()
+
+
 def fleetfreedom_factory(
     app: FleetFreedomReference, core: type[FleetFreedomServer] = FleetFreedomServer
 ) -> Callable[[UpgradeRequest], FleetFreedomServer | Accept[FleetFreedomServer]]:
@@ -146,6 +170,18 @@ async def test_reference_itrack_passes_every_probed_atmosphere_case() -> None:
     assert_probed_musts_pass(report)
     assert {r.id for r in report.results} == {c.id for c in CATALOGUE if c.protocol ==
                                               "atmosphere" and c.role != "client"}  # fmt: skip
+
+
+async def test_an_echo_on_the_core_defaults_passes_every_probed_atmosphere_case() -> None:
+    async with echo_serving() as url:
+        report = await run_server_cases_async(url, "atmosphere", timeout=TIMEOUT, options=FAST)
+    not_ok = {r.id: r.verdict for r in report.results if r.verdict is not Verdict.OK}
+    # No client heartbeat announced (the core's default): nothing to swallow.
+    assert not_ok == {"atmosphere.heartbeat.server-swallows-padding": Verdict.UNSUPPORTED}
+    # What only an echo shows: non-ASCII text, blank writes, a message with a leading space.
+    assert report.result("atmosphere.tms.utf16-length").details.startswith("3 non-ASCII")
+    assert "answer" not in report.result("atmosphere.tms.blank-unprefixed").details
+    assert report.result("atmosphere.tms.blank-unprefixed").details.count("unprefixed") == 2
 
 
 async def test_reference_itrack_passes_every_probed_itrack_case() -> None:
@@ -230,9 +266,24 @@ class ByteLengths(AtmosphereServer):
         return message
 
 
+class TextOnReconnect(AtmosphereServer):
+    """Greets a returning client with a text of its own, unprefixed even with TrackMessageSize
+    (where the Java server writes blank padding, which may go unprefixed)."""
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        if self.request.is_reconnect:
+            self._out = ["welcome back\n"]
+
+
 @pytest.mark.parametrize(
     ("mutant", "failing", "unharmed"),
     [
+        (
+            TextOnReconnect,
+            "atmosphere.tms.every-write-prefixed",
+            ["atmosphere.reconnect.first-frame", "atmosphere.reconnect.no-handshake"],
+        ),
         (
             HandshakeOnReconnect,
             "atmosphere.reconnect.no-handshake",
@@ -284,6 +335,75 @@ async def test_a_server_failing_every_upgrade_fails_once_and_blocks_the_rest() -
     assert {r.blocked_by for r in later} == {first.id}
     assert all(r.verdict is Verdict.FAILED or r.blocked_by for r in report.results)
     assert report.exit_code == 1
+
+
+class LeadingSpaceUnprefixed(AtmosphereServer):
+    """Takes any message starting with a space for blank, and leaves it unprefixed."""
+
+    def _frame(self, message: str) -> str:
+        if message.startswith(" "):
+            return message
+        return super()._frame(message)
+
+
+class FailsOnEmptyWrites(AtmosphereServer):
+    """Raises when its application writes an empty message."""
+
+    def send(self, item: str, now: float | None = None) -> None:
+        if not item:
+            raise RuntimeError("a broken server core")
+        super().send(item, now)
+
+
+class PrefixesBlankWrites(AtmosphereServer):
+    """Prefixes application writes even when they are blank."""
+
+    def _frame(self, message: str) -> str:
+        if self.track_message_length and message:
+            return f"{len(message)}|{message}"
+        return message
+
+
+@pytest.mark.parametrize(
+    ("mutant", "case", "verdict", "words"),
+    [
+        (LeadingSpaceUnprefixed, "every-write-prefixed", Verdict.FAILED, "' trackwire"),
+        (FailsOnEmptyWrites, "every-write-prefixed", Verdict.FAILED, "1011 (internal error)"),
+        (PrefixesBlankWrites, "blank-unprefixed", Verdict.NON_STRICT, "'4|  \\t '"),
+    ],
+)
+async def test_broken_framing_of_echoed_messages_is_caught(
+    mutant: type[AtmosphereServer], case: str, verdict: Verdict, words: str
+) -> None:
+    async with echo_serving(mutant) as url:
+        report = await run_server_cases_async(
+            url, "atmosphere", cases="atmosphere.tms.*", timeout=TIMEOUT, options=FAST
+        )
+    result = report.result(f"atmosphere.tms.{case}")
+    assert result.verdict is verdict
+    assert words in result.details
+
+
+class CrashesWhenOpened(AtmosphereServer):
+    """Raises when asked for its state, so the driver drops the connection before answering
+    the upgrade."""
+
+    @property
+    def state(self) -> ServerState:
+        raise RuntimeError("a broken server core")
+
+
+async def test_a_server_dropping_every_upgrade_fails_rather_than_errs() -> None:
+    app = ITrackReference(demo_fleet(2))
+    async with serving(app, itrack_factory(app, CrashesWhenOpened)) as port:
+        url = f"http://127.0.0.1:{port}/v2/event/subscription"
+        report = await run_server_cases_async(
+            url, "atmosphere", cases="atmosphere.handshake.*", timeout=TIMEOUT, options=FAST
+        )
+    first = report.results[0]
+    assert first.verdict is Verdict.FAILED
+    assert "closed before the handshake response" in first.details
+    assert all(r.verdict is Verdict.FAILED or r.blocked_by for r in report.results)
 
 
 def test_byte_lengths_are_named_in_the_details() -> None:
