@@ -679,6 +679,13 @@ _FLEETFREEDOM = (
           "sessionEnded makes the client close for good.",
           "After sessionEnded {} the client closes the socket and does not reconnect.",
           "sessionEnded (the client must then close and must not reconnect)"),
+    _case("fleetfreedom.session.session-ended", "§2", _M, "server",
+          "A session ended on the server side is told with sessionEnded.",
+          "When the operator ends a user's sessions, each of its connections gets sessionEnded "
+          "and nothing more of its subscriptions, its ghostId no longer resumes, and another "
+          "user's session goes on.",
+          "The server pushes news about the session itself: sessionEnded (the client must then "
+          "close and must not reconnect)"),
     _case("fleetfreedom.session.datetimes", "§2", _M, "server",
           "Datetimes are ISO 8601 UTC with milliseconds.",
           "serverTime, expiry and every other datetime look like 2018-04-12T16:13:00.000Z.",
@@ -723,6 +730,14 @@ _FLEETFREEDOM = (
           "merge<Type> with a v older than the stored one answers merge<Type>Response errorCode "
           "6 (wrongVersionKey) and leaves the object unchanged.",
           "A merge whose v is stale is refused with errorCode 6 (wrongVersionKey)"),
+    _case("fleetfreedom.commands.merge", "§3", _M, "server",
+          "merge<Type> creates or changes an object and answers its id and company.",
+          "mergeAsset without an id (with company and kind) creates an asset and answers "
+          "mergeAssetResponse {\"asset\":{\"id\":N,\"company\":C}}; a merge of it with its "
+          "current v answers the same, getAsset then shows the change with a higher version in "
+          "the changed piece's slot, and subscribers get each changed piece as "
+          "<piece>Merged holding that piece's fields (§6); removeAsset then removes it.",
+          "The answer is merge<Type>Response {\"<type>\": {\"id\": N, \"company\": C}}."),
     # §4 Subscriptions and sync messages
     _case("fleetfreedom.subscriptions.subscribe", "§4", _M, "server",
           "subscribe is answered and takes effect for that company.",

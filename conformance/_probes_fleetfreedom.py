@@ -13,6 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import trio
@@ -90,6 +91,47 @@ def _datetimes(value: Any, path: str = "") -> list[tuple[str, str]]:
     elif isinstance(value, str) and _DATETIME_LIKE.match(value):
         found.append((path, value))
     return found
+
+
+_KEEPALIVE = 5 * 60.0
+"""A session must outlive the client's keep-alive silence (spec §2: noop once about 5 minutes
+have passed in silence)."""
+
+
+def _seconds(value: object) -> float | None:
+    """A wire datetime (2018-04-12T16:13:00.000Z) as POSIX seconds, or ``None``."""
+    if not (isinstance(value, str) and _DATETIME.fullmatch(value)):
+        return None
+    stamp = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return stamp.timestamp()
+
+
+def _session_expiry(findings: Findings, name: str, body: dict[str, Any]) -> None:
+    """A logged-in answer's expiry lies after serverTime by the session's idle timeout: the
+    policy's expireTimeout (minutes) when it names one, else at least the keep-alive silence."""
+    start, end = _seconds(body.get("serverTime")), _seconds(body.get("expiry"))
+    if start is None or end is None:
+        findings.expect(False, f"{name} serverTime/expiry are no datetimes: {body!r:.160}")
+        return
+    policy = body.get("sessionPolicy")
+    minutes = policy.get("expireTimeout") if isinstance(policy, dict) else None
+    if isinstance(minutes, (int, float)) and not isinstance(minutes, bool) and minutes > 0:
+        findings.expect(
+            abs(end - start - minutes * 60.0) <= 60.0,
+            f"{name} expiry is {end - start:.0f} s after serverTime, the policy's expireTimeout "
+            f"{minutes} min",
+        )
+    else:
+        findings.expect(
+            end - start >= _KEEPALIVE,
+            f"{name} expiry is {end - start:.0f} s after serverTime: the session dies before "
+            "the client's 5-minute keep-alive",
+        )
+    for field_name in _SESSION_FIELDS:
+        findings.expect(
+            isinstance(body.get(field_name), dict),
+            f"{name} {field_name} {body.get(field_name)!r:.60} is no JSON object",
+        )
 
 
 class FleetFreedomSession:
@@ -337,6 +379,11 @@ async def session_walk(ctx: Ctx) -> dict[str, Outcome]:
         fields.expect(isinstance(body.get("serverTime"), str), "no serverTime")
         fields.expect(_is_guid(body.get("ghostId")), f"ghostId {body.get('ghostId')!r} no GUID")
         fields.expect(isinstance(body.get("expiry"), str), "no expiry")
+        start, end = _seconds(body.get("serverTime")), _seconds(body.get("expiry"))
+        fields.expect(
+            start is None or end is None or end >= start,
+            f"expiry {body.get('expiry')!r} is before serverTime {body.get('serverTime')!r}",
+        )
         results["fleetfreedom.session.connection-response-fields"] = fields.outcome()
     else:
         results["fleetfreedom.session.connection-response-fields"] = unsupported(
@@ -568,6 +615,17 @@ async def _foreign_findings(
             _code(got) != 0 or not (got is not None and got.get("asset")),
             f"{who}: getAsset of the other company's asset {asset!r} drew {got!r:.160}",
         )
+    made = await viewer.call(
+        "mergeAsset", {"asset": {"company": company, "kind": "vehicle", "name": _MARK}}
+    )
+    if _code(made) == 0:
+        stray = made.get("asset") if made is not None else None
+        if isinstance(stray, dict):
+            await viewer.call("removeAsset", {"asset": {"id": stray.get("id")}})
+    findings.expect(
+        type(_code(made)) is int and _code(made) != 0,
+        f"{who}: creating an asset in company {company} drew {made!r:.160}",
+    )
     listed = await viewer.call("getAssetsList", {"company": {"id": company}})
     assets = listed.get("assets") if listed is not None else None
     findings.expect(
@@ -660,6 +718,8 @@ async def login(ctx: Ctx) -> dict[str, Outcome]:
         login.expect(_code(answer) == 0, f"errorCode {_code(answer)!r}")
         for field in ("serverTime", "ghostId", "expiry", *_SESSION_FIELDS):
             login.expect(field in answer, f"no {field}")
+        if _code(answer) == 0:
+            _session_expiry(login, "loginResponse", answer)
     fields = Findings()
     if anonymous.get("errorCode") != 0:
         present = [f for f in _SESSION_FIELDS if f in anonymous]
@@ -707,6 +767,8 @@ async def resume(ctx: Ctx) -> dict[str, Outcome]:
     for field in _SESSION_FIELDS:
         again.expect(field in resumed, f"no {field} on the resumed connection")
     again.expect(_code(details) == 0, f"getSessionDetails without login drew {details!r:.120}")
+    if resumed.get("errorCode") == 0:
+        _session_expiry(again, "the resumed connectionResponse", resumed)
     results["fleetfreedom.session.resume"] = again.outcome()
     other = Findings()
     for how in ("query", "subprotocol"):
@@ -775,6 +837,61 @@ async def logout(ctx: Ctx) -> Outcome:
     return findings.outcome()
 
 
+def _ended_time(options: Any) -> float:
+    return float(options.push_wait) + 6 * float(options.reply_wait)
+
+
+@server_probe("fleetfreedom.session.session-ended", extra_time=_ended_time)
+async def session_ended(ctx: Ctx) -> Outcome:
+    operator = ctx.needs_operator("end a user's sessions")
+    username = ctx.credential("username")
+    first, answer, company = await logged_in(ctx)
+    ghost = answer.get("ghostId")
+    if not isinstance(ghost, str):
+        await first.close()
+        raise Unsupported(f"loginResponse has no ghostId: {answer!r:.160}")
+    await first.call("subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES})
+    resumed = await connect(ctx, ghost)
+    bystander: FleetFreedomSession | None = None
+    if ctx.credentials.get("second-username") is not None:
+        bystander, _ = await _second_login(ctx)
+    sessions = [s for s in (first, resumed, bystander) if s is not None]
+    try:
+        await operator.end_sessions(username)
+    except NotImplementedError as exc:
+        for session in sessions:
+            await session.close()
+        raise Unsupported(f"the operator cannot end a session: {exc}") from None
+    findings = Findings()
+    for label, session in (("the logged-in connection", first), ("the resumed one", resumed)):
+        told = any(line[0] == "sessionEnded" for line in session.seen[1:])
+        told = told or await session.wait(lambda line: line[0] == "sessionEnded",
+                                          ctx.options.reply_wait) is not None  # fmt: skip
+        findings.expect(told, f"{label} got no sessionEnded")
+    after = _pushes(await first.gather(ctx.options.push_wait))
+    findings.expect(not after, f"{len(after)} push(es) after sessionEnded")
+    details = await first.call("getSessionDetails")
+    findings.expect(
+        details is None or _code(details) != 0,
+        f"the ended session still answers getSessionDetails: {details!r:.120}",
+    )
+    if bystander is not None:
+        still = await bystander.call("getSessionDetails")
+        wrong = [line for line in bystander.seen if line[0] == "sessionEnded"]
+        findings.expect(
+            _code(still) == 0 and not wrong,
+            f"the other user's session ended too: {still!r:.120}, {len(wrong)} sessionEnded",
+        )
+    for session in sessions:
+        await session.close()
+    again = await connect(ctx, ghost)
+    code = again.connection_response.get("errorCode")
+    await again.close()
+    findings.expect(code != 0, "the ended session's ghostId still resumes it")
+    findings.note("both connections of the session were told; its ghostId no longer resumes")
+    return findings.outcome()
+
+
 @server_probe("fleetfreedom.session.get-session-details")
 async def get_session_details(ctx: Ctx) -> Outcome:
     session, _, _ = await logged_in(ctx)
@@ -788,6 +905,8 @@ async def get_session_details(ctx: Ctx) -> Outcome:
         findings.expect(_code(answer) == 0, f"errorCode {_code(answer)!r}")
         for field in ("serverTime", "ghostId", "expiry", *_SESSION_FIELDS):
             findings.expect(field in answer, f"no {field}")
+        if _code(answer) == 0:
+            _session_expiry(findings, "getSessionDetailsResponse", answer)
     return findings.outcome()
 
 
@@ -820,13 +939,28 @@ async def objects(ctx: Ctx) -> dict[str, Outcome]:
         f"getCompany of the user's company drew {company_answer!r:.160}",
     )
     one: dict[str, Any] | None = None
+    key: object = None
+    source = "listed"
     if isinstance(assets, list) and assets and isinstance(assets[0], dict):
         key = assets[0].get("id")
+    else:
+        # No asset listed: one the server pushes about the user's company is the user's to
+        # read all the same.
+        await session.call(
+            "subscribe", {"company": {"id": company}, "subscriptionTypes": ["assetAdvanced"]}
+        )
+        pushed = await session.wait(
+            lambda line: line[0] == "assetAdvancedMerged" and _company_of(line) == company,
+            ctx.options.push_wait,
+        )
+        key = pushed[1].get("id") if pushed is not None else None
+        source = "pushed"
+    if key is not None:
         answer = await session.call("getAsset", {"asset": {"id": key}})
         one = answer.get("asset") if answer is not None else None
         get.expect(
             _code(answer) == 0 and isinstance(one, dict) and one.get("id") == key,
-            f"getAsset of listed asset {key!r} drew {answer!r:.160}",
+            f"getAsset of {source} asset {key!r} of the user's company drew {answer!r:.160}",
         )
     await session.close()
     lists = Findings()
@@ -882,11 +1016,202 @@ async def stale_merge(ctx: Ctx) -> Outcome:
         f"a merge of an existing asset without v drew {unversioned!r:.160}",
     )
     now = after.get("asset") if after is not None else None
+    v = now.get("v") if isinstance(now, dict) else None
+    # notes is a field of the general piece (§6), v[0]; the other pieces may move meanwhile
+    # (a position report bumps v[1]).
     findings.expect(
-        isinstance(now, dict) and now.get("notes") != marker and now.get("v") == target["v"],
+        isinstance(now, dict) and now.get("notes") != marker
+        and isinstance(v, list) and v[:1] == target["v"][:1],
         f"the asset changed: {now!r:.160}",
-    )
+    )  # fmt: skip
     return findings.outcome()
+
+
+# The pieces of an asset (spec §6): which piece each documented field belongs to.
+_GENERAL_FIELDS = frozenset(("icon", "kind", "labels", "messagingAddress", "name", "notes",
+                             "pictures", "reference", "make", "model", "plate", "year", "vin",
+                             "colour", "serial"))  # fmt: skip
+_ADVANCED_FIELDS = frozenset(("attributes", "odometer", "places", "position", "providers",
+                              "relationships", "tags", "engineHours"))  # fmt: skip
+_MARK = "trackwire conformance"
+_PERMISSION_CODES = (4, 5, 71)
+
+
+def _merge_time(options: Any) -> float:
+    return 12 * float(options.reply_wait)
+
+
+async def _line_about(
+    session: FleetFreedomSession, since: int, name: str, key: object
+) -> dict[str, Any] | None:
+    """The first ``name`` frame about object ``key`` seen after ``session.seen[since]`` (or
+    arriving within ``reply_wait``): pushes may come before or after the command's answer."""
+
+    def about(line: Line) -> bool:
+        return line[0] == name and isinstance(line[1], dict) and line[1].get("id") == key
+
+    for line in session.seen[since:]:
+        if about(line):
+            return line[1]  # type: ignore[no-any-return]
+    found = await session.wait(about, session.ctx.options.reply_wait)
+    return None if found is None else found[1]
+
+
+def _piece_findings(
+    findings: Findings, name: str, piece: dict[str, Any] | None, sent: dict[str, Any]
+) -> int | None:
+    """Judge a pushed piece of the kit's asset against the fields ``sent``; its version."""
+    if not findings.expect(piece is not None, f"no {name} for the kit's asset"):
+        return None
+    assert piece is not None
+    own = _GENERAL_FIELDS if name == "assetGeneralMerged" else _ADVANCED_FIELDS
+    other = _ADVANCED_FIELDS if name == "assetGeneralMerged" else _GENERAL_FIELDS
+    findings.expect(
+        "id" in piece and "company" in piece, f"{name} without id and company: {piece!r:.160}"
+    )
+    for field_name, value in sent.items():
+        if field_name in own:
+            findings.expect(
+                piece.get(field_name) == value,
+                f"{name} has {field_name} {piece.get(field_name)!r}, not {value!r}",
+            )
+        elif field_name in other:
+            findings.expect(field_name not in piece, f"{name} carries {field_name} (§6)")
+    v = piece.get("v")
+    if findings.expect(
+        isinstance(v, list) and len(v) == 1 and type(v[0]) is int, f"{name} v {v!r}"
+    ):
+        assert isinstance(v, list)
+        return int(v[0])
+    return None
+
+
+@server_probe(
+    "fleetfreedom.commands.merge", "fleetfreedom.subscriptions.deleted", extra_time=_merge_time
+)
+async def merge_and_remove(ctx: Ctx) -> dict[str, Outcome]:
+    """Create an asset of the kit's own, change each of its pieces, remove it; a subscribed
+    connection watches every push about it.  Nothing of the server's own data changes."""
+    session, _, company = await logged_in(ctx)
+    subscribed = await session.call(
+        "subscribe", {"company": {"id": company}, "subscriptionTypes": _TYPES}
+    )
+    if _code(subscribed) != 0:
+        await session.close()
+        raise Unsupported(f"subscribe drew {subscribed!r:.160}")
+    existing = {a.get("id") for a in await _assets(session, company)}
+    general = {"kind": "vehicle", "name": _MARK, "notes": "created", "labels": []}
+    advanced = {"tags": ["trackwire-conformance"], "odometer": 0.5, "attributes": {},
+                "places": [], "providers": [], "relationships": [], "engineHours": 1}  # fmt: skip
+    merge, deleted = Findings(), Findings()
+    kindless = await session.call("mergeAsset", {"asset": {"company": company, "name": _MARK}})
+    if _code(kindless) == 0:
+        stray = kindless.get("asset") if kindless is not None else None
+        if isinstance(stray, dict):
+            await session.call("removeAsset", {"asset": {"id": stray.get("id")}})
+    merge.expect(
+        type(_code(kindless)) is int and _code(kindless) != 0,
+        f"creating an asset without kind drew {kindless!r:.160}",
+    )
+    since = len(session.seen)
+    created = await session.call("mergeAsset", {"asset": {"company": company, **general,
+                                                          **advanced}})  # fmt: skip
+    code = _code(created)
+    if code in _PERMISSION_CODES:
+        await session.close()
+        reason = f"the user may not create an asset (errorCode {code}), so nothing is merged"
+        cases = ("fleetfreedom.commands.merge", "fleetfreedom.subscriptions.deleted")
+        return {case: unsupported(reason) for case in cases}
+    ref = created.get("asset") if created is not None else None
+    key = ref.get("id") if isinstance(ref, dict) else None
+    if not merge.expect(
+        code == 0 and isinstance(ref, dict) and ref.get("company") == company
+        and key is not None and not isinstance(key, (dict, list)) and key not in existing,
+        f"creating an asset (company and kind given) drew {created!r:.200}",
+    ):  # fmt: skip
+        await session.close()
+        return {
+            "fleetfreedom.commands.merge": merge.outcome(),
+            "fleetfreedom.subscriptions.deleted": unsupported("no asset of the kit's to remove"),
+        }
+    removed = False
+    try:
+        versions = [
+            _piece_findings(merge, name, await _line_about(session, since, name, key), sent)
+            for name, sent in (("assetGeneralMerged", {**general, **advanced}),
+                               ("assetAdvancedMerged", {**general, **advanced}))
+        ]  # fmt: skip
+        answer = await session.call("getAsset", {"asset": {"id": key}})
+        stored = answer.get("asset") if answer is not None else None
+        v = stored.get("v") if isinstance(stored, dict) else None
+        if merge.expect(
+            _code(answer) == 0 and isinstance(stored, dict) and stored.get("name") == _MARK
+            and isinstance(v, list) and len(v) >= 2 and all(type(x) is int for x in v),
+            f"getAsset of the created asset {key!r} drew {answer!r:.200}",
+        ):  # fmt: skip
+            assert isinstance(v, list)
+            for slot, version in enumerate(versions):
+                merge.expect(
+                    version is None or v[slot] == version,
+                    f"getAsset shows v {v}, the pushed piece {slot} had version {version}",
+                )
+            steps: tuple[dict[str, Any], ...] = ({"notes": "changed"}, {"tags": ["trackwire-x"]})
+            for slot, changes in enumerate(steps):
+                name = "assetGeneralMerged" if slot == 0 else "assetAdvancedMerged"
+                since = len(session.seen)
+                done = await session.call("mergeAsset", {"asset": {"id": key, "v": v, **changes}})
+                merge.expect(
+                    _code(done) == 0
+                    and done is not None
+                    and done.get("asset") == {"id": key, "company": company},
+                    f"a merge of {changes} at the current v {v} drew {done!r:.200}",
+                )
+                version = _piece_findings(
+                    merge, name, await _line_about(session, since, name, key), changes
+                )
+                after = await session.call("getAsset", {"asset": {"id": key}})
+                now = after.get("asset") if after is not None else None
+                new_v = now.get("v") if isinstance(now, dict) else None
+                good = (
+                    isinstance(now, dict)
+                    and all(now.get(k) == value for k, value in changes.items())
+                    and isinstance(new_v, list)
+                    and len(new_v) == len(v)
+                    and all(type(x) is int for x in new_v)
+                    and new_v[slot] > v[slot]
+                    and (version is None or new_v[slot] == version)
+                )
+                if not merge.expect(good, f"after merging {changes} at v {v}: {after!r:.200}"):
+                    break
+                assert isinstance(new_v, list)
+                v = new_v
+        since = len(session.seen)
+        gone = await session.call("removeAsset", {"asset": {"id": key}})
+        removed = _code(gone) == 0
+        merge.expect(
+            removed and gone is not None and gone.get("asset") == {"id": key, "company": company},
+            f"removeAsset of the kit's asset drew {gone!r:.160}",
+        )
+        pushed = await _line_about(session, since, "assetDeleted", key)
+        deleted.expect(
+            pushed is not None and pushed.get("company") == company,
+            f"removing subscribed asset {key!r} pushed {pushed!r:.160}, not assetDeleted "
+            f"{{id, company}}",
+        )
+        again = await session.call("getAsset", {"asset": {"id": key}})
+        merge.expect(
+            type(_code(again)) is int and _code(again) != 0,
+            f"getAsset of the removed asset drew {again!r:.160}",
+        )
+    finally:
+        if not removed:
+            await session.send("removeAsset", {"asset": {"id": key}})
+        await session.close()
+    merge.note(f"asset {key!r} created, both pieces merged and pushed, then removed")
+    return {
+        "fleetfreedom.commands.merge": merge.outcome(),
+        "fleetfreedom.subscriptions.deleted": deleted.outcome(),
+    }
 
 
 # -- §4: subscriptions -------------------------------------------------------------------------

@@ -121,3 +121,82 @@ async def test_renamed_pushes_fail_instead_of_being_unsupported(
     result = report.result("fleetfreedom.subscriptions.piece-messages")
     assert result.verdict is Verdict.FAILED
     assert "assetAdvancedUpdated" in result.details
+
+
+class MergesSilently(FleetFreedomServer):
+    """Answers merges and creations but pushes nothing of them."""
+
+    def _publish_pieces(self, object_type: str, obj: Any, slots: Any) -> None:
+        return None
+
+
+class PushesWholeObjects(FleetFreedomServer):
+    """Pushes every field of a changed object in each piece, not the piece's own fields."""
+
+    def _publish_pieces(self, object_type: str, obj: Any, slots: Any) -> None:
+        names = ("GeneralMerged", "AdvancedMerged", "DispatchMerged")
+        for slot in slots:
+            body = {**obj, "v": [obj["v"][slot]]}
+            self.hub.publish(object_type + names[slot], obj["company"], body)
+
+
+class RemovesSilently(FleetFreedomServer):
+    """Removes objects without pushing <objectType>Deleted."""
+
+    def _object_remove(self, name: str, body: dict[str, Any], req_id: object, kind: str) -> None:
+        hub: Any = self.hub
+        hub.publish = lambda *args: []
+        try:
+            super()._object_remove(name, body, req_id, kind)
+        finally:
+            del hub.publish
+
+
+@pytest.mark.parametrize(
+    ("core", "failed", "found"),
+    [
+        (MergesSilently, "fleetfreedom.commands.merge", "no assetGeneralMerged"),
+        (PushesWholeObjects, "fleetfreedom.commands.merge", "assetGeneralMerged carries tags"),
+        (RemovesSilently, "fleetfreedom.subscriptions.deleted", "not assetDeleted"),
+    ],
+)
+async def test_merge_faults_fail(
+    fleetfreedom: ReferenceServer, core: type[FleetFreedomServer], failed: str, found: str
+) -> None:
+    _serve(fleetfreedom, core)
+    objects = dict(fleetfreedom.app.hub.store.objects)
+    report = await _judge(fleetfreedom, "fleetfreedom.[cs][ou][mb]*")
+    result = report.result(failed)
+    # deleted is a SHOULD case: its failure is NON-STRICT.
+    assert result.verdict in (Verdict.FAILED, Verdict.NON_STRICT)
+    assert result.verdict is Verdict.FAILED or failed.endswith(".deleted")
+    assert found in result.details
+    # The kit's own asset is gone again, whatever the fault.
+    assert fleetfreedom.app.hub.store.objects.keys() == objects.keys()
+
+
+async def test_the_reference_passes_the_merge_cases(fleetfreedom: ReferenceServer) -> None:
+    objects = dict(fleetfreedom.app.hub.store.objects)
+    report = await _judge(fleetfreedom, "fleetfreedom.[cs][ou][mb]*")
+    found = {r.id: (r.verdict, r.details) for r in report.results}
+    for case in ("fleetfreedom.commands.merge", "fleetfreedom.subscriptions.deleted"):
+        assert found[case][0] is Verdict.OK, found[case]
+    assert fleetfreedom.app.hub.store.objects.keys() == objects.keys()
+
+
+class ShortSessions(FleetFreedomServer):
+    """Tells clients their session expires a minute after the last command."""
+
+    def _session_fields(self, session: Any) -> dict[str, Any]:
+        fields = super()._session_fields(session)
+        fields["expiry"] = self.hub.datetime(self._now + 60.0)
+        return fields
+
+
+async def test_a_session_dying_before_the_keepalive_fails(fleetfreedom: ReferenceServer) -> None:
+    _serve(fleetfreedom, ShortSessions)
+    report = await _judge(fleetfreedom, "fleetfreedom.session.[lgr]*")
+    for case in ("login", "get-session-details", "resume"):
+        result = report.result(f"fleetfreedom.session.{case}")
+        assert result.verdict is Verdict.FAILED, (case, result.details)
+        assert "before the client's 5-minute keep-alive" in result.details

@@ -81,3 +81,53 @@ async def test_a_server_whose_subscriptions_outlive_the_session_fails(
     assert result.verdict is Verdict.FAILED
     assert "no logout event" in result.details
     assert "after the logout event" in result.details
+
+
+FF_ACCOUNTS = {
+    "username": "demo@example.com",
+    "password": "demo",
+    "second_username": "other@example.com",
+    "second_password": "other",
+}
+
+
+@pytest.fixture
+def fleetfreedom() -> Iterator[ReferenceServer]:
+    with ReferenceServer("fleetfreedom", vehicles=3, rate=10) as server:
+        yield server
+
+
+async def test_session_ended_passes_on_the_fleetfreedom_reference(
+    fleetfreedom: ReferenceServer,
+) -> None:
+    report = await run_server_cases_async(
+        fleetfreedom.url, "fleetfreedom", cases="fleetfreedom.session.session-ended",
+        options=FAST, operator=fleetfreedom.operator(), **FF_ACCOUNTS,
+    )  # fmt: skip
+    result = report.result("fleetfreedom.session.session-ended")
+    assert result.verdict is Verdict.OK, result.details
+    without = await run_server_cases_async(
+        fleetfreedom.url, "fleetfreedom", cases="fleetfreedom.session.session-ended",
+        options=FAST, **FF_ACCOUNTS,
+    )  # fmt: skip
+    assert without.results[0].verdict is Verdict.UNSUPPORTED
+    assert "needs the server's operator" in without.results[0].details
+
+
+async def test_sessions_ended_without_a_word_fail(fleetfreedom: ReferenceServer) -> None:
+    app: Any = fleetfreedom.app
+
+    def end_silently(username: str) -> Any:
+        for ghost, session in list(app.hub.sessions.items()):
+            if session.account.login == username:
+                app.hub.forget_session(ghost, "killed")  # forgotten, nobody is told
+        return []
+
+    app.end_sessions = end_silently
+    report = await run_server_cases_async(
+        fleetfreedom.url, "fleetfreedom", cases="fleetfreedom.session.session-ended",
+        options=FAST, operator=fleetfreedom.operator(), **FF_ACCOUNTS,
+    )  # fmt: skip
+    result = report.result("fleetfreedom.session.session-ended")
+    assert result.verdict is Verdict.FAILED
+    assert "got no sessionEnded" in result.details

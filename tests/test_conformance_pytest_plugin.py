@@ -53,7 +53,7 @@ def test_every_case_is_an_item_and_the_reference_passes(
         "--trackwire-server", fleetfreedom.url, *FF, "--trackwire-cases", "fleetfreedom.commands.*",
         "-v", *WAITS,
     )  # fmt: skip
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7)
     result.stdout.fnmatch_lines(["*trackwire::fleetfreedom.commands.req-id-echo PASSED*"])
 
 

@@ -213,12 +213,21 @@ async def test_reference_itrack_passes_every_probed_itrack_case() -> None:
 
 async def test_reference_fleetfreedom_passes_every_probed_case() -> None:
     app = FleetFreedomReference(demo_fleet(3, rate=10))
-    async with serving(app, app.factory) as port:
+    servers: list[Server[Any]] = []
+
+    async def grab(server: Server[Any]) -> None:
+        servers.append(server)
+
+    async with serving(app, app.factory, extra=grab) as port:
+        while not servers:
+            await trio.sleep(0.01)
         report = await run_server_cases_async(
             f"ws://127.0.0.1:{port}/", "fleetfreedom", timeout=TIMEOUT, options=FAST,
-            **FF_LOGIN, **FF_SECOND,
+            operator=operator_for(app, servers[0]), **FF_LOGIN, **FF_SECOND,
         )  # fmt: skip
     assert_probed_musts_pass(report)
+    for case in ("fleetfreedom.session.session-ended", "fleetfreedom.commands.merge"):
+        assert report.result(case).verdict is Verdict.OK, report.result(case).details
     isolation = report.result("fleetfreedom.errors.foreign-tenant-refused")
     assert isolation.verdict is Verdict.OK, isolation.details
     ok = [r for r in report.results if r.verdict is Verdict.OK]
