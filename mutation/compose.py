@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -56,6 +57,12 @@ CLIENT_OPTIONS = ProbeOptions(
 TIMEOUT = 4.0
 QUICK = ReconnectPolicy(initial=0.05, factor=1.0, cap=0.05, jitter=0.0, max_attempts=2)
 App = ITrackReference | FleetFreedomReference
+
+
+def _wall_offset() -> float:
+    """trio's clock starts at a random point: the offset that makes its ``now`` wall time
+    (the reference apps' default assumes ``time.monotonic``)."""
+    return time.time() - trio.current_time()
 
 
 async def _tick(app: App, server: Server[Any]) -> None:
@@ -144,7 +151,7 @@ def _merged(first: Report, second: Report) -> Report:
 async def judge_atmosphere_server() -> Report:
     """Two subjects: the reference iTrack server, and an echo application on the core's
     defaults (which also sends back what the iTrack application never writes)."""
-    app = ITrackReference(demo_fleet(3, rate=10))
+    app = ITrackReference(demo_fleet(3, rate=10), wall_offset=_wall_offset())
     async with _serving(app, _itrack_factory(app), http=True) as server:
         url = f"http://127.0.0.1:{server.port}/v2/event/subscription"
         itrack = await run_server_cases_async(
@@ -163,7 +170,7 @@ async def judge_atmosphere_server() -> Report:
 
 
 async def judge_itrack_server() -> Report:
-    app = ITrackReference(demo_fleet(3, rate=10))
+    app = ITrackReference(demo_fleet(3, rate=10), wall_offset=_wall_offset())
     async with _serving(app, app.factory, http=True) as server:
         return await run_server_cases_async(
             f"http://127.0.0.1:{server.port}/v2/",
@@ -179,7 +186,7 @@ async def judge_itrack_server() -> Report:
 
 
 async def judge_fleetfreedom_server() -> Report:
-    app = FleetFreedomReference(demo_fleet(3, rate=10))
+    app = FleetFreedomReference(demo_fleet(3, rate=10), wall_offset=_wall_offset())
     async with _serving(app, _fleetfreedom_factory(app)) as server:
         return await run_server_cases_async(
             f"ws://127.0.0.1:{server.port}/",
