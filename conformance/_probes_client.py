@@ -320,9 +320,13 @@ def _frame(peer: Peer, message: str) -> str:
     return message
 
 
-async def _handshake(ctx: ClientCtx, peer: Peer, interval_ms: int, padding: str) -> str:
+async def _handshake(
+    ctx: ClientCtx, peer: Peer, interval_ms: int, padding: str, width: int = 0
+) -> str:
+    """Send the handshake (the interval zero-padded to ``width`` digits: parseInt reads
+    ``0000000000000150`` as 150) and return its tracking UUID."""
     tracking = ctx.issue(str(uuid.uuid4()))
-    await peer.send(_frame(peer, f"{tracking}|{interval_ms}|{padding}|"))
+    await peer.send(_frame(peer, f"{tracking}|{interval_ms:0{width}d}|{padding}|"))
     return tracking
 
 
@@ -403,7 +407,8 @@ async def atmosphere_session(ctx: ClientCtx) -> dict[str, Outcome]:
     )
     await peer.send(_frame(peer, "hello"))
     await trio.sleep(options.settle / 2)
-    tracking = await _handshake(ctx, peer, options.heartbeat_ms, _PADDING)
+    # The interval zero-padded to 16 digits: its value, not its digit count, is what counts.
+    tracking = await _handshake(ctx, peer, options.heartbeat_ms, _PADDING, width=16)
     opened = trio.current_time()
 
     async def server_heartbeats() -> None:
@@ -741,6 +746,10 @@ async def atmosphere_close(ctx: ClientCtx) -> dict[str, Outcome]:
         )
         if again is not None and again.identity is None:
             spare = again  # a fresh client already: the next route's
+        elif again is not None:
+            # The closed session came back: refuse it from now on, so a fresh client follows.
+            ctx.server.finished.add(tracking)
+            await again.close(1000, "closed for good", wait=0.5)
         results = {"atmosphere.close.http-request": findings.outcome()}
     wait = options.inactivity_timeout
     if wait > SLOW_LIMIT and not options.slow:
