@@ -678,3 +678,26 @@ async def test_a_client_never_timing_out_fails_the_timeout_case_only() -> None:
     timeout = report.result("atmosphere.heartbeat.client-inactivity-timeout")
     assert timeout.verdict is Verdict.NON_STRICT  # a SHOULD
     assert "still open" in timeout.details
+
+
+class CountsLeadingZeros(AtmosphereClient):
+    """Reads an interval of more than 15 characters as no heartbeat, leading zeros included."""
+
+    def _handshake(self, frame: str, now: float) -> str:
+        rest = super()._handshake(frame, now)
+        fields = frame.split("|")
+        pos = 1 if self.track_message_length else 0
+        if self.state is ClientState.OPEN and len(fields) > pos + 1 and len(fields[pos + 1]) > 15:
+            self.heartbeat_interval = 0.0
+            self._heartbeat_at = None
+        return rest
+
+
+async def test_a_client_counting_leading_zeros_of_the_interval_fails_the_cadence_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return CountsLeadingZeros(url)
+
+    case = "atmosphere.heartbeat.client-cadence"
+    report = await judge("atmosphere", make, cases=case)
+    assert report.result(case).verdict is Verdict.FAILED, report.result(case).details
+    assert "0 heartbeat(s)" in report.result(case).details
