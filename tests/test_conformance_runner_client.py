@@ -701,3 +701,20 @@ async def test_a_client_counting_leading_zeros_of_the_interval_fails_the_cadence
     report = await judge("atmosphere", make, cases=case)
     assert report.result(case).verdict is Verdict.FAILED, report.result(case).details
     assert "0 heartbeat(s)" in report.result(case).details
+
+
+class MonotonicStamp(AtmosphereClient):
+    """Stamps its close request from a monotonic clock (seconds since boot, in ms)."""
+
+    def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
+        return super()._close_url(now, int(now * 1000))
+
+
+async def test_a_close_request_stamped_from_a_monotonic_clock_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return MonotonicStamp(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.close.*")
+    result = report.result("atmosphere.close.http-request")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "days from now" in result.details
