@@ -7,6 +7,7 @@ the kit sends the close signal.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from trackwire import Event, ReconnectPolicy
 from trackwire.atmosphere import AtmosphereClient, AtmosphereEvent, ClientState, Message
 from trackwire.atmosphere._url import build_close_url
 from trackwire.conformance import Level, Verdict
+from trackwire.conformance._cli import _options, add_subcommands
 from trackwire.conformance._probes import ProbeOptions
 from trackwire.conformance._probes_client import CLOSE_SIGNAL
 from trackwire.conformance._report import Report
@@ -718,3 +720,14 @@ async def test_a_close_request_stamped_from_a_monotonic_clock_fails() -> None:
     result = report.result("atmosphere.close.http-request")
     assert result.verdict is Verdict.FAILED, result.details
     assert "days from now" in result.details
+
+
+def test_the_cli_passes_the_inactivity_timeout_to_the_kit() -> None:
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers())
+    args = parser.parse_args(
+        ["conformance", "client", "--protocol", "atmosphere", "--inactivity-timeout", "2.5"]
+    )
+    assert _options(args).inactivity_timeout == 2.5
+    args = parser.parse_args(["conformance", "client", "--protocol", "atmosphere"])
+    assert _options(args).inactivity_timeout == 300.0
