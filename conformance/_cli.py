@@ -150,6 +150,13 @@ def add_subcommands(subparsers: Any) -> argparse.ArgumentParser:
         help="the FleetFreedom client's noop interval, when it is configurable (default 300)",
     )
     client.add_argument(
+        "--inactivity-timeout",
+        type=float,
+        default=_DEFAULTS.inactivity_timeout,
+        metavar="S",
+        help="the Atmosphere client's inactivity timeout, when it is configurable (default 300)",
+    )
+    client.add_argument(
         "--time-limit", type=float, metavar="S", help="stop the whole run after S seconds"
     )
     return parser
@@ -194,6 +201,7 @@ def _options(args: argparse.Namespace) -> ProbeOptions:
         "reconnect_wait",
         "heartbeat_ms",
         "keepalive",
+        "inactivity_timeout",
     ):
         if hasattr(args, name):
             values[name] = getattr(args, name)

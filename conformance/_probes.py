@@ -89,6 +89,10 @@ class ProbeOptions:
     keepalive: float = 300.0
     """Client cases: the FleetFreedom client's noop interval (about 5 minutes by the spec;
     give the client's own setting when it is configurable)."""
+    inactivity_timeout: float = 300.0
+    """Client cases: the Atmosphere client's inactivity timeout (300 s by default in
+    atmosphere.js, its ``timeout`` option; give the client's own setting when it is
+    configurable)."""
 
 
 SLOW_LIMIT = 30.0

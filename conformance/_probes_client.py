@@ -37,6 +37,7 @@ import json
 import math
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -119,6 +120,8 @@ class KitServer:
         self.issued: set[str] = set()
         """Every session identity handed out (tracking UUIDs, ghostIds)."""
         self.hashes: set[str] = set()
+        self.honoured_signal = False
+        """A client ended its session in order on :data:`CLOSE_SIGNAL` during this run."""
         self._queue_in, self._queue_out = trio.open_memory_channel[Peer](math.inf)
 
     def _identity(self, request: UpgradeRequest) -> str | None:
@@ -332,9 +335,13 @@ def _frame(peer: Peer, message: str) -> str:
     return message
 
 
-async def _handshake(ctx: ClientCtx, peer: Peer, interval_ms: int, padding: str) -> str:
+async def _handshake(
+    ctx: ClientCtx, peer: Peer, interval_ms: int, padding: str, width: int = 0
+) -> str:
+    """Send the handshake (the interval zero-padded to ``width`` digits: parseInt reads
+    ``0000000000000150`` as 150) and return its tracking UUID."""
     tracking = ctx.issue(str(uuid.uuid4()))
-    await peer.send(_frame(peer, f"{tracking}|{interval_ms}|{padding}|"))
+    await peer.send(_frame(peer, f"{tracking}|{interval_ms:0{width}d}|{padding}|"))
     return tracking
 
 
@@ -415,7 +422,8 @@ async def atmosphere_session(ctx: ClientCtx) -> dict[str, Outcome]:
     )
     await peer.send(_frame(peer, "hello"))
     await trio.sleep(options.settle / 2)
-    tracking = await _handshake(ctx, peer, options.heartbeat_ms, _PADDING)
+    # The interval zero-padded to 16 digits: its value, not its digit count, is what counts.
+    tracking = await _handshake(ctx, peer, options.heartbeat_ms, _PADDING, width=16)
     opened = trio.current_time()
 
     async def server_heartbeats() -> None:
@@ -525,7 +533,11 @@ async def atmosphere_session(ctx: ClientCtx) -> dict[str, Outcome]:
 async def atmosphere_no_heartbeat(ctx: ClientCtx) -> Outcome:
     peer = await ctx.connection(first=True)
     await _handshake(ctx, peer, 0, "X")
-    frames = await peer.collect(max(3 * ctx.options.heartbeat_ms / 1000.0, ctx.options.settle))
+    # Long enough for a client that takes 0 for a default interval of a second or so.
+    options = ctx.options
+    frames = await peer.collect(
+        max(3 * options.heartbeat_ms / 1000.0, options.reply_wait) + options.settle
+    )
     beats = [f for f in frames if f == "X"]
     return Outcome(not beats, f"{len(beats)} heartbeat(s) after an interval of 0")
 
@@ -554,22 +566,62 @@ async def _signal_variant(
 
     ``True``: the client ended its session on them; ``False``: it did not, but it ended its
     session on the plain signal sent afterwards (so they were not delivered as the signal),
-    or it ended the connection on a protocol error; ``None``: it ended on neither (it does
-    not honour the signal).  The text says what happened."""
+    or it ended the connection on a protocol error, or it ended on neither though it ended an
+    earlier session of this run on the signal (the frames broke it); ``None``: it ended on
+    neither (it does not honour the signal).  The text says what happened."""
     for frame in frames:
         await peer.send(frame)
     if await peer.wait_ended(ctx.options.reply_wait):
         await trio.sleep(ctx.options.settle / 2)  # the close request may trail the close
         if _in_order(ctx, peer, tracking):
+            ctx.server.honoured_signal = True
             return True, "the client ended its session on it"
         return False, f"the connection ended on a protocol error: {peer.closed}"
     if await _await_close(ctx, peer):
+        ctx.server.honoured_signal = True
         return False, "the client ended its session only on the plain signal sent afterwards"
+    if ctx.server.honoured_signal:
+        # It ended an earlier session on the signal: these frames broke it.
+        return (
+            False,
+            "the client ended its session on neither, though it honoured the signal "
+            "in an earlier session",
+        )
     return None, f"the client did not close on the signal {CLOSE_SIGNAL!r}"
 
 
-@scenario("atmosphere.tms.client-trims")
+def _sessions_wait(sessions: int) -> Callable[[ProbeOptions], float]:
+    """Time for a scenario that runs ``sessions`` fresh client sessions, one after the other."""
+
+    def wait(options: ProbeOptions) -> float:
+        each = options.client_wait + 2 * options.reply_wait + 2 * options.settle
+        return _client_wait(options) + (sessions - 1) * each
+
+    return wait
+
+
+async def _fresh_variant(
+    ctx: ClientCtx, frames: Callable[[Peer], list[str]], padding: str = "X"
+) -> tuple[bool | None, str]:
+    """A fresh client session: the handshake (interval 0, ``padding``), then
+    :func:`_signal_variant` with ``frames(peer)``."""
+    peer = await ctx.connection(first=True)
+    tracking = await _handshake(ctx, peer, 0, padding)
+    await peer.collect(ctx.options.settle / 2)
+    return await _signal_variant(ctx, peer, tracking, frames(peer))
+
+
+_ONE_SIDED = (
+    (f"\t{CLOSE_SIGNAL}", "a blank before it only"),
+    (f"{CLOSE_SIGNAL}\n", "a blank after it only"),
+)
+
+
+@scenario("atmosphere.tms.client-trims", extra_time=_sessions_wait(6))
 async def atmosphere_trims(ctx: ClientCtx) -> Outcome:
+    # Every variant in a fresh session: a conforming client ends its session on each.  The
+    # blanks sit on both sides, on one side, in a frame of its own and (TrackMessageSize)
+    # behind another message in the same frame; then the padding, which is no message.
     peer = await ctx.connection(first=True)
     tracking = await _handshake(ctx, peer, 0, "X")
     await peer.collect(ctx.options.settle / 2)
@@ -579,10 +631,39 @@ async def atmosphere_trims(ctx: ClientCtx) -> Outcome:
     ended, why = await _signal_variant(ctx, peer, tracking, [_frame(peer, padded)])
     if ended is None:
         return unsupported(why)
-    return Outcome(ended, f"the message {padded!r} (the signal with blanks around): {why}")
+    if not ended:
+        return Outcome(False, f"the message {padded!r} (the signal with blanks around): {why}")
+    tms = _tms(peer)
+    findings = Findings()
+    findings.note(f"{padded!r} (the signal with blanks around) ended the session")
+    variants = [(text, how, False) for text, how in _ONE_SIDED]
+    if tms:
+        after = ", behind 'hello' in one frame"
+        variants += [(text, how + after, True) for text, how in _ONE_SIDED]
+    for text, how, behind in variants:
+
+        def frames(peer: Peer, text: str = text, behind: bool = behind) -> list[str]:
+            return [(_frame(peer, "hello") if behind else "") + _frame(peer, text)]
+
+        ended, why = await _fresh_variant(ctx, frames)
+        findings.expect(bool(ended), f"the message {text!r} (the signal with {how}): {why}")
+    # The padding is the server's heartbeat, not a message: announced as the signal itself,
+    # sending it must end nothing.
+    peer = await ctx.connection(first=True)
+    await _handshake(ctx, peer, 0, CLOSE_SIGNAL)
+    await peer.collect(ctx.options.settle / 2)
+    await peer.send(_frame(peer, CLOSE_SIGNAL))
+    if _tms(peer):
+        await peer.send(_frame(peer, "hello") + _frame(peer, CLOSE_SIGNAL))
+    findings.expect(
+        not await peer.wait_ended(ctx.options.reply_wait),
+        "the handshake's padding (here the signal) reached the application as a message: "
+        f"the client ended its session on it ({peer.closed})",
+    )
+    return findings.outcome()
 
 
-@scenario("atmosphere.tms.client-carry-over")
+@scenario("atmosphere.tms.client-carry-over", extra_time=_sessions_wait(3))
 async def atmosphere_carry_over(ctx: ClientCtx) -> Outcome:
     peer = await ctx.connection(first=True)
     if not _tms(peer):
@@ -596,40 +677,136 @@ async def atmosphere_carry_over(ctx: ClientCtx) -> Outcome:
     ended, why = await _signal_variant(ctx, peer, tracking, frames)
     if ended is None:
         return unsupported(why)
-    return Outcome(ended, f"the signal after 'hello' in one frame, cut across two: {why}")
+    if not ended:
+        return Outcome(False, f"the signal after 'hello' in one frame, cut across two: {why}")
+    findings = Findings()
+    findings.note("the signal after 'hello' in one frame, cut across two, ended the session")
+    # The handshake frame carries messages too (45|uuid|0|X|5|hello delivers hello): the
+    # signal alone behind it, then behind 'hello'.
+    for before in ("", "hello"):
+        peer = await ctx.connection(first=True)
+        tracking = ctx.issue(str(uuid.uuid4()))
+        messages = [m for m in (before, CLOSE_SIGNAL) if m]
+        frame = "".join(_frame(peer, m) for m in [f"{tracking}|0|X|", *messages])
+        ended, why = await _signal_variant(ctx, peer, tracking, [frame])
+        findings.expect(bool(ended), f"the handshake frame {frame!r}: {why}")
+    return findings.outcome()
 
 
-@scenario("atmosphere.close.http-request")
-async def atmosphere_close(ctx: ClientCtx) -> Outcome:
+def _close_time(options: ProbeOptions) -> float:
+    wait = _sessions_wait(2)(options)
+    if options.slow or options.inactivity_timeout <= SLOW_LIMIT:
+        wait += options.client_wait + 1.3 * options.inactivity_timeout + 3 * options.reply_wait
+    return wait
+
+
+async def _close_request(ctx: ClientCtx, tracking: str, since: float) -> str | None:
+    """The target of the close request for ``tracking``, if one comes promptly after
+    ``since`` (it travels on a connection of its own, so its arrival cannot be ordered
+    against the socket's close to the millisecond on a loaded machine)."""
+    with trio.move_on_at(since + max(ctx.options.reply_wait, ctx.options.settle)):
+        while True:
+            mine = [r for r in ctx.close_requests if r[1] == tracking]
+            if mine:
+                return mine[0][2]
+            await trio.sleep(0.01)
+    return None
+
+
+def _judge_close_request(findings: Findings, target: str | None, how: str) -> None:
+    if findings.expect(target is not None, f"the socket closed without a close request ({how})"):
+        query = dict(parse_qsl(urlsplit(target or "").query))
+        stamp = query.get("_")
+        number = stamp is not None and stamp.isascii() and stamp.isdigit() and len(stamp) < 20
+        if findings.expect(number, f"close request without a _ timestamp in ms ({how}): {target}"):
+            # A date in milliseconds since the epoch (atmosphere.js: jQuery.now()), within a
+            # year of the kit's clock: not seconds, not a monotonic clock.
+            off = abs(int(stamp or "0") - time.time() * 1000) / 86_400_000
+            findings.expect(off < 366, f"_={stamp} is {off:.0f} days from now ({how})")
+
+
+@scenario(
+    "atmosphere.close.http-request",
+    "atmosphere.heartbeat.client-inactivity-timeout",
+    extra_time=_close_time,
+)
+async def atmosphere_close(ctx: ClientCtx) -> dict[str, Outcome]:
+    options = ctx.options
+    findings = Findings()
+    timeout_case = "atmosphere.heartbeat.client-inactivity-timeout"
+    # Before any handshake there is no session to close: the signal, a frame with too few
+    # fields, is an ordinary message; a client ending on it sends no close request.
     peer = await ctx.connection(first=True)
+    await peer.collect(options.settle / 2)
+    if await _await_close(ctx, peer):
+        await trio.sleep(options.settle)
+        early = list(ctx.close_requests)
+        findings.expect(not early, f"a close request before any handshake: {early[:1]}")
+        peer = await ctx.connection(first=True)
     tracking = await _handshake(ctx, peer, 0, "X")
-    await peer.collect(ctx.options.settle / 2)
+    await peer.collect(options.settle / 2)
     ended = await _await_close(ctx, peer)
+    spare: Peer | None = None
     closed_at = trio.current_time()
     if not ended:
-        return unsupported(f"the client did not close on the signal {CLOSE_SIGNAL!r}")
-    # The request travels on a connection of its own, so its arrival cannot be ordered
-    # against the socket's close to the millisecond on a loaded machine: it must come
-    # promptly (within reply_wait of the close), and a client that never sends it fails.
-    mine: list[tuple[float, str, str]] = []
-    with trio.move_on_at(closed_at + max(ctx.options.reply_wait, ctx.options.settle)):
-        while not mine:
-            mine = [r for r in ctx.close_requests if r[1] == tracking]
-            if not mine:
-                await trio.sleep(0.01)
-    await trio.sleep(ctx.options.settle)
-    findings = Findings()
-    if findings.expect(mine, "the socket closed without a close request"):
-        _, _, target = mine[0]
-        query = dict(parse_qsl(urlsplit(target).query))
-        stamp = query.get("_")
+        reason = f"the client did not close on the signal {CLOSE_SIGNAL!r}"
+        results = {"atmosphere.close.http-request": unsupported(reason)}
+        if findings.problems:
+            results["atmosphere.close.http-request"] = findings.outcome()
+    else:
+        target = await _close_request(ctx, tracking, closed_at)
+        await trio.sleep(options.settle)
+        _judge_close_request(findings, target, "close()")
+        again = await ctx.maybe_connection(options.settle)
         findings.expect(
-            stamp is not None and stamp.isascii() and stamp.isdigit(),
-            f"close request without a _ timestamp in ms: {target}",
+            again is None or again.identity != tracking, "the client reconnected after close()"
         )
-    again = await ctx.maybe_connection(ctx.options.settle)
-    findings.expect(again is None or again.identity != tracking, "the client reconnected")
-    return findings.outcome()
+        if again is not None and again.identity is None:
+            spare = again  # a fresh client already: the next route's
+        elif again is not None:
+            # The closed session came back: refuse it from now on, so a fresh client follows.
+            ctx.server.finished.add(tracking)
+            await again.close(1000, "closed for good", wait=0.5)
+        results = {"atmosphere.close.http-request": findings.outcome()}
+    wait = options.inactivity_timeout
+    if wait > SLOW_LIMIT and not options.slow:
+        results[timeout_case] = unsupported(
+            f"waits {wait:g} s of silence for the client's inactivity timeout: run with --slow, "
+            "or give the client's timeout with --inactivity-timeout S when it is configurable"
+        )
+        return results
+    # The inactivity timeout: the kit goes silent after the handshake (on the connection
+    # still open when the client ignored the signal).
+    if not peer.is_open:
+        peer = spare if spare is not None and spare.is_open else await ctx.connection(first=True)
+        tracking = await _handshake(ctx, peer, 0, "X")
+    quiet_from = trio.current_time()
+    for record in reversed(ctx.log.records):
+        if record.connection == peer.number and record.direction == "sent":
+            quiet_from = min(quiet_from, ctx.log.t0 + record.time)
+            break
+    timed_out = await peer.wait_ended(1.3 * wait + options.reply_wait)
+    ended_at = trio.current_time()
+    silence = ended_at - quiet_from
+    if not timed_out:
+        results[timeout_case] = Outcome(False, f"still open after {silence:.1f} s of silence")
+        return results
+    target = await _close_request(ctx, tracking, ended_at)
+    await trio.sleep(options.settle)
+    again = await ctx.maybe_connection(options.settle)
+    back = again is not None and again.identity == tracking
+    timeout = Findings()
+    timeout.expect(silence >= 0.5 * wait, f"closed after {silence:.1f} s of silence, not {wait:g}")
+    timeout.expect(target is not None, "no close request on the timeout")
+    timeout.expect(not back, "the client reconnected after its inactivity timeout")
+    timeout.note(f"closed after {silence:.1f} s of silence")
+    results[timeout_case] = timeout.outcome()
+    if silence >= 0.5 * wait:
+        # The client timed out: the close request is due on that route too.
+        _judge_close_request(findings, target, "the inactivity timeout")
+        findings.expect(not back, "the client reconnected after its inactivity timeout")
+        results["atmosphere.close.http-request"] = findings.outcome()
+    return results
 
 
 @scenario("atmosphere.tms.client-bad-length")

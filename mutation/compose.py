@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from trackwire import Event, ReconnectPolicy
-from trackwire.atmosphere import AtmosphereClient, AtmosphereServer, Message
+from trackwire.atmosphere import AtmosphereClient, AtmosphereEvent, AtmosphereServer, Message
 from trackwire.conformance import (
     FleetFreedomReference,
     ITrackReference,
@@ -206,12 +206,17 @@ async def judge_fleetfreedom_server() -> Report:
 Maker = Callable[[str], Awaitable[Any]]
 
 
+ATMOSPHERE_TIMEOUT = 2.5
+"""The Atmosphere clients' inactivity timeout, told to the kit (``--inactivity-timeout``):
+longer than any silence of the other scenarios, short enough to wait for."""
+
+
 async def _atmosphere(url: str) -> AtmosphereClient:
-    return AtmosphereClient(url)
+    return AtmosphereClient(url, inactivity_timeout=ATMOSPHERE_TIMEOUT)
 
 
 async def _atmosphere_tms(url: str) -> AtmosphereClient:
-    return AtmosphereClient(url, track_message_length=True)
+    return AtmosphereClient(url, track_message_length=True, inactivity_timeout=ATMOSPHERE_TIMEOUT)
 
 
 async def _itrack(url: str) -> ITrackClient:
@@ -261,8 +266,8 @@ async def _run_subject(
 
 
 def _signalled(event: Event) -> bool:
-    if isinstance(event, Message):  # an Atmosphere application compares the whole message
-        return event.data == CLOSE_SIGNAL
+    if isinstance(event, AtmosphereEvent):  # an Atmosphere application compares a message
+        return isinstance(event, Message) and event.data == CLOSE_SIGNAL
     return CLOSE_SIGNAL in repr(event)
 
 
@@ -299,8 +304,9 @@ async def _judge_client(
 async def judge_atmosphere_client() -> Report:
     """Two runs, a client without TrackMessageSize and one with it (each case judged by the
     worse of the two verdicts), so that both framings are exercised."""
-    plain = await _judge_client("atmosphere", _atmosphere)
-    tms = await _judge_client("atmosphere", _atmosphere_tms)
+    options = dataclasses.replace(CLIENT_OPTIONS, inactivity_timeout=ATMOSPHERE_TIMEOUT)
+    plain = await _judge_client("atmosphere", _atmosphere, options)
+    tms = await _judge_client("atmosphere", _atmosphere_tms, options)
     order = (Verdict.FAILED, Verdict.ERROR, Verdict.NON_STRICT, Verdict.OK, Verdict.UNSUPPORTED)
     other = {r.id: r for r in tms.results}
     merged = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from trackwire import ClientCore, ITrackClient, LocalProtocolError, RemoteProtocolError
@@ -98,6 +100,39 @@ def test_interval_read_by_parse_int_radix_10() -> None:
         client.connection_made(0.0)
         assert feed(client, f"u|{field}|X|") == [Opened("u", interval, "X")]
         assert client.heartbeat_interval == (interval / 1000 if interval > 0 else 0)
+
+
+def test_interval_leading_zeros_do_not_count_toward_the_digit_bound() -> None:
+    # parseInt("0000000000000150") is 150: 16 characters, 3 significant digits.
+    cases = [
+        ("0000000000000150", 150),
+        (" +000000000000000000150x", 150),
+        ("-00000000000000000007", -7),
+        ("0" * 5000, 0),
+        ("0" * 5000 + "9" * 16, 0),  # 16 significant digits: NaN, no heartbeat
+        ("9" * 15, 10**15 - 1),
+    ]
+    for field, interval in cases:
+        client = AtmosphereClient("http://h/p")
+        client.connection_made(0.0)
+        assert feed(client, f"u|{field}|X|") == [Opened("u", interval, "X")]
+        assert client.heartbeat_interval == (interval / 1000 if interval > 0 else 0)
+
+
+def test_close_request_stamp_is_epoch_milliseconds() -> None:
+    # ``now`` is a monotonic clock (trio's starts anywhere); ``_`` is a date, as
+    # atmosphere.js's jQuery.now() gives it.
+    before = int(time.time() * 1000)
+    url = opened().close(62431.578)
+    after = int(time.time() * 1000)
+    assert url is not None
+    stamp = int(url.rsplit("&_=", 1)[1])
+    assert before <= stamp <= after
+    client = opened(inactivity_timeout=5.0)
+    client.handle_timer(7.0)
+    (timeout,) = [e for e in client.events() if isinstance(e, InactivityTimeout)]
+    assert timeout.close_url is not None
+    assert before <= int(timeout.close_url.rsplit("&_=", 1)[1]) <= int(time.time() * 1000)
 
 
 def test_missing_padding_field_sends_undefined() -> None:

@@ -7,6 +7,7 @@ the kit sends the close signal.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -16,8 +17,10 @@ import pytest
 import trio
 
 from trackwire import Event, ReconnectPolicy
-from trackwire.atmosphere import AtmosphereClient, ClientState, Message
+from trackwire.atmosphere import AtmosphereClient, AtmosphereEvent, ClientState, Message
+from trackwire.atmosphere._url import build_close_url
 from trackwire.conformance import Level, Verdict
+from trackwire.conformance._cli import _options, add_subcommands
 from trackwire.conformance._probes import ProbeOptions
 from trackwire.conformance._probes_client import CLOSE_SIGNAL, RAW_SIGNAL, SIGNAL_NAME
 from trackwire.conformance._report import Report
@@ -72,6 +75,8 @@ async def _fleetfreedom(url: str) -> FleetFreedomClient:
 def _signalled(event: Event) -> bool:
     if isinstance(event, FleetFreedomEvent):
         return _ff_exactly(event)
+    if isinstance(event, AtmosphereEvent):  # an Atmosphere application compares a message
+        return _exactly(event)
     return CLOSE_SIGNAL in repr(event)
 
 
@@ -669,6 +674,159 @@ def _logged_in(cls: type[FleetFreedomClient]) -> Callable[[str], Any]:
         client.send(Command.login("someone@example.com", "secret", "conformance-test"))
         return client
 
+
+class BothSidesOrNothing(AtmosphereClient):
+    """Trims a message only when it has blanks on both sides."""
+
+    def receive(self, data: str, now: float) -> None:
+        blank = " \t\n\r"
+        one_sided = (data[:1] in blank) != (data[-1:] in blank) and data.strip(blank)
+        if self.state is ClientState.OPEN and not self.track_message_length and one_sided:
+            self._events.append(Message(data))
+            return
+        super().receive(data, now)
+
+
+async def test_a_client_trimming_only_blanks_on_both_sides_fails_the_trims_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return BothSidesOrNothing(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.tms.client-trims")
+    result = report.result("atmosphere.tms.client-trims")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "a blank before it only" in result.details
+    assert "a blank after it only" in result.details
+
+
+class UntrimmedBehind(AtmosphereClient):
+    """With TrackMessageSize, leaves the blanks on the messages after the first of a frame."""
+
+    def _deliver_all(self, messages: list[str]) -> None:
+        first, *rest = messages
+        super()._deliver_all([first])
+        self._events.extend(Message(m) for m in rest if m.strip())
+
+
+async def test_blanks_on_a_message_behind_another_in_its_frame_are_judged() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return UntrimmedBehind(url, track_message_length=True)
+
+    report = await judge("atmosphere", make, cases="atmosphere.tms.client-trims")
+    result = report.result("atmosphere.tms.client-trims")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "behind 'hello' in one frame" in result.details
+    assert "(the signal with a blank before it only):" not in result.details.split(";")[0]
+
+
+class PaddingDelivered(AtmosphereClient):
+    """Delivers a message equal to the heartbeat padding."""
+
+    def receive(self, data: str, now: float) -> None:
+        head, _, rest = data.partition("|")
+        text = rest if self.track_message_length and head.isdigit() else data
+        if self.state is ClientState.OPEN and text == self.padding:
+            self._events.append(Message(text))
+            return
+        super().receive(data, now)
+
+
+async def test_a_client_delivering_the_padding_fails_the_trims_case() -> None:
+    for tms in (False, True):
+
+        async def make(url: str, tms: bool = tms) -> AtmosphereClient:
+            return PaddingDelivered(url, track_message_length=tms)
+
+        report = await judge("atmosphere", make, cases="atmosphere.tms.client-trims")
+        result = report.result("atmosphere.tms.client-trims")
+        assert result.verdict is Verdict.FAILED, (tms, result.details)
+        assert "padding" in result.details
+
+
+class LosesAfterHandshake(AtmosphereClient):
+    """Drops the messages that share the handshake's frame."""
+
+    def _handshake(self, frame: str, now: float) -> str:
+        super()._handshake(frame, now)
+        return ""
+
+
+async def test_a_client_losing_messages_in_the_handshake_frame_fails_carry_over() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return LosesAfterHandshake(url, track_message_length=True)
+
+    report = await judge("atmosphere", make, cases="atmosphere.tms.*")
+    result = report.result("atmosphere.tms.client-carry-over")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "the handshake frame" in result.details
+    assert report.result("atmosphere.tms.client-trims").verdict is Verdict.OK
+
+
+class DropsPending(AtmosphereClient):
+    """Once a message is cut across frames, reads no frame again."""
+
+    def receive(self, data: str, now: float) -> None:
+        if self._decoder._pieces:
+            return
+        super().receive(data, now)
+
+
+async def test_a_client_stuck_on_a_cut_message_fails_rather_than_unsupported() -> None:
+    # It honoured the signal in the trims scenario, so ending on nothing afterwards is a
+    # broken stream, not a client that ignores the signal.
+    async def make(url: str) -> AtmosphereClient:
+        return DropsPending(url, track_message_length=True)
+
+    report = await judge("atmosphere", make, cases="atmosphere.tms.client-[tc]*")
+    assert report.result("atmosphere.tms.client-trims").verdict is Verdict.OK
+    result = report.result("atmosphere.tms.client-carry-over")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "honoured the signal in an earlier session" in result.details
+
+
+class EagerCloseRequest(AtmosphereClient):
+    """Sends the close request even when no handshake came (tracking id 0)."""
+
+    def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
+        return build_close_url(self.url, self.tracking_id, 1, self.headers)
+
+
+async def test_a_close_request_before_any_handshake_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return EagerCloseRequest(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.close.*")
+    result = report.result("atmosphere.close.http-request")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "before any handshake" in result.details
+
+
+class BeatsWhenZero(AtmosphereClient):
+    """Takes an interval of 0 for a default of 0.7 s (longer than three kit intervals)."""
+
+    def _start_heartbeat(self, now: float) -> None:
+        if not self.heartbeat_interval:
+            self.heartbeat_interval = 0.7
+        super()._start_heartbeat(now)
+
+
+async def test_a_client_beating_slowly_after_an_interval_of_zero_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return BeatsWhenZero(url)
+
+    case = "atmosphere.heartbeat.client-none-when-zero"
+    report = await judge("atmosphere", make, cases=case)
+    assert report.result(case).verdict is Verdict.FAILED, report.result(case).details
+
+
+TIMEOUT_CASES = "atmosphere.[ch][le]*.[hc][tl]*-[ri][en][qa]*"
+"""atmosphere.close.http-request and atmosphere.heartbeat.client-inactivity-timeout."""
+TIMED = dataclasses.replace(FAST, inactivity_timeout=1.5)
+
+
+def _timing_out(**kw: Any) -> Callable[[str], Any]:
+    async def make(url: str) -> AtmosphereClient:
+        return AtmosphereClient(url, inactivity_timeout=1.5, **kw)
+
     return make
 
 
@@ -759,3 +917,95 @@ async def test_a_client_not_subscribing_again_after_a_login_again_fails() -> Non
     result = report.result(LOGIN_AGAIN)
     assert result.verdict is Verdict.FAILED
     assert "not subscribed again" in result.details
+
+
+async def test_the_inactivity_timeout_waits_only_when_asked() -> None:
+    report = await judge("atmosphere", _atmosphere, cases=TIMEOUT_CASES)
+    result = report.result("atmosphere.heartbeat.client-inactivity-timeout")
+    assert result.verdict is Verdict.UNSUPPORTED
+    assert "--inactivity-timeout" in result.details
+    assert report.result("atmosphere.close.http-request").verdict is Verdict.OK
+
+
+async def test_a_client_timing_out_in_order_passes() -> None:
+    report = await judge("atmosphere", _timing_out(), cases=TIMEOUT_CASES, options=TIMED)
+    for case in ("atmosphere.heartbeat.client-inactivity-timeout", "atmosphere.close.http-request"):
+        assert report.result(case).verdict is Verdict.OK, report.result(case).details
+    assert "s of silence" in report.result("atmosphere.heartbeat.client-inactivity-timeout").details
+
+
+async def test_a_client_reconnecting_after_its_timeout_without_close_request_fails() -> None:
+    make = _timing_out(reconnect_on_timeout=True)
+    report = await judge("atmosphere", make, cases=TIMEOUT_CASES, options=TIMED)
+    close = report.result("atmosphere.close.http-request")
+    assert close.verdict is Verdict.FAILED, close.details
+    assert "without a close request (the inactivity timeout)" in close.details
+    timeout = report.result("atmosphere.heartbeat.client-inactivity-timeout")
+    assert timeout.verdict is Verdict.NON_STRICT  # a SHOULD
+    assert "reconnected" in timeout.details
+
+
+async def test_a_client_never_timing_out_fails_the_timeout_case_only() -> None:
+    make = _timing_out()
+
+    async def never(url: str) -> AtmosphereClient:
+        client = await make(url)
+        client.inactivity_timeout = 0
+        return client
+
+    report = await judge("atmosphere", never, cases=TIMEOUT_CASES, options=TIMED)
+    assert report.result("atmosphere.close.http-request").verdict is Verdict.OK
+    timeout = report.result("atmosphere.heartbeat.client-inactivity-timeout")
+    assert timeout.verdict is Verdict.NON_STRICT  # a SHOULD
+    assert "still open" in timeout.details
+
+
+class CountsLeadingZeros(AtmosphereClient):
+    """Reads an interval of more than 15 characters as no heartbeat, leading zeros included."""
+
+    def _handshake(self, frame: str, now: float) -> str:
+        rest = super()._handshake(frame, now)
+        fields = frame.split("|")
+        pos = 1 if self.track_message_length else 0
+        if self.state is ClientState.OPEN and len(fields) > pos + 1 and len(fields[pos + 1]) > 15:
+            self.heartbeat_interval = 0.0
+            self._heartbeat_at = None
+        return rest
+
+
+async def test_a_client_counting_leading_zeros_of_the_interval_fails_the_cadence_case() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return CountsLeadingZeros(url)
+
+    case = "atmosphere.heartbeat.client-cadence"
+    report = await judge("atmosphere", make, cases=case)
+    assert report.result(case).verdict is Verdict.FAILED, report.result(case).details
+    assert "0 heartbeat(s)" in report.result(case).details
+
+
+class MonotonicStamp(AtmosphereClient):
+    """Stamps its close request from a monotonic clock (seconds since boot, in ms)."""
+
+    def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
+        return super()._close_url(now, int(now * 1000))
+
+
+async def test_a_close_request_stamped_from_a_monotonic_clock_fails() -> None:
+    async def make(url: str) -> AtmosphereClient:
+        return MonotonicStamp(url)
+
+    report = await judge("atmosphere", make, cases="atmosphere.close.*")
+    result = report.result("atmosphere.close.http-request")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "days from now" in result.details
+
+
+def test_the_cli_passes_the_inactivity_timeout_to_the_kit() -> None:
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers())
+    args = parser.parse_args(
+        ["conformance", "client", "--protocol", "atmosphere", "--inactivity-timeout", "2.5"]
+    )
+    assert _options(args).inactivity_timeout == 2.5
+    args = parser.parse_args(["conformance", "client", "--protocol", "atmosphere"])
+    assert _options(args).inactivity_timeout == 300.0

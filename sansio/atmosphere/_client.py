@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from .._core import CoreBase, Event, StateMachine
@@ -86,17 +88,24 @@ TRANSITIONS: dict[tuple[ClientState, _Input], ClientState] = {
 """Every legal (state, input) pair; anything else raises :class:`LocalProtocolError`."""
 
 MAX_INTERVAL_DIGITS = 15
-"""Digits the handshake's heartbeat interval may have (milliseconds; 15 digits are over
-30 000 years); a longer one reads as ``NaN``: no client heartbeat."""
+"""Significant digits the handshake's heartbeat interval may have (milliseconds; 15 digits
+are over 30 000 years); a longer one reads as ``NaN``: no client heartbeat.  Leading zeros
+do not count (``parseInt`` reads ``0000000000000150`` as 150)."""
+
+_LEADING_ZEROS = re.compile(r"([+-]?)0+(?=[0-9])")
 
 
 def _js_parse_int(text: str) -> int | None:
     """JavaScript's ``parseInt(text, 10)``; ``None`` stands for ``NaN``.
 
     Leading digits count and the rest is ignored: ``"6e4"`` reads 6, ``"0x10"`` reads 0.
-    More than :data:`MAX_INTERVAL_DIGITS` digits read as ``NaN`` too.
+    More than :data:`MAX_INTERVAL_DIGITS` significant digits read as ``NaN`` too.
     """
-    return leading_int(js_trim(text), MAX_INTERVAL_DIGITS)
+    text = js_trim(text)
+    zeros = _LEADING_ZEROS.match(text)
+    if zeros is not None:
+        text = zeros.group(1) + text[zeros.end() :]
+    return leading_int(text, MAX_INTERVAL_DIGITS)
 
 
 class AtmosphereClient(CoreBase[Event]):
@@ -444,7 +453,8 @@ class AtmosphereClient(CoreBase[Event]):
         """End the session for good; returns the HTTP close request URL to send, if any.
 
         The real client sends it only when the protocol is on and the handshake arrived.
-        ``timestamp_ms`` (the ``_`` cache buster) defaults to ``now`` in milliseconds.
+        ``timestamp_ms`` (the ``_`` cache buster) defaults to the wall clock in milliseconds
+        since the epoch, as atmosphere.js stamps it (``now`` is a monotonic clock, no date).
         """
         already = not self._resumable  # closed by close() or the inactivity timeout
         self._machine.fire(_I.CLOSE)
@@ -456,7 +466,7 @@ class AtmosphereClient(CoreBase[Event]):
     def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
         if not (self.enable_protocol and self.handshake_received):
             return None
-        stamp = int(now * 1000) if timestamp_ms is None else timestamp_ms
+        stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         return build_close_url(self.url, self.tracking_id, stamp, self.headers)
 
     def reconnect(self) -> None:
