@@ -305,15 +305,9 @@ async def judge_atmosphere_client() -> Report:
     """Two runs, a client without TrackMessageSize and one with it (each case judged by the
     worse of the two verdicts), so that both framings are exercised."""
     options = dataclasses.replace(CLIENT_OPTIONS, inactivity_timeout=ATMOSPHERE_TIMEOUT)
-    plain = await _judge_client("atmosphere", _atmosphere, options)
-    tms = await _judge_client("atmosphere", _atmosphere_tms, options)
-    order = (Verdict.FAILED, Verdict.ERROR, Verdict.NON_STRICT, Verdict.OK, Verdict.UNSUPPORTED)
-    other = {r.id: r for r in tms.results}
-    merged = []
-    for result in plain.results:
-        second = other.get(result.id, result)
-        merged.append(min(result, second, key=lambda r: order.index(r.verdict)))
-    return dataclasses.replace(plain, results=merged)
+    plain = await _judge_client("atmosphere", _atmosphere, options=options)
+    tms = await _judge_client("atmosphere", _atmosphere_tms, options=options)
+    return _merged(plain, tms)
 
 
 async def judge_itrack_client() -> Report:
