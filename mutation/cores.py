@@ -33,7 +33,8 @@ CORES = {
             "sansio/atmosphere/_server.py",
             "trackwire.atmosphere._server",
             "judge_atmosphere_server",
-            "Atmosphere server cases against the iTrack reference server",
+            "Atmosphere server cases against the iTrack reference server and an echo application "
+            "on the core's defaults",
         ),
         Core(
             "itrack-server",
@@ -54,21 +55,23 @@ CORES = {
             "sansio/atmosphere/_client.py",
             "trackwire.atmosphere._client",
             "judge_atmosphere_client",
-            "Atmosphere client cases against AtmosphereClient over the trio driver",
+            "Atmosphere client cases against AtmosphereClient over the trio driver, with and "
+            "without TrackMessageSize, with a 2.5 s inactivity timeout",
         ),
         Core(
             "itrack-client",
             "sansio/itrack/_client.py",
             "trackwire.itrack._client",
             "judge_itrack_client",
-            "iTrack client cases against ITrackClient over the trio driver",
+            "iTrack client cases against ITrackClient over the trio driver, with credentials",
         ),
         Core(
             "fleetfreedom-client",
             "sansio/fleetfreedom/_client.py",
             "trackwire.fleetfreedom._client",
             "judge_fleetfreedom_client",
-            "FleetFreedom client cases against FleetFreedomClient over the trio driver",
+            "FleetFreedom client cases against FleetFreedomClient over the trio driver, with a "
+            "1 s keep-alive",
         ),
     )
 }

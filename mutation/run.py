@@ -218,6 +218,8 @@ def render() -> str:
             f"{r['broken']} | {r['hung']} | {r['equivalent']} | {r['allowed']} | "
             f"{r['application']} | {len(r['live'])} | {r['score']:.1%} | {r['broad']:.1%} |"
         )
+    out += ["", "How each core is judged (`mutation/compose.py`):", ""]
+    out += [f"- `{r['core'].name}`: {r['core'].cases}." for r in rows]
     judged = sum(r["judged"] for r in rows)
     caught = sum(r["caught"] for r in rows)
     faults = judged - sum(r["equivalent"] + r["allowed"] + r["application"] for r in rows)
