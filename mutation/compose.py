@@ -104,10 +104,8 @@ async def judge_atmosphere_server() -> Report:
 
 
 async def judge_itrack_server() -> Report:
-    # The quick server heartbeat: every connection's timer runs twice a second, as on a
-    # server whose connections idle, so a core that breaks in its timer shows it on the wire.
     app = ITrackReference(demo_fleet(3, rate=10))
-    async with _serving(app, _itrack_factory(app), http=True) as server:
+    async with _serving(app, app.factory, http=True) as server:
         return await run_server_cases_async(
             f"http://127.0.0.1:{server.port}/v2/",
             "itrack",
