@@ -352,13 +352,19 @@ _COMPACT = frozenset({"source_id", "gps", "connection_status", "movement_status"
 
 
 def _compact_problems(full: list[Any], compact: list[Any]) -> list[str]:
-    """Where a server's full form has more than the compact fields, its compact form must
-    have fewer fields than its full one (the fields full adds), source by source."""
+    """A compact state has no field its full form lacks, and where the full form has more
+    than the compact fields, fewer fields than the full one (full adds them), source by
+    source."""
     fields: dict[object, set[str]] = {}
     for state in _states_in(full):
         fields.setdefault(state.get("source_id"), set()).update(state)
     for state in _states_in(compact):
         known = fields.get(state.get("source_id"), set())
+        if known and set(state) - known:
+            return [
+                f"a compact state of source {state.get('source_id')} carries "
+                f"{sorted(set(state) - known)[:4]}, which its full form lacks: not compact"
+            ]
         if known - _COMPACT and not set(state) < known:
             return [
                 f"a compact state of source {state.get('source_id')} carries "
