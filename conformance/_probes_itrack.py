@@ -28,6 +28,7 @@ from ._probes import (
     Outcome,
     Peer,
     ProbeError,
+    ProbeOptions,
     Unsupported,
     server_probe,
 )
@@ -172,9 +173,13 @@ async def trackers(ctx: Ctx) -> list[int]:
 
 
 async def _normal_trackers(ctx: Ctx, value: str) -> list[int]:
-    """The trackers a ``state_batch`` for ``all`` answers ``normal`` under hash ``value``."""
+    """The trackers a ``state_batch`` for ``all`` answers ``normal`` under hash ``value``.
+
+    The request is the documented one (rate_limit ``5s``): a server that does not answer it
+    with the covered trackers breaks ``itrack.actions.subscribe-state-batch``, and the
+    probes that need the trackers are blocked by that, not unsupported."""
     session = await open_session(ctx)
-    request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1h"}
+    request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "5s"}
     await session.send({"action": "subscribe", "hash": value, "requests": [request]})
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
     await session.close()
@@ -182,8 +187,12 @@ async def _normal_trackers(ctx: Ctx, value: str) -> list[int]:
     statuses = data.get("state_batch") if isinstance(data, dict) else None
     if isinstance(statuses, dict) and isinstance(statuses.get("value"), dict):
         statuses = statuses["value"]
-    if not isinstance(statuses, dict):
-        raise Unsupported(f"could not learn the account's trackers (got {reply!r:.200})")
+    if not (_is("response", _SUBSCRIBE)(reply) and isinstance(statuses, dict)):
+        raise Blocked(
+            "itrack.actions.subscribe-state-batch",
+            f"a state_batch for all (rate_limit 5s) answered {reply!r:.200}, not a subscribe "
+            "response with the covered trackers: the kit cannot learn the account's trackers",
+        )
     found = sorted(int(k) for k, v in statuses.items() if v == "normal" and k.isdigit())
     if not found:
         raise Unsupported("the account has no tracker in status normal")
@@ -239,27 +248,6 @@ async def path_spellings(ctx: Ctx) -> Outcome:
     return findings.outcome()
 
 
-@server_probe("itrack.errors.bad-params")
-async def bad_params(ctx: Ctx) -> Outcome:
-    value = await session_hash(ctx)
-    session = await open_session(ctx)
-    findings = Findings()
-    for requests in (
-        [{"type": "state", "trackers": ["a"]}],
-        [{"type": "no_such_type", "trackers": [1]}],
-        [{"type": "state_batch", "target": {"type": "nobody"}}],
-        [{"type": "state_batch", "target": {"type": "all"}, "rate_limit": "soon"}],
-    ):
-        await session.send({"action": "subscribe", "hash": value, "requests": requests})
-        reply = await session.wait(_is_reply, ctx.options.reply_wait)
-        findings.expect(
-            _is("error")(reply) and _error_code(reply) == 7,
-            f"{requests!r} drew {reply!r:.160}, not an error with code 7",
-        )
-    await session.close()
-    return findings.outcome()
-
-
 # -- §2 and §3: subscribing and what follows --------------------------------------------------
 
 
@@ -284,11 +272,21 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
     after = await session.gather(ctx.options.settle)
     await session.close()
+    # The compact form beside the full one (the witness's): current states and changes.
+    compact = await open_session(ctx)
+    compact_request = {"type": "state", "trackers": ids, "format": "compact"}
+    await compact.send({"action": "subscribe", "hash": value, "requests": [compact_request]})
+    await compact.wait(_is_reply, ctx.options.reply_wait)
+    await compact.gather(max(ctx.options.settle, 0.3))
+    await compact.close()
     await witness.close()
     results: dict[str, Outcome] = {}
     accepted = _is("response", _SUBSCRIBE)(reply)
+    forms = _compact_problems(_events(witness.seen + session.seen, "state"),
+                              _events(compact.seen, "state"))  # fmt: skip
     results["itrack.actions.subscribe-state"] = Outcome(
-        accepted, f"subscribe of {ids} answered {reply!r:.200}"
+        accepted and not forms,
+        f"subscribe of {ids} answered {reply!r:.200}" if not accepted else "; ".join(forms),
     )
     shape = Findings()
     if accepted:
@@ -349,6 +347,41 @@ async def subscribe_state(ctx: Ctx) -> dict[str, Outcome]:
     return results
 
 
+_COMPACT = frozenset({"source_id", "gps", "connection_status", "movement_status", "last_update"})
+"""The fields of the documented compact source state; full adds more."""
+
+
+def _compact_problems(full: list[Any], compact: list[Any]) -> list[str]:
+    """A compact state has no field its full form lacks, and where the full form has more
+    than the compact fields, fewer fields than the full one (full adds them), source by
+    source."""
+    fields: dict[object, set[str]] = {}
+    for state in _states_in(full):
+        fields.setdefault(state.get("source_id"), set()).update(state)
+    for state in _states_in(compact):
+        known = fields.get(state.get("source_id"), set())
+        if known and set(state) - known:
+            return [
+                f"a compact state of source {state.get('source_id')} carries "
+                f"{sorted(set(state) - known)[:4]}, which its full form lacks: not compact"
+            ]
+        if known - _COMPACT and not set(state) < known:
+            return [
+                f"a compact state of source {state.get('source_id')} carries "
+                f"{sorted(set(state) - _COMPACT)[:4]} (as the full form does): not compact"
+            ]
+    return []
+
+
+def _states_in(messages: list[Any]) -> list[dict[str, Any]]:
+    """The source states that state and state_batch events among ``messages`` carry."""
+    found = []
+    for message in messages:
+        data = message.get("data") if isinstance(message, dict) else None
+        found += [s for s in (data if isinstance(data, list) else [data]) if isinstance(s, dict)]
+    return found
+
+
 def _current_states(
     ctx: Ctx, witness: int, subject: int, states: list[dict[str, Any]], asked: int
 ) -> Outcome:
@@ -404,6 +437,19 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
     await witness.send(_subscribe_state(value, ids))
     await witness.wait(_is_reply, ctx.options.reply_wait)
     await witness.gather(ctx.options.settle)
+    # The compact form of the batch beside the witness's full states.
+    compact = await open_session(ctx)
+    selected = {"type": "selected", "tracker_ids": ids}
+    compact_request = {
+        "type": "state_batch",
+        "target": selected,
+        "rate_limit": "5s",
+        "format": "compact",
+    }
+    await compact.send({"action": "subscribe", "hash": value, "requests": [compact_request]})
+    await compact.wait(_is_reply, ctx.options.reply_wait)
+    compact_batches = _events(await compact.gather(ctx.options.settle), "state_batch")
+    await compact.close()
     session = await open_session(ctx)
     rate = 1.0
     request = {"type": "state_batch", "target": {"type": "all"}, "rate_limit": "1s"}
@@ -419,10 +465,17 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
             batches.append(message.get("data"))
         return False
 
+    changed_at: list[float] = []
     window = max(ctx.options.push_wait, 2.2 * rate)
 
+    def change(message: Any) -> bool:
+        if _events([message], "state"):
+            changed_at.append(trio.current_time())
+            changes.append(message)
+        return False
+
     async def watch_changes() -> None:
-        changes.extend(_events(await witness.gather(window), "state"))
+        await witness.wait(change, window)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_changes)
@@ -433,9 +486,11 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
     data = reply.get("data") if isinstance(reply, dict) else None
     entry = data.get("state_batch") if isinstance(data, dict) else None
     covered = entry.get("value") if isinstance(entry, dict) else None
+    accepted = _is("response", _SUBSCRIBE)(reply) and isinstance(covered, dict) and bool(covered)
+    forms = _compact_problems(_events(witness.seen, "state"), compact_batches)
     results["itrack.actions.subscribe-state-batch"] = Outcome(
-        _is("response", _SUBSCRIBE)(reply) and isinstance(covered, dict) and bool(covered),
-        f"state_batch for all answered {reply!r:.200}",
+        accepted and not forms,
+        "; ".join(forms) if accepted else f"state_batch for all answered {reply!r:.200}",
     )
     findings = Findings()
     if changes:
@@ -451,6 +506,17 @@ async def subscribe_state_batch(ctx: Ctx) -> dict[str, Outcome]:
         findings.expect(
             all(b for b in batches[1:] if isinstance(b, list)), "an empty state_batch was sent"
         )
+        if changed_at and changed_at[0] + 1.5 * rate <= times[0] + window:
+            # The first change the witness saw must leave in a batch within one rate_limit
+            # (half of one more for the clocks): "then once per rate_limit".
+            due = changed_at[0] + 1.5 * rate
+            later = [t for t in times[1:] if t >= changed_at[0] - 0.05]
+            findings.expect(
+                bool(later) and later[0] <= due,
+                f"a change {changed_at[0] - times[0]:.2f} s after the first batch left "
+                + (f"{later[0] - changed_at[0]:.2f} s later" if later else "in no batch")
+                + " with rate_limit 1s",
+            )
         gaps = [later - earlier for earlier, later in itertools.pairwise(times[1:])]
         findings.expect(
             all(gap >= 0.8 * rate for gap in gaps),
@@ -543,6 +609,27 @@ async def hash_required(ctx: Ctx) -> Outcome:
     return findings.outcome()
 
 
+@server_probe("itrack.errors.bad-params")
+async def bad_params(ctx: Ctx) -> Outcome:
+    value = await session_hash(ctx)
+    session = await open_session(ctx)
+    findings = Findings()
+    for requests in (
+        [{"type": "state", "trackers": ["a"]}],
+        [{"type": "no_such_type", "trackers": [1]}],
+        [{"type": "state_batch", "target": {"type": "nobody"}}],
+        [{"type": "state_batch", "target": {"type": "all"}, "rate_limit": "soon"}],
+    ):
+        await session.send({"action": "subscribe", "hash": value, "requests": requests})
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        findings.expect(
+            _is("error")(reply) and _error_code(reply) == 7,
+            f"{requests!r} drew {reply!r:.160}, not an error with code 7",
+        )
+    await session.close()
+    return findings.outcome()
+
+
 @server_probe("itrack.errors.wrong-hash")
 async def wrong_hash(ctx: Ctx) -> Outcome:
     session = await open_session(ctx)
@@ -594,6 +681,14 @@ async def tracker_statuses(ctx: Ctx) -> Outcome:
     await session.send(_subscribe_state(value, [own, _BOGUS_TRACKER]))
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
     await session.close()
+    # A state_batch of the unknown tracker alone: nothing about it, not even empty batches.
+    nothing = await open_session(ctx)
+    target = {"type": "selected", "tracker_ids": [_BOGUS_TRACKER]}
+    request = {"type": "state_batch", "target": target, "rate_limit": "1s"}
+    await nothing.send({"action": "subscribe", "hash": value, "requests": [request]})
+    await nothing.wait(_is_reply, ctx.options.reply_wait)
+    batches = _events(await nothing.gather(max(ctx.options.settle, 1.5)), "state_batch")
+    await nothing.close()
     data = reply.get("data") if isinstance(reply, dict) else None
     entry = data.get("state") if isinstance(data, dict) else None
     statuses = entry.get("value") if isinstance(entry, dict) else None
@@ -608,6 +703,11 @@ async def tracker_statuses(ctx: Ctx) -> Outcome:
         statuses.get(str(_BOGUS_TRACKER)) == "unknown",
         f"non-existent tracker {_BOGUS_TRACKER} is {statuses.get(str(_BOGUS_TRACKER))!r}",
     )
+    findings.expect(
+        not batches,
+        f"{len(batches)} state_batch event(s) for a subscription of non-existent tracker "
+        f"{_BOGUS_TRACKER} alone: {batches[:1]!r:.120}",
+    )
     return findings.outcome()
 
 
@@ -621,14 +721,21 @@ async def _one_tracker(ctx: Ctx) -> tuple[ITrackSession, str, int, int | None]:
     reply = await session.wait(_is_reply, ctx.options.reply_wait)
     if not _is("response", _SUBSCRIBE)(reply):
         await session.close()
-        raise Unsupported(f"subscribe failed: {reply!r:.200}")
+        raise Blocked(
+            "itrack.actions.subscribe-state",
+            f"a state subscribe of tracker {own} answered {reply!r:.200}",
+        )
     first = await session.wait(_is("event"), ctx.options.reply_wait)
     data = first.get("data") if isinstance(first, dict) else None
     source = data.get("source_id") if isinstance(data, dict) else None
     return session, value, own, source if type(source) is int else None
 
 
-@server_probe("itrack.responses.unsubscribe")
+def _unsubscribe_time(options: ProbeOptions) -> float:
+    return 6 * options.reply_wait + 3 * max(options.push_wait, 2.2)
+
+
+@server_probe("itrack.responses.unsubscribe", extra_time=_unsubscribe_time)
 async def unsubscribe(ctx: Ctx) -> Outcome:
     session, value, own, source = await _one_tracker(ctx)
     request = {"type": "state", "trackers": [own]}
@@ -651,14 +758,144 @@ async def unsubscribe(ctx: Ctx) -> Outcome:
         and (source is None or e["data"].get("source_id") == source)
     ]
     findings.expect(not leaked, f"{len(leaked)} state event(s) after unsubscribing")
+    mine = await trackers(ctx)
+    if len(mine) >= 2:
+        await _unsubscribe_batches(ctx, value, mine, findings)
+    else:
+        findings.note("one tracker only: state_batch unsubscribes not tried")
     return findings.outcome()
+
+
+async def _sources(ctx: Ctx, session: ITrackSession, value: str, ids: list[int]) -> list[int]:
+    """Subscribe ``session`` to the state of ``ids`` one at a time; the source id of each
+    (from the current state after its response), -1 where none came."""
+    found: list[int] = []
+    for tracker in ids:
+        await session.send(_subscribe_state(value, [tracker]))
+        await session.wait(_is_reply, ctx.options.reply_wait)
+
+        def new(message: Any) -> bool:
+            return (
+                bool(_events([message], "state"))
+                and _sources_in(message)[:1] != []
+                and (_sources_in(message)[0] not in found)
+            )
+
+        first = await session.wait(new, ctx.options.reply_wait)
+        source = _sources_in(first)[0] if first is not None else None
+        found.append(source if type(source) is int else -1)
+    return found
+
+
+def _batched(messages: list[Any]) -> set[object]:
+    """The sources the ``state_batch`` events among ``messages`` carry."""
+    return {s for m in _events(messages, "state_batch") for s in _sources_in(m)}
+
+
+async def _unsubscribe_batches(ctx: Ctx, value: str, mine: list[int], findings: Findings) -> None:
+    """State_batch subscriptions of selected trackers, added to and taken away in parts:
+    each unsubscribe answers the ids it removed, and only those trackers stop.  A witness
+    subscribed to their states tells which of them moved meanwhile."""
+    a, b, *rest = mine[:3]
+    witness = await open_session(ctx)
+    sa, sb, *others = await _sources(ctx, witness, value, [a, b, *rest])
+    moved: list[Any] = []
+
+    async def watch(duration: float) -> list[Any]:
+        async def keep() -> None:
+            moved.extend(_events(await witness.gather(duration), "state"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep)
+            return await session.gather(duration)
+
+    def moving(source: int) -> bool:
+        return source in {s for m in moved for s in _sources_in(m)}
+
+    def selected(*ids: int) -> dict[str, Any]:
+        return {"type": "state_batch", "target": {"type": "selected", "tracker_ids": list(ids)},
+                "rate_limit": "1s"}  # fmt: skip
+
+    session = await open_session(ctx)
+    window = max(ctx.options.push_wait, 2.2)
+    for requests in ([selected(a), {"type": "state", "trackers": [a]}], [selected(b)]):
+        await session.send({"action": "subscribe", "hash": value, "requests": requests})
+        reply = await session.wait(_is_reply, ctx.options.reply_wait)
+        findings.expect(
+            _is("response", _SUBSCRIBE)(reply), f"subscribing {requests!r:.120} drew {reply!r:.160}"
+        )
+    moved.clear()
+    pushed = await watch(window)
+    if moving(sb):
+        findings.expect(
+            sb in _batched(pushed),
+            f"tracker {b}, added by a second state_batch subscribe, moved but was in no batch",
+        )
+    for tracker, source in zip(rest, others, strict=True):
+        findings.expect(
+            source not in _batched(pushed), f"tracker {tracker}, never subscribed, was batched"
+        )
+    # The first request unsubscribes what was never subscribed: it must not stop the others.
+    never = {"type": "readings_batch", "target": {"type": "selected", "tracker_ids": [a]}}
+    # The batch request names a tracker it never covered too: that one is no removed id.
+    requests = [never, {"type": "state", "trackers": [a]}, selected(a, *rest)]
+    await session.send({"action": "unsubscribe", "hash": value, "requests": requests})
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    removed = reply.get("data") if _is("response", _UNSUBSCRIBE)(reply) and reply else None
+    findings.expect(
+        isinstance(removed, list) and a in removed and not {b, *rest} & set(removed),
+        f"unsubscribing tracker {a} from state and state_batch answered {reply!r:.200}, not "
+        f"data listing {a} (and not {[b, *rest]}, never subscribed or still subscribed)",
+    )
+    moved.clear()
+    pushed = await watch(window)
+    findings.expect(
+        sa not in _batched(pushed) and not any(_sources_in(m) == [sa] for m in pushed),
+        f"tracker {a} was still pushed after its unsubscribe",
+    )
+    if moving(sb):
+        findings.expect(
+            sb in _batched(pushed), f"tracker {b} moved but left no batch after {a} was removed"
+        )
+    await session.send(
+        {"action": "unsubscribe", "hash": value, "requests": [{"type": "state_batch",
+         "target": {"type": "all"}}]}
+    )  # fmt: skip
+    reply = await session.wait(_is_reply, ctx.options.reply_wait)
+    removed = reply.get("data") if _is("response", _UNSUBSCRIBE)(reply) and reply else None
+    findings.expect(
+        isinstance(removed, list) and b in removed and a not in removed,
+        f"unsubscribing state_batch for all answered {reply!r:.200}, not data listing {b} "
+        f"(and not {a}, removed before)",
+    )
+    pushed = await session.gather(window)
+    findings.expect(
+        not _events(pushed, "state_batch"), "state_batch events after unsubscribing it for all"
+    )
+    await session.close()
+    await witness.close()
+    findings.note("state_batch of selected trackers: added to, and unsubscribed in parts")
 
 
 @server_probe("itrack.events.state-on-change")
 async def state_on_change(ctx: Ctx) -> Outcome:
-    session, _, own, source = await _one_tracker(ctx)
-    after = await session.gather(ctx.options.push_wait)
+    session, value, own, source = await _one_tracker(ctx)
+    mark = len(session.seen)
+    # A state_batch of the same tracker beside it tells whether the tracker moved.
+    witness = await open_session(ctx)
+    request = {"type": "state_batch", "target": {"type": "selected", "tracker_ids": [own]},
+               "rate_limit": "1s"}  # fmt: skip
+    await witness.send({"action": "subscribe", "hash": value, "requests": [request]})
+    await witness.wait(_is_reply, ctx.options.reply_wait)
+    initial = await witness.wait(_is("event"), ctx.options.settle)
+    window = max(ctx.options.push_wait, 1.5)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(session.gather, window)
+        batches = _events(await witness.gather(window), "state_batch")
+    after = session.seen[mark:]
+    await witness.close()
     await session.close()
+    moved = [b for b in batches if b is not initial and source in _sources_in(b)]
     states = [e for e in _events(after, "state") if isinstance(e.get("data"), dict)]
     others = [e for e in states if e["data"].get("source_id") != source]
     known = ("state", "state_batch", "lifecycle", "logout", "readings_batch", "iot_monitor")
@@ -670,8 +907,10 @@ async def state_on_change(ctx: Ctx) -> Outcome:
         return Outcome(None, "no initial state event tells the tracker's source id")
     if others:
         return Outcome(False, f"state events about other sources: {others[0]!r:.160}")
+    if not states and moved:
+        return Outcome(False, f"tracker {own} moved (its state_batch says so), no state event came")
     if not states:
-        return Outcome(None, f"tracker {own} did not change within {ctx.options.push_wait} s")
+        return Outcome(None, f"tracker {own} did not change within {window} s")
     return Outcome(True, f"{len(states)} change(s) of tracker {own} pushed")
 
 
@@ -708,17 +947,32 @@ def _state_of(source: int | None) -> Callable[[Any], bool]:
 @server_probe("itrack.events.lifecycle", "itrack.events.blocked")
 async def operator_block(ctx: Ctx) -> dict[str, Outcome]:
     operator = ctx.needs_operator("block and unblock a tracker")
-    session, _, own, source = await _one_tracker(ctx)
+    session, value, own, source = await _one_tracker(ctx)
+    # Who subscribed the tracker by state_batch or readings_batch gets its lifecycle too.
+    batched: dict[str, tuple[ITrackSession, Any]] = {}
+    for kind in ("state_batch", "readings_batch"):
+        other = await open_session(ctx)
+        target = {"type": "selected", "tracker_ids": [own]}
+        request = {"type": kind, "target": target, "rate_limit": "1s"}
+        await other.send({"action": "subscribe", "hash": value, "requests": [request]})
+        batched[kind] = (other, await other.wait(_is_reply, ctx.options.reply_wait))
+    failures: list[str] = []
+
+    async def act(verb: str) -> None:
+        try:
+            await getattr(operator, verb)(own)
+        except NotImplementedError as exc:
+            raise Unsupported(f"the operator cannot {verb} a tracker: {exc}") from None
+        except Exception as exc:  # the subject failed the action: judge what it sent
+            failures.append(f"the operator's {verb} of tracker {own} failed ({exc!r:.120})")
+
     blocked = False
     try:
-        try:
-            await operator.block(own)
-            blocked = True
-        except NotImplementedError as exc:
-            raise Unsupported(f"the operator cannot block a tracker: {exc}") from None
+        await act("block")
+        blocked = True
         block_event = await session.wait(_lifecycle("block", source), ctx.options.reply_wait)
         during = await session.gather(ctx.options.push_wait)
-        await operator.unblock(own)
+        await act("unblock")
         blocked = False
         unblock_event = await session.wait(_lifecycle("unblock", source), ctx.options.reply_wait)
         current = await session.wait(_state_of(source), ctx.options.reply_wait)
@@ -726,16 +980,34 @@ async def operator_block(ctx: Ctx) -> dict[str, Outcome]:
         if blocked:
             with trio.CancelScope(shield=True), trio.move_on_after(ctx.options.reply_wait):
                 await operator.unblock(own)
-    await session.close()
     lifecycle = Findings()
+    for kind, (other, reply) in batched.items():
+        announced = await other.wait(_lifecycle("block", source), ctx.options.settle)
+        await other.close()
+        if not _is("response", _SUBSCRIBE)(reply):
+            # A readings_batch may need a sensor_type the kit does not know.
+            lifecycle.expect(kind != "state_batch", f"a {kind} subscribe drew {reply!r:.160}")
+            lifecycle.note(f"a {kind} subscribe drew {reply!r:.80}")
+            continue
+        lifecycle.expect(
+            announced is not None,
+            f"no lifecycle block event for tracker {own} on its {kind} subscription",
+        )
+    await session.close()
     lifecycle.expect(block_event is not None, f"no lifecycle block event for tracker {own}")
     lifecycle.expect(unblock_event is not None, f"no lifecycle unblock event for tracker {own}")
     lifecycle.note(f"block and unblock of tracker {own} announced")
+    if lifecycle.problems:
+        lifecycle.problems.extend(failures)
     held = Findings()
     leaked = [m for m in during if _state_of(source)(m)]
     held.expect(not leaked, f"{len(leaked)} state event(s) of tracker {own} while blocked")
     held.expect(current is not None, f"no current state of tracker {own} after unblocking")
     held.note("no state while blocked; the current state followed the unblock")
+    if failures and not (lifecycle.problems or held.problems):
+        raise ProbeError("; ".join(failures))  # nothing amiss on the wire: no verdict
+    if held.problems:
+        held.problems.extend(failures)
     return {"itrack.events.lifecycle": lifecycle.outcome(), "itrack.events.blocked": held.outcome()}
 
 
@@ -744,6 +1016,14 @@ async def operator_logout(ctx: Ctx) -> Outcome:
     operator = ctx.needs_operator("end a user's sessions")
     login = ctx.credential("login")
     session, value, own, _ = await _one_tracker(ctx)
+    # Another tenant's subscribed session is no part of the ended one: no logout for it.
+    bystander: ITrackSession | None = None
+    if ctx.credentials.get("second-login") is not None:
+        second = await _second_hash(ctx)
+        bystander = await open_session(ctx)
+        theirs = await _normal_trackers(ctx, second)
+        await bystander.send(_subscribe_state(second, theirs[:1]))
+        await bystander.wait(_is_reply, ctx.options.reply_wait)
     try:
         await operator.end_sessions(login)
     except NotImplementedError as exc:
@@ -761,6 +1041,11 @@ async def operator_logout(ctx: Ctx) -> Outcome:
     reply = await again.wait(_is_reply, ctx.options.reply_wait)
     await again.close()
     findings = Findings()
+    if bystander is not None:
+        wrong = [m for m in bystander.seen if _is("event")(m) and m.get("event") == "logout"]
+        wrong += _events(await bystander.gather(ctx.options.settle), "logout")
+        await bystander.close()
+        findings.expect(not wrong, "the other tenant's session got a logout event too")
     findings.expect(
         isinstance(bye, dict) and bye.get("data") == "session closed",
         f"no logout event with data 'session closed' (got {bye!r:.160})",

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from trackwire.conformance import ReferenceServer, Verdict
+from trackwire.conformance import Level, ReferenceServer, Verdict
 from trackwire.conformance._probes import ProbeOptions
 from trackwire.conformance._runner import run_server_cases_async
 from trackwire.itrack import ITrackServer, StatePush
-from trackwire.itrack._server import SourceState
+from trackwire.itrack._codec import ActionFormatError
+from trackwire.itrack._server import SourceState, parse_rate_limit
 from trackwire.ws import Refuse, UpgradeRequest
 
 FAST = ProbeOptions(reply_wait=0.8, settle=0.3, push_wait=0.6, idle_wait=1.0)
@@ -134,3 +135,236 @@ async def test_a_renamed_event_fails_instead_of_being_unsupported(itrack: Refere
     result = report.result("itrack.events.state-on-change")
     assert result.verdict is Verdict.FAILED, result.details
     assert "position" in result.details
+
+
+class RefusesTimespans(ITrackServer):
+    """Refuses every batch request's rate_limit, even the documented 5s."""
+
+    def _check(self, action: Any, user: str) -> None:
+        super()._check(action, user)
+        if any(getattr(r, "rate_limit", None) for r in getattr(action, "requests", [])):
+            raise ActionFormatError("no timespan is good enough")
+
+
+async def test_a_refused_state_batch_fails_and_blocks_what_needs_the_trackers(
+    itrack: ReferenceServer,
+) -> None:
+    _serve(itrack, RefusesTimespans)
+    report = await run_server_cases_async(
+        itrack.url, "itrack", cases="itrack.actions.subscribe-state*", options=FAST, **LOGIN
+    )
+    batch = report.result("itrack.actions.subscribe-state-batch")
+    assert batch.verdict is Verdict.FAILED, batch.details
+    state = report.result("itrack.actions.subscribe-state")
+    assert state.verdict is not Verdict.UNSUPPORTED
+    assert state.blocked_by == "itrack.actions.subscribe-state-batch"
+
+
+class SlowBatches(ITrackServer):
+    """Sends its state batches every two rate_limits."""
+
+    def _add_batch(self, request: Any, user: str, statuses: dict[int, str]) -> Any:
+        batch = super()._add_batch(request, user, statuses)
+        batch.rate = 2 * parse_rate_limit(request.rate_limit)
+        return batch
+
+
+async def test_batches_slower_than_the_rate_limit_fail(itrack: ReferenceServer) -> None:
+    _serve(itrack, SlowBatches)
+    report = await run_server_cases_async(
+        itrack.url, "itrack", cases="itrack.events.state-batch", options=FAST, **LOGIN
+    )
+    result = report.result("itrack.events.state-batch")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert "with rate_limit 1s" in result.details
+
+
+class KeepsSelectedBatches(ITrackServer):
+    """Answers an unsubscribe of selected trackers from a state_batch, but keeps them."""
+
+    def _unsubscribe(self, requests: list[Any], user: str, legacy: Any = None) -> None:
+        kept = {k: (b.tracker_ids and set(b.tracker_ids)) for k, b in self._batches.items()}
+        super()._unsubscribe(requests, user, legacy)
+        for kind, ids in kept.items():
+            if kind in self._batches and ids:
+                self._batches[kind].tracker_ids = ids
+
+
+class ReplacesBatches(ITrackServer):
+    """A second state_batch subscribe of selected trackers covers all of the user's."""
+
+    def _add_batch(self, request: Any, user: str, statuses: dict[int, str]) -> Any:
+        known = request.type in self._batches
+        batch = super()._add_batch(request, user, statuses)
+        if known:
+            batch.tracker_ids = None
+        return batch
+
+
+@pytest.mark.parametrize(
+    ("core", "problem"),
+    [
+        (KeepsSelectedBatches, "was still pushed after its unsubscribe"),
+        (ReplacesBatches, "never subscribed, was batched"),
+    ],
+)
+async def test_state_batches_of_selected_trackers_are_checked(
+    itrack: ReferenceServer, core: type[ITrackServer], problem: str
+) -> None:
+    _serve(itrack, core)
+    report = await run_server_cases_async(
+        itrack.url, "itrack", cases="itrack.responses.unsubscribe", options=FAST, **LOGIN
+    )
+    result = report.result("itrack.responses.unsubscribe")
+    assert result.verdict is Verdict.FAILED, result.details
+    assert problem in result.details
+
+
+class NoLifecycleForBatches(ITrackServer):
+    """Sends lifecycle events to state subscribers only."""
+
+    def _lifecycle_user(self, tracker_id: int) -> str | None:
+        sub = self._states.get(tracker_id)
+        return None if sub is None else sub.user
+
+
+class LogoutForAll(ITrackServer):
+    """Sends logout to every subscribed connection when any session ends."""
+
+    def push_logout(self, now: float, session_hash: str | None = None) -> bool:
+        return super().push_logout(now)
+
+
+@pytest.mark.parametrize(
+    ("core", "case", "problem"),
+    [
+        (NoLifecycleForBatches, "itrack.events.lifecycle", "on its state_batch subscription"),
+        (LogoutForAll, "itrack.events.logout", "other tenant's session got a logout"),
+    ],
+)
+async def test_operator_events_reach_whom_they_concern(
+    itrack: ReferenceServer, core: type[ITrackServer], case: str, problem: str
+) -> None:
+    _serve(itrack, core)
+    report = await run_server_cases_async(
+        itrack.url, "itrack", cases=case, options=FAST, operator=itrack.operator(),
+        second_login="other", second_password="other", **LOGIN,
+    )  # fmt: skip
+    result = report.result(case)
+    assert result.verdict is Verdict.FAILED, result.details
+    assert problem in result.details
+
+
+async def test_a_server_error_on_every_upgrade_fails_a_must_case(
+    itrack: ReferenceServer,
+) -> None:
+    app: Any = itrack.app
+
+    def factory(request: UpgradeRequest) -> ITrackServer:
+        raise RuntimeError("no connection today")
+
+    app.factory = factory
+    report = await run_server_cases_async(itrack.url, "itrack", options=FAST, **LOGIN)
+    failed = [r for r in report.results if r.verdict is Verdict.FAILED]
+    assert failed
+    assert failed[0].case.level is Level.MUST
+
+
+class CrashesOnUnblock(ITrackServer):
+    """Fails when its tracker is unblocked, before saying so."""
+
+    def push_lifecycle(self, tracker_id: int, lifecycle_event: str, now: float) -> None:
+        if lifecycle_event == "unblock":
+            raise RuntimeError("no unblock today")
+        super().push_lifecycle(tracker_id, lifecycle_event, now)
+
+
+class NoLifecycleForReadings(ITrackServer):
+    """Sends lifecycle events to state and state_batch subscribers, not readings_batch ones."""
+
+    def _lifecycle_user(self, tracker_id: int) -> str | None:
+        user = super()._lifecycle_user(tracker_id)
+        readings = self._batches.get("readings_batch")
+        if tracker_id not in self._states and "state_batch" not in self._batches and readings:
+            return None
+        return user
+
+
+@pytest.mark.parametrize(
+    ("core", "case", "problem"),
+    [
+        (CrashesOnUnblock, "itrack.events.lifecycle", "the operator's unblock of tracker"),
+        (NoLifecycleForReadings, "itrack.events.lifecycle", "on its readings_batch"),
+    ],
+)
+async def test_what_the_subject_sends_around_an_operator_action_is_judged(
+    itrack: ReferenceServer, core: type[ITrackServer], case: str, problem: str
+) -> None:
+    _serve(itrack, core)
+    report = await run_server_cases_async(
+        itrack.url, "itrack", cases=case, options=FAST, operator=itrack.operator(), **LOGIN
+    )
+    result = report.result(case)
+    assert result.verdict is Verdict.FAILED, result.details
+    assert problem in result.details
+
+
+class SilentStates(ITrackServer):
+    """Batches its trackers' changes but never pushes them as state events."""
+
+    def push_state(self, tracker_id: int, state: Any, now: float, **options: Any) -> None:
+        sub = self._states.pop(tracker_id, None)
+        super().push_state(tracker_id, state, now, **options)
+        if sub is not None:
+            self._states[tracker_id] = sub
+
+
+class EmptyBatches(ITrackServer):
+    """Sends a state_batch every rate_limit, empty when nothing changed."""
+
+    def next_deadline(self) -> float | None:
+        dues = [b.last_flush + b.rate for b in self._batches.values()]
+        deadline = super().next_deadline()
+        return min([*dues, *([] if deadline is None else [deadline])], default=None)
+
+    def handle_timer(self, now: float) -> None:
+        super().handle_timer(now)
+        for batch in self._batches.values():
+            if now >= batch.last_flush + batch.rate:
+                self._send({"type": "event", "event": batch.kind, "data": []})
+                batch.last_flush = now
+
+
+@pytest.mark.parametrize(
+    ("core", "case", "problem"),
+    [
+        (SilentStates, "itrack.events.state-on-change", "no state event came"),
+        (EmptyBatches, "itrack.responses.tracker-statuses", "non-existent tracker"),
+    ],
+)
+async def test_silences_and_empty_pushes_are_caught(
+    itrack: ReferenceServer, core: type[ITrackServer], case: str, problem: str
+) -> None:
+    _serve(itrack, core)
+    report = await run_server_cases_async(itrack.url, "itrack", cases=case, options=FAST, **LOGIN)
+    result = report.result(case)
+    assert result.verdict is Verdict.FAILED, result.details
+    assert problem in result.details
+
+
+class FullForCompact(ITrackServer):
+    """Sends the full form of the current states to compact subscriptions too."""
+
+    def _current(self, tracker_id: int, compact: bool) -> SourceState | None:
+        return super()._current(tracker_id, False)
+
+
+async def test_the_full_form_for_a_compact_subscription_fails(itrack: ReferenceServer) -> None:
+    _serve(itrack, FullForCompact)
+    report = await run_server_cases_async(
+        itrack.url, "itrack", cases="itrack.actions.subscribe-state*", options=FAST, **LOGIN
+    )
+    for case in ("itrack.actions.subscribe-state", "itrack.actions.subscribe-state-batch"):
+        result = report.result(case)
+        assert result.verdict is Verdict.FAILED, result.details
+        assert "not compact" in result.details

@@ -273,6 +273,18 @@ def test_unsubscribe_stops_events() -> None:
     assert link.server.subscribed
 
 
+def test_a_tracker_unsubscribed_from_a_batch_leaves_no_waiting_state_behind() -> None:
+    link = opened()
+    link.client.send(Subscribe([StateBatchRequest(Target.selected([1, 4]))]))
+    link.client_events()
+    link.server.push_state(1, state(101, speed=1), 0.0)
+    link.server.push_state(4, state(104, speed=1), 0.0)
+    link.client.send(Unsubscribe([StateBatchRequest(Target.selected([1]))]))
+    assert link.client_events() == [UnsubscribeResponse(["state_batch"], [1])]
+    link.server.handle_timer(10.0)
+    assert link.client_events() == [StateBatchEvent([state(104, speed=1)])]
+
+
 # -- server-side validation ----------------------------------------------------------------
 
 ELEVEN = list(range(1, 12))

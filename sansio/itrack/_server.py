@@ -393,6 +393,8 @@ class ITrackServer(CoreBase[ServerEvent]):
             elif batch.tracker_ids is not None:
                 gone = batch.tracker_ids.intersection(ids)
                 batch.tracker_ids -= gone
+                for tracker in gone:  # their waiting states stay out of the next batch
+                    batch.states.pop(tracker, None)
                 removed.update(dict.fromkeys(t for t in ids if t in gone))
                 if not batch.tracker_ids:
                     del self._batches[request.type]
