@@ -674,6 +674,8 @@ def _logged_in(cls: type[FleetFreedomClient]) -> Callable[[str], Any]:
         client.send(Command.login("someone@example.com", "secret", "conformance-test"))
         return client
 
+    return make
+
 
 class BothSidesOrNothing(AtmosphereClient):
     """Trims a message only when it has blanks on both sides."""
