@@ -22,6 +22,7 @@ a false verdict of the kit on a loaded machine, and is reported.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -72,6 +73,11 @@ def _classify(result: dict[str, Any], control: dict[str, str]) -> dict[str, Any]
     return {**result, "status": status, "changed": changed}
 
 
+def digest(core: Core) -> str:
+    """The SHA-256 of the core's text: results are only valid for the text they judged."""
+    return hashlib.sha256(core.file.read_bytes()).hexdigest()
+
+
 def load(core: Core) -> dict[str, Any]:
     path = RESULTS / f"{core.name}.json"
     if path.exists():
@@ -99,8 +105,14 @@ def campaign(
 
     everything = mutants(core)
     data = load(core)
-    known = {str(m.index) for m in everything}
-    data["mutants"] = {k: v for k, v in data["mutants"].items() if k in known}
+    source = digest(core)
+    if data.get("source") != source:
+        # Judged on another text of the core: mutmut's numbers now mean other mutants.
+        if data["mutants"]:
+            print(f"{core.name}: the core changed since its results; judging afresh")
+        data = {"core": core.name, "file": core.path, "mutants": {}, "controls": []}
+        wanted = None
+    data["source"] = source
     data["total"] = len(everything)
     chosen = [m for m in everything if wanted is None or m.index in wanted]
     control = _judge(core, -1, timeout)
@@ -186,7 +198,8 @@ def summary_rows() -> list[dict[str, Any]]:
         caught = sum(count[s] for s in CAUGHT)
         faults = len(entries) - sum(kinds.values())
         non_equivalent = len(entries) - kinds["equivalent"]
-        bad_controls = [c for c in data["controls"] if c["failed"]]
+        # A control that FAILED a MUST case, hung or could not run is a false verdict.
+        bad_controls = [c for c in data["controls"] if c["failed"] or c["status"] in CAUGHT]
         rows.append(
             {
                 "core": core,
@@ -200,6 +213,7 @@ def summary_rows() -> list[dict[str, Any]]:
                 "live": live,
                 "controls": len(data["controls"]),
                 "false": len(bad_controls),
+                "unsteady": sum(c["status"] == "changed" for c in data["controls"]),
             }
         )
     return rows
@@ -225,12 +239,15 @@ def render() -> str:
     faults = judged - sum(r["equivalent"] + r["allowed"] + r["application"] for r in rows)
     controls = sum(r["controls"] for r in rows)
     false = sum(r["false"] for r in rows)
+    unsteady = sum(r["unsteady"] for r in rows)
     if rows:
         out += [
             "",
             f"All cores: {caught} of {faults} wire faults caught ({caught / max(1, faults):.1%}).",
             f"Controls (the unmutated core judged between the mutants, on the same loaded "
-            f"machine): {controls}, of which {false} had a MUST case FAILED.",
+            f"machine): {controls}, of which {false} had a MUST case FAILED, hung or could "
+            f"not run, and {unsteady} differed from the first judgment in another verdict "
+            f"(which is why a mutant that only changes verdicts is not counted as caught).",
         ]
     for r in rows:
         if not r["live"]:

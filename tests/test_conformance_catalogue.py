@@ -103,6 +103,15 @@ def test_every_protocol_has_both_levels_and_both_roles() -> None:
         assert {"server", "client"} <= {case.role for case in cases}, protocol
 
 
+def test_the_case_count_the_docs_give_is_the_catalogue_s() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    changelog = (root / "CHANGELOG.md").read_text(encoding="utf-8")
+    said = re.findall(r"(\d+) cases \(every MUST", readme)
+    said += re.findall(r"conformance kit of (\d+) cases", changelog)
+    assert said == [str(len(CATALOGUE))] * 2
+
+
 def test_catalogue_size_and_order() -> None:
     assert 60 <= len(CATALOGUE) <= 200
     protocols = [case.protocol for case in CATALOGUE]
