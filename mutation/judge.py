@@ -63,9 +63,7 @@ def judge(core: Core, index: int) -> dict[str, Any]:
         except BaseException as exc:  # the mutant broke the subject before any verdict
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            lines = traceback.format_exception_only(type(exc), exc)
-            error = lines[-1].strip()[:300]
-            return {"status": "broken", "error": error, "seconds": _since(started)}
+            return {"status": "broken", "error": _innermost(exc), "seconds": _since(started)}
     verdicts = {r.id: r.verdict.value for r in report.results}
     failed = sorted(
         r.id for r in report.results if r.verdict is Verdict.FAILED and r.case.level is Level.MUST
@@ -77,6 +75,19 @@ def judge(core: Core, index: int) -> dict[str, Any]:
         "details": {r.id: r.details[:300] for r in report.results if r.id in failed},
         "seconds": _since(started),
     }
+
+
+def _innermost(exc: BaseException) -> str:
+    """The exception at the bottom of trio's single-member groups, and where it was raised:
+    what tells a crash of the subject from one of the kit."""
+    inner = getattr(exc, "exceptions", None)  # an exception group (or its 3.10 backport)
+    while isinstance(inner, tuple) and len(inner) == 1:
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    place = "".join(f" at {Path(f.filename).name}:{f.lineno} in {f.name}" for f in where)
+    text = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return f"{text}{place}"[:300]
 
 
 def _since(started: float) -> float:

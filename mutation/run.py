@@ -182,19 +182,36 @@ def key(entry: dict[str, Any]) -> str:
     return f"{entry['before']} => {entry['after']}"
 
 
+def classification(
+    mine: dict[str, dict[str, str]], entries: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, str]]:
+    """Each mutant's classification, by mutant number.  A key ``"<before> => <after>"``
+    covers every mutant making that change; when the same change is made on several lines,
+    ``"<before> => <after> #2"`` names the second of them in file order (and wins)."""
+    found: dict[str, dict[str, str]] = {}
+    seen: dict[str, int] = {}
+    for number, entry in sorted(entries.items(), key=lambda kv: int(kv[0])):
+        base = key(entry)
+        seen[base] = seen.get(base, 0) + 1
+        chosen = mine.get(f"{base} #{seen[base]}") or mine.get(base)
+        if chosen is not None:
+            found[number] = chosen
+    return found
+
+
 def summary_rows() -> list[dict[str, Any]]:
     rows = []
     for core in CORES.values():
         data = load(core)
         if not data["mutants"]:
             continue
-        mine = classified(core)
+        mine = classification(classified(core), data["mutants"])
         entries = list(data["mutants"].values())
         statuses = (*CAUGHT, "changed", "survived")
         count = {s: sum(e["status"] == s for e in entries) for s in statuses}
-        missed = [e for e in entries if e["status"] not in CAUGHT]
-        kinds = {k: sum(mine.get(key(e), {}).get("kind") == k for e in missed) for k in KINDS}
-        live = [e for e in missed if key(e) not in mine]
+        missed = {n: e for n, e in data["mutants"].items() if e["status"] not in CAUGHT}
+        kinds = {k: sum(mine.get(n, {}).get("kind") == k for n in missed) for k in KINDS}
+        live = [e for n, e in missed.items() if n not in mine]
         caught = sum(count[s] for s in CAUGHT)
         faults = len(entries) - sum(kinds.values())
         non_equivalent = len(entries) - kinds["equivalent"]
