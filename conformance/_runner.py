@@ -120,7 +120,7 @@ async def run_probe(
                 root = exc.root
             elif isinstance(exc, SubjectBroke):
                 broke = exc.fault
-                root = faults.setdefault(broke, cases[0].id)
+                root = faults.setdefault(broke, cases[0].id) if cases else None
             if isinstance(exc, Unsupported):
                 failure = (Verdict.UNSUPPORTED, str(exc))
             elif isinstance(exc, Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -529,5 +530,6 @@ def connect(
         max_message_size=max_message_size,
         rng=rng,
         stall_timeout=stall_timeout,
+        wall_offset=time.time() - time.monotonic(),  # asyncio's default loop clock
     )
     return Connection(session, ssl_context=ssl_context, queue_size=queue_size)

@@ -412,5 +412,6 @@ def connect(
         max_message_size=max_message_size,
         rng=rng,
         stall_timeout=stall_timeout,
+        wall_offset=time.time() - time.monotonic(),
     )
     return Connection(session, ssl_context=ssl_context)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from trackwire import Backoff, ClientCore, Event, LocalProtocolError, ReconnectPolicy
-from trackwire.atmosphere import InactivityTimeout
+from trackwire.atmosphere import AtmosphereClient, InactivityTimeout
 from trackwire.fleetfreedom import CloseRequested, Deleted, Merged, Suspended
 from trackwire.itrack import (
     AuthError,
@@ -125,12 +125,18 @@ class ClientSession(Generic[CoreT]):
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         rng: Callable[[], float] | None = None,
         stall_timeout: float | None = None,
+        wall_offset: float | None = None,
     ) -> None:
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be > 0")
         if stall_timeout is not None and stall_timeout <= 0:
             raise ValueError("stall_timeout must be > 0 (None turns it off)")
         self.core = core
+        # The driver's clock to Unix time, for the Atmosphere close request's ``_`` stamp
+        # (the core reads no clock); a core given its own offset keeps it.
+        transport = getattr(core, "transport", core)
+        if isinstance(transport, AtmosphereClient) and transport.wall_offset is None:
+            transport.wall_offset = wall_offset
         self.url = url
         """The URL given to ``connect`` (every attempt opens it), or ``None``: the core's."""
         self.reconnector = Reconnector(core, reconnect, rng)

@@ -22,6 +22,7 @@ import math
 import os
 import ssl
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -195,6 +196,7 @@ class Connection(SessionView[ClientCoreT]):
             max_message_size=max_message_size,
             rng=rng,
             stall_timeout=stall_timeout,
+            wall_offset=time.time() - trio.current_time(),
         )
         self._ssl_context = ssl_context
         # Events travel in batches (one per read): one scheduler trip per read, not per event.

@@ -285,6 +285,18 @@ def test_a_tracker_unsubscribed_from_a_batch_leaves_no_waiting_state_behind() ->
     assert link.client_events() == [StateBatchEvent([state(104, speed=1)])]
 
 
+def test_a_tracker_unsubscribed_from_a_readings_batch_leaves_no_waiting_reading() -> None:
+    link = opened()
+    link.client.send(Subscribe([ReadingsBatchRequest(Target.selected([1, 4]), "2s", "t")]))
+    link.client_events()
+    link.server.push_readings(1, [{"value": 21.5}], 0.5)
+    link.server.push_readings(4, [{"value": 7}, {"value": 8}], 0.5)
+    link.client.send(Unsubscribe([ReadingsBatchRequest(Target.selected([4]), "2s", "t")]))
+    assert link.client_events() == [UnsubscribeResponse(["readings_batch"], [4])]
+    link.server.handle_timer(2.0)
+    assert link.client_events() == [ReadingsBatchEvent([{"value": 21.5}])]
+
+
 # -- server-side validation ----------------------------------------------------------------
 
 ELEVEN = list(range(1, 12))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 from .._core import CoreBase, Event, StateMachine
@@ -138,6 +137,7 @@ class AtmosphereClient(CoreBase[Event]):
         "track_message_length",
         "tracking_id",
         "url",
+        "wall_offset",
     )
 
     def __init__(
@@ -155,6 +155,7 @@ class AtmosphereClient(CoreBase[Event]):
         delimiter: str = "|",
         message_factory: Callable[[str], Event] = Message,
         reconnect_on_timeout: bool = False,
+        wall_offset: float | None = None,
     ) -> None:
         super().__init__()
         if not delimiter:
@@ -173,6 +174,11 @@ class AtmosphereClient(CoreBase[Event]):
         """After the inactivity timeout, reconnect (the peer may have vanished without
         closing: a half-open socket) instead of ending for good as atmosphere.js does; no
         close request is sent then."""
+        self.wall_offset = wall_offset
+        """Seconds to add to ``now`` for the time since the Unix epoch, which stamps the close
+        request's ``_`` as atmosphere.js does (``time.time() - your_clock()``); the drivers
+        set it for their clock when it is ``None``.  Left ``None``, ``now`` itself is the
+        stamp."""
         self.message_factory = message_factory
         """Turns each delivered message into its event (:class:`Message` by default); a layer
         above (iTrack) plugs its decoder in here, so a message becomes its final event in one
@@ -453,8 +459,9 @@ class AtmosphereClient(CoreBase[Event]):
         """End the session for good; returns the HTTP close request URL to send, if any.
 
         The real client sends it only when the protocol is on and the handshake arrived.
-        ``timestamp_ms`` (the ``_`` cache buster) defaults to the wall clock in milliseconds
-        since the epoch, as atmosphere.js stamps it (``now`` is a monotonic clock, no date).
+        ``timestamp_ms`` (the ``_`` cache buster) defaults to ``now`` plus
+        :attr:`wall_offset`, in milliseconds: the time since the epoch, as atmosphere.js
+        stamps it, once a driver (or you) set the offset for the clock ``now`` comes from.
         """
         already = not self._resumable  # closed by close() or the inactivity timeout
         self._machine.fire(_I.CLOSE)
@@ -466,7 +473,9 @@ class AtmosphereClient(CoreBase[Event]):
     def _close_url(self, now: float, timestamp_ms: int | None = None) -> str | None:
         if not (self.enable_protocol and self.handshake_received):
             return None
-        stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        if timestamp_ms is None:
+            timestamp_ms = int((now + (self.wall_offset or 0.0)) * 1000)
+        stamp = timestamp_ms
         return build_close_url(self.url, self.tracking_id, stamp, self.headers)
 
     def reconnect(self) -> None:

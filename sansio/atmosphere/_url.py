@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 from .._numbers import parse_digits
+from .._tables import SharedPairs
 
 __all__ = [
     "DEFAULT_FRAMEWORK",
@@ -147,7 +148,7 @@ _SHARED_PARAMS = frozenset(
 decoded pairs are shared between the requests that hold them."""
 _PARAMS_KEPT = 64
 _PARAM_KEPT = 128
-_params: dict[str, tuple[str, str]] = {}
+_params: SharedPairs[str, tuple[str, str]] = SharedPairs(_PARAMS_KEPT)
 
 
 def _split_query(query: str) -> list[tuple[str, str]]:
@@ -160,9 +161,7 @@ def _split_query(query: str) -> list[tuple[str, str]]:
             name, _, value = piece.partition("=")
             pair = (unquote(name), unquote(value))
             if _shared(pair, piece):
-                if len(_params) >= _PARAMS_KEPT:
-                    _params.clear()
-                _params[piece] = pair
+                _params.keep(piece, pair)
         pairs.append(pair)
     return pairs
 

@@ -97,7 +97,8 @@ class _Batch:
     compact: bool
     last_flush: float
     states: dict[int, SourceState] = field(default_factory=dict)
-    items: list[Any] = field(default_factory=list)
+    items: list[tuple[int, Any]] = field(default_factory=list)
+    """Readings or attribute values waiting, each with its tracker's id."""
 
     def covers(self, tracker_id: int) -> bool:
         return self.tracker_ids is None or tracker_id in self.tracker_ids
@@ -395,6 +396,8 @@ class ITrackServer(CoreBase[ServerEvent]):
                 batch.tracker_ids -= gone
                 for tracker in gone:  # their waiting states stay out of the next batch
                     batch.states.pop(tracker, None)
+                if batch.items:  # and so do their waiting readings or values
+                    batch.items = [pair for pair in batch.items if pair[0] not in gone]
                 removed.update(dict.fromkeys(t for t in ids if t in gone))
                 if not batch.tracker_ids:
                     del self._batches[request.type]
@@ -442,7 +445,7 @@ class ITrackServer(CoreBase[ServerEvent]):
         self._now = now
         batch = self._batches.get(kind)
         if batch is not None and batch.covers(tracker_id) and self._normal(batch.user, tracker_id):
-            batch.items.extend(items)
+            batch.items.extend((tracker_id, item) for item in items)
             if len(batch.items) > MAX_BATCH_ITEMS:
                 del batch.items[: len(batch.items) - MAX_BATCH_ITEMS]
 
@@ -514,7 +517,7 @@ class ITrackServer(CoreBase[ServerEvent]):
                     data: list[Any] = [s.raw for s in batch.states.values()]
                     batch.states = {}
                 else:
-                    data = batch.items
+                    data = [item for _, item in batch.items]
                     batch.items = []
                 self._send(encode_event(batch.kind, data))
                 batch.last_flush = now

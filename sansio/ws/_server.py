@@ -15,6 +15,7 @@ from wsproto.utilities import RemoteProtocolError as WsprotoRemoteError
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._redact import redact_headers, redact_target
+from .._tables import SharedPairs
 from ..atmosphere import parse_open_request
 from ._events import (
     AtmosphereCloseRequested,
@@ -412,7 +413,7 @@ _SHARED_HEADERS = frozenset(
 decoded pairs are shared between connections (the upgrade request stays with each)."""
 _HEADERS_KEPT = 64
 _HEADER_VALUE_KEPT = 256
-_headers: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_headers: SharedPairs[tuple[bytes, bytes], tuple[str, str]] = SharedPairs(_HEADERS_KEPT)
 
 
 def _header(name: bytes, value: bytes) -> tuple[str, str]:
@@ -423,7 +424,5 @@ def _header(name: bytes, value: bytes) -> tuple[str, str]:
     if pair is None:
         pair = (name.decode("latin-1"), value.decode("latin-1"))
         if name in _SHARED_HEADERS and len(value) <= _HEADER_VALUE_KEPT:
-            if len(_headers) >= _HEADERS_KEPT:
-                _headers.clear()
-            _headers[name, value] = pair
+            _headers.keep((name, value), pair)
     return pair
