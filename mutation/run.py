@@ -199,6 +199,10 @@ def classification(
     return found
 
 
+def _not_python(entry: dict[str, Any]) -> bool:
+    return entry["status"] == "broken" and str(entry.get("error", "")).startswith("SyntaxError")
+
+
 def summary_rows() -> list[dict[str, Any]]:
     rows = []
     for core in CORES.values():
@@ -206,10 +210,17 @@ def summary_rows() -> list[dict[str, Any]]:
         if not data["mutants"]:
             continue
         mine = classification(classified(core), data["mutants"])
-        entries = list(data["mutants"].values())
+        # mutmut sometimes writes a program Python cannot read (``**{…}`` → ``*{…}``): no
+        # fault at all, so neither caught nor in the score.
+        invalid = {n for n, e in data["mutants"].items() if _not_python(e)}
+        entries = [e for n, e in data["mutants"].items() if n not in invalid]
         statuses = (*CAUGHT, "changed", "survived")
         count = {s: sum(e["status"] == s for e in entries) for s in statuses}
-        missed = {n: e for n, e in data["mutants"].items() if e["status"] not in CAUGHT}
+        missed = {
+            n: e
+            for n, e in data["mutants"].items()
+            if e["status"] not in CAUGHT and n not in invalid
+        }
         kinds = {k: sum(mine.get(n, {}).get("kind") == k for n in missed) for k in KINDS}
         live = [e for n, e in missed.items() if n not in mine]
         caught = sum(count[s] for s in CAUGHT)
@@ -221,11 +232,13 @@ def summary_rows() -> list[dict[str, Any]]:
             {
                 "core": core,
                 "total": data.get("total", len(entries)),
-                "judged": len(entries),
+                "judged": len(entries) + len(invalid),
+                "invalid": len(invalid),
                 **count,
                 **kinds,
                 "caught": caught,
                 "score": caught / faults if faults else 1.0,
+                "strict": count["killed"] / faults if faults else 1.0,
                 "broad": caught / non_equivalent if non_equivalent else 1.0,
                 "live": live,
                 "controls": len(data["controls"]),
@@ -239,28 +252,32 @@ def summary_rows() -> list[dict[str, Any]]:
 def render() -> str:
     rows = summary_rows()
     out = [
-        "| core | mutants | judged | killed | no load | hung | equivalent | allowed "
-        "| application | not caught | score | of all non-equivalent |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| core | mutants | judged | not Python | killed | no load | hung | equivalent | allowed "
+        "| application | not caught | score | killed alone | of all non-equivalent |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
-            f"| `{r['core'].path}` | {r['total']} | {r['judged']} | {r['killed']} | "
-            f"{r['broken']} | {r['hung']} | {r['equivalent']} | {r['allowed']} | "
-            f"{r['application']} | {len(r['live'])} | {r['score']:.1%} | {r['broad']:.1%} |"
+            f"| `{r['core'].path}` | {r['total']} | {r['judged']} | {r['invalid']} | "
+            f"{r['killed']} | {r['broken']} | {r['hung']} | {r['equivalent']} | {r['allowed']} | "
+            f"{r['application']} | {len(r['live'])} | {r['score']:.1%} | {r['strict']:.1%} | "
+            f"{r['broad']:.1%} |"
         )
     out += ["", "How each core is judged (`mutation/compose.py`):", ""]
     out += [f"- `{r['core'].name}`: {r['core'].cases}." for r in rows]
-    judged = sum(r["judged"] for r in rows)
     caught = sum(r["caught"] for r in rows)
-    faults = judged - sum(r["equivalent"] + r["allowed"] + r["application"] for r in rows)
+    killed = sum(r["killed"] for r in rows)
+    faults = sum(
+        r["judged"] - r["invalid"] - r["equivalent"] - r["allowed"] - r["application"] for r in rows
+    )
     controls = sum(r["controls"] for r in rows)
     false = sum(r["false"] for r in rows)
     unsteady = sum(r["unsteady"] for r in rows)
     if rows:
         out += [
             "",
-            f"All cores: {caught} of {faults} wire faults caught ({caught / max(1, faults):.1%}).",
+            f"All cores: {caught} of {faults} wire faults caught ({caught / max(1, faults):.1%}); "
+            f"{killed} ({killed / max(1, faults):.1%}) by a MUST case FAILED.",
             f"Controls (the unmutated core judged between the mutants, on the same loaded "
             f"machine): {controls}, of which {false} had a MUST case FAILED, hung or could "
             f"not run, and {unsteady} differed from the first judgment in another verdict "
