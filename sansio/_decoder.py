@@ -33,10 +33,13 @@ DecoderName = Literal["fast", "default"]
 ENV_VAR = "TRACKWIRE_DECODER"
 """The environment variable read at import: ``fast``, ``default`` or ``auto``."""
 
-ITrackParse = Callable[[str, "Callable[[], None] | None"], "ITrackEvent"]
+ITrackParse = Callable[[str, "Callable[[ITrackEvent], None] | None"], "ITrackEvent"]
 
 itrack: ITrackParse | None = None
-"""The compiled iTrack message parser in use (``None``: the default path)."""
+"""The compiled iTrack message parser selected (``None``: the default path)."""
+itrack_active: ITrackParse | None = None
+""":data:`itrack` while the JSON hook is the default one (a hook set with
+:func:`trackwire.set_json_loads` takes precedence); what the iTrack parser reads."""
 _fast_body: JsonLoads | None = None
 """msgspec's decoder of FleetFreedom bodies when the fast decoder is selected."""
 body_loads: JsonLoads = stdlib_loads
@@ -50,10 +53,11 @@ decoder, ``None`` otherwise (the refusal stands)."""
 
 
 def refresh() -> None:
-    """Recompute :data:`body_loads` and :data:`body_retry` from the decoder selected and
-    the JSON hook (called whenever either changes)."""
-    global body_loads, body_retry
+    """Recompute :data:`itrack_active`, :data:`body_loads` and :data:`body_retry` from the
+    decoder selected and the JSON hook (called whenever either changes)."""
+    global body_loads, body_retry, itrack_active
     hook = _json.loads
+    itrack_active = itrack if hook is stdlib_loads else None
     if hook is not stdlib_loads or _fast_body is None:
         body_loads = hook
         body_retry = None

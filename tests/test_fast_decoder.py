@@ -34,6 +34,7 @@ from trackwire.itrack import (
     UnknownMessage,
     parse_message,
 )
+from trackwire.itrack._codec import NOTABLE, message_parser
 
 _PUBLIC = (StateEvent, StateBatchEvent, LifecycleEvent, LogoutEvent)
 
@@ -188,6 +189,22 @@ def test_every_itrack_message_decodes_alike(message: dict[str, Any], data: st.Da
         text = json.dumps(message, separators=separators, ensure_ascii=True)
         text = text.replace(json.dumps(_MARK), token)
     _check(text)
+
+
+@settings(max_examples=200)
+@given(message=itrack_server_messages(), text=st.text(max_size=30))
+def test_the_parser_tells_of_exactly_the_events_a_session_keeps_track_of(
+    message: dict[str, Any], text: str
+) -> None:
+    """``message_parser``'s notice runs once for an answer, an error or a logout (the
+    session's review rests on it), never for anything else, on either decoder."""
+    notable = tuple(NOTABLE)
+    for name in ("default", "fast"):
+        trackwire.set_decoder(name)  # type: ignore[arg-type]
+        for raw in (json.dumps(message), text):
+            told: list[object] = []
+            event = message_parser(notice=told.append)(raw)
+            assert [e is event for e in told] == ([True] if isinstance(event, notable) else [])
 
 
 @given(st.text(max_size=40) | st.binary(max_size=40).map(lambda b: b.decode("latin-1")))

@@ -16,6 +16,7 @@ from trackwire.atmosphere import (
     Closed,
     Heartbeat,
     InactivityTimeout,
+    encode_message,
     parse_open_request,
 )
 from trackwire.itrack import (
@@ -226,3 +227,63 @@ def test_reconnect_on_timeout_keeps_the_session_for_a_half_open_socket() -> None
     plain.client.handle_timer(100.0)
     assert not plain.client.resumable
     assert not any(isinstance(e, Closed) for e in plain.client.events())
+
+
+_STATE = '{"type":"event","event":"state","data":{"source_id":101}}'
+_ANSWER = (
+    '{"type":"response","action":"subscription/subscribe","events":["state"],'
+    '"data":{"state":{"success":true,"value":{"1":"normal","2":"blocked"}}}}'
+)
+_FORGOTTEN = (
+    '{"type":"error","action":"subscription/subscribe","status":'
+    '{"code":3,"description":"Wrong user hash"}}'
+)
+
+
+def _kinds(events: Any) -> list[str]:
+    """The public class of each event (the fast decoder's are subclasses)."""
+    return [type(e).__name__.removeprefix("_Fast") for e in events]
+
+
+@pytest.mark.parametrize("decoder", ["default", "fast"])
+def test_answers_among_states_are_reviewed_in_any_frame_layout(decoder: str) -> None:
+    """The parser tells the session of each answer, error and logout as it builds it: an
+    answer amid states of one frame, or cut across frames, gets its bookkeeping once."""
+    trackwire.set_decoder(decoder)  # type: ignore[arg-type]
+    try:
+        transport = AtmosphereClient("http://h/v2/event/subscription", track_message_length=True)
+        client = ITrackClient(
+            transport.url, "a" * 32, transport=transport, login=AUTH, max_login_failures=3
+        )
+        client.connection_made(0.0)
+        client.receive(encode_message(f"{UUID}00|30000|X|"), 0.0)
+        client.send(Subscribe([StateRequest([1, 2])]))
+        client.send(Subscribe([StateRequest([1])]))
+        assert len(client.data_to_send()) == 2
+        client.events()
+        frame = "".join(encode_message(m) for m in (_STATE, _ANSWER, _STATE))
+        client.receive(frame, 1.0)
+        assert _kinds(client.events()) == [
+            "StateEvent",
+            "SubscribeResponse",
+            "StateEvent",
+            "TrackersRefused",
+        ]
+        message = encode_message(_FORGOTTEN)
+        client.receive(message[:20], 2.0)
+        assert client.events() == []
+        client.receive(message[20:] + encode_message(_STATE), 2.0)
+        events = client.events()
+        assert _kinds(events) == [
+            "ErrorMessage",
+            "StateEvent",
+            "SessionForgotten",
+            "LoginRequested",
+        ]
+        assert client.logging_in
+        # Frames of states alone leave the session as it was.
+        client.receive(encode_message(_STATE) * 3, 3.0)
+        assert _kinds(client.events()) == ["StateEvent"] * 3
+        assert client.logging_in
+    finally:
+        trackwire.set_decoder("auto")

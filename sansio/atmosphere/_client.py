@@ -21,6 +21,7 @@ from ._events import (
 from ._framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
     JS_WHITESPACE,
+    NARROW_BELOW,
     TrackMessageSizeDecoder,
     _narrow,
     js_trim,
@@ -319,7 +320,9 @@ class AtmosphereClient(CoreBase[Event]):
                 # becomes the decoder's carry-over at once, as the decoder's own entry does.
                 width = decoder._width
                 length = decoder._prefixes.get(data[:width])
-                if length is not None and (data.isascii() or _narrow(data)):
+                if length is not None and (
+                    data.isascii() or data.__sizeof__() - 4 * len(data) < NARROW_BELOW
+                ):  # (_narrow(data), inlined)
                     size = len(data)
                     end = width + length
                     if end == size:

@@ -65,6 +65,9 @@ def _sizeof_base() -> int | None:
 
 
 _SIZEOF_BASE = _sizeof_base()
+NARROW_BELOW = -(1 << 62) if _SIZEOF_BASE is None else _SIZEOF_BASE + 4
+"""``text.__sizeof__() - 4 * len(text) < NARROW_BELOW`` is :func:`_narrow`, inlined where a
+call per message counts (never true on interpreters that lay strings out otherwise)."""
 
 
 def _narrow(text: str) -> bool:
@@ -76,8 +79,7 @@ def _narrow(text: str) -> bool:
     (Cached UTF-8 can make a narrow string look wide; that only sends it to the exact
     count.)
     """
-    base = _SIZEOF_BASE
-    return base is not None and text.__sizeof__() - 4 * len(text) < base + 4
+    return text.__sizeof__() - 4 * len(text) < NARROW_BELOW
 
 
 def _bmp(text: str) -> bool:
@@ -365,11 +367,8 @@ class TrackMessageSizeDecoder:
             body = pos + len(delimiter)
             length = int(head)
             self._learn(frame[:body], length)
-        base = _SIZEOF_BASE
-        if frame.isascii() or (
-            base is not None  # _narrow(frame), inlined: units are characters
-            and frame.__sizeof__() - 4 * len(frame) < base + 4
-        ):
+        # _narrow(frame), inlined: units are characters.
+        if frame.isascii() or frame.__sizeof__() - 4 * len(frame) < NARROW_BELOW:
             size = len(frame)
             end = body + length
             if end == size:

@@ -27,7 +27,6 @@ from ._events import (
     SessionFinished,
     SessionForgotten,
     SessionRestored,
-    StateBatchEvent,
     StateEvent,
     SubscribeResponse,
     TrackersRefused,
@@ -61,7 +60,6 @@ THROTTLED_CODES = frozenset((104, 105))
 """``user/auth`` errors that say to stop trying (logins or login attempts limit)."""
 REFUSED_STATUSES = frozenset(("blocked", "unknown", "disallowed"))
 """Per-tracker statuses of a subscribe answer under which no state will come."""
-_QUIET = (StateEvent, StateBatchEvent)
 
 
 def subscription_url(base_url: str) -> str:
@@ -95,6 +93,7 @@ class ITrackClient(CoreBase[ClientEvent]):
         "_ignore",
         "_logged_out",
         "_logging_in",
+        "_review_at",
         "_sent_any",
         "_unanswered",
         "hash",
@@ -128,8 +127,11 @@ class ITrackClient(CoreBase[ClientEvent]):
         """The Atmosphere client underneath (build your own to change its options)."""
         # Messages become iTrack events inside the transport, in one step, and both cores
         # share one event queue: the hot path touches no second queue.
-        self.transport.message_factory = message_parser(loads, self._logout)
+        self.transport.message_factory = message_parser(loads, self._notice)
         self._events = cast("list[ClientEvent]", self.transport._events)
+        self._review_at = -1
+        """Where the first event the session keeps track of was queued during this
+        ``receive`` (the parser tells :meth:`_notice`); -1: none."""
         self.subscriptions = Subscriptions()
         """What the server has been asked for, net of unsubscribes; re-sent after reconnects."""
         self.max_held = max_held
@@ -195,14 +197,16 @@ class ITrackClient(CoreBase[ClientEvent]):
         transport = self.transport
         if transport._machine.state is _OPEN:  # (its state property, without the call)
             # Open stays open on receive (or raises): only messages and heartbeats come out,
-            # and the message factory already made them iTrack events.  Anything but states
-            # is looked at for the session's sake (answers, errors).
-            events = self._events
-            start = len(events)
-            transport.receive(data, now)
-            end = len(events)
-            if end > start and (end - start > 1 or not isinstance(events[start], _QUIET)):
-                self._review_messages(start, end)
+            # and the message factory already made them iTrack events, telling us of any the
+            # session keeps track of (answers, errors, logout).  A frame of states (or the
+            # part of a message) needs nothing more.
+            try:
+                transport.receive(data, now)
+            finally:
+                start = self._review_at
+                if start >= 0:
+                    self._review_at = -1
+                    self._review_messages(start, len(self._events))
             return
         start = len(self._events)
         try:
@@ -217,8 +221,17 @@ class ITrackClient(CoreBase[ClientEvent]):
         finally:
             self._review(start)
 
+    def _notice(self, event: ITrackEvent) -> None:
+        """The parser met an event the session keeps track of, about to be queued: review the
+        queue from there once the transport's ``receive`` returns."""
+        if self._review_at < 0:
+            self._review_at = len(self._events)  # where the transport appends it
+        if isinstance(event, LogoutEvent):  # (the fast decoder's is a subclass)
+            self._logout()  # at once: the rest of the frame meets a closed session
+
     def _review(self, start: int) -> None:
         """React to the transport events queued since index ``start``."""
+        self._review_at = -1  # every message since ``start`` is looked at here
         events = self._events
         for index in range(start, len(events)):
             event = events[index]

@@ -67,8 +67,6 @@ JsonLoads = Callable[[str], Any]
 JsonDumps = Callable[[Any], str]
 
 
-_JSON_SPACE = frozenset(" \t\n\r") | {""}
-
 dumps: JsonDumps = safe_dumps
 """Compact JSON, non-ASCII kept as is (what the server writes), always strict and UTF-8
 encodable: ``NaN``/``Infinity`` become ``null`` and lone surrogates U+FFFD."""
@@ -230,6 +228,11 @@ def _error(obj: dict[str, Any]) -> ITrackEvent:
     )
 
 
+NOTABLE = frozenset((ErrorMessage, LogoutEvent, SubscribeResponse, UnsubscribeResponse))
+"""The events a session keeps track of (see :func:`message_parser`); every other kind only
+reaches the application."""
+
+
 def parse_message(text: str, loads: JsonLoads | None = None) -> ITrackEvent:
     """Turn one server message into an event; never raises, never drops anything.
 
@@ -243,27 +246,38 @@ def parse_message(text: str, loads: JsonLoads | None = None) -> ITrackEvent:
 
 
 def message_parser(
-    loads: JsonLoads | None = None, on_logout: Callable[[], None] | None = None
+    loads: JsonLoads | None = None, notice: Callable[[ITrackEvent], None] | None = None
 ) -> Callable[[str], ITrackEvent]:
     """:func:`parse_message` as a one-argument callable, for a transport's message factory;
-    ``on_logout`` runs when a ``logout`` event is parsed (before it is returned)."""
-    return functools.partial(_parse, loads, on_logout)
+    ``notice`` runs with each event a session keeps track of (:data:`NOTABLE`: answers,
+    errors, ``logout``) before it is returned, so the session needs to look at no other."""
+    return functools.partial(_parse, loads, notice)
 
 
-def _parse(loads: JsonLoads | None, on_logout: Callable[[], None] | None, text: str) -> ITrackEvent:
-    decode = loads or _json.loads
-    if decode is _stdlib_loads and loads is None and _decoder.itrack is not None:
-        return _decoder.itrack(text, on_logout)  # trackwire[fast]: the compiled decoder
+def _parse(
+    loads: JsonLoads | None, notice: Callable[[ITrackEvent], None] | None, text: str
+) -> ITrackEvent:
+    if loads is None:
+        fast = _decoder.itrack_active
+        if fast is not None:
+            return fast(text, notice)  # trackwire[fast]: the compiled decoder
+        decode = _json.loads
+    else:
+        decode = loads
     try:
-        if decode is _stdlib_loads and text[:1] not in _JSON_SPACE:
-            # The default hook, inlined (one Python call fewer per message).
-            obj, end = _scan_once(text, 0)
-            if end != len(text):
-                obj = decode(text)  # trailing data or whitespace: the hook's own verdict
+        if decode is _stdlib_loads:
+            # The default hook, inlined (one Python call fewer per message); whatever the
+            # scanner does not read whole (whitespace around it, trailing data, no value at
+            # all) gets the hook's own verdict.
+            try:
+                obj, end = _scan_once(text, 0)
+            except StopIteration:
+                obj = decode(text)
+            else:
+                if end != len(text):
+                    obj = decode(text)
         else:
             obj = decode(text)
-    except StopIteration as exc:
-        return InvalidMessage(text, f"not JSON: {_json.no_value(text, exc)}")
     except Exception as exc:  # any failure of the (replaceable) decoder
         return InvalidMessage(text, f"not JSON: {exc}")
     if type(obj) is not dict:
@@ -305,8 +319,8 @@ def _parse(loads: JsonLoads | None, on_logout: Callable[[], None] | None, text: 
         parsed = parser(obj)
     except _Shape as exc:
         return InvalidMessage(text, str(exc), obj)
-    if on_logout is not None and type(parsed) is LogoutEvent:
-        on_logout()
+    if notice is not None and type(parsed) in NOTABLE:
+        notice(parsed)
     return parsed
 
 

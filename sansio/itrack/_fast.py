@@ -339,13 +339,13 @@ class _FastLogoutEvent(_FastEvent, LogoutEvent):
 # -- the parser ----------------------------------------------------------------------------
 
 
-def parse(text: str, on_logout: Callable[[], None] | None = None) -> ITrackEvent:
+def parse(text: str, notice: Callable[[ITrackEvent], None] | None = None) -> ITrackEvent:
     """One server message → its event, equal to :func:`trackwire.itrack.parse_message`'s
     under the default JSON hook; never raises."""
     try:
         message = _decode(text)
     except Exception:  # another kind, or read differently: the default path decides
-        return _codec._parse(_loads, on_logout, text)
+        return _codec._parse(_loads, notice, text)
     kind = type(message)
     if kind is _StateMessage:
         event: _FastStateEvent = _new(_FastStateEvent)
@@ -370,6 +370,6 @@ def parse(text: str, on_logout: Callable[[], None] | None = None) -> ITrackEvent
     logout: _FastLogoutEvent = _new(_FastLogoutEvent)
     logout.reason = message.data
     logout._text = text
-    if on_logout is not None:
-        on_logout()
+    if notice is not None:
+        notice(logout)
     return logout
