@@ -5,6 +5,7 @@ a restart on the same port, ``--session-ttl``; every refusal is one line and exi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import queue
 import socket
@@ -202,7 +203,7 @@ def test_a_stall_is_a_status_line_and_a_record() -> None:
     assert all(r["idle"] >= 0.5 for r in stalls)
     # Once per silence: two reports in a row would be one silence told twice.  (On a loaded
     # machine the first states can arrive after the timeout: that is a second silence.)
-    assert not any(a == b == "stalled" for a, b in zip(kinds, kinds[1:])), kinds
+    assert not any(a == b == "stalled" for a, b in itertools.pairwise(kinds)), kinds
     assert "# stalled: no data for" in done.stderr
 
 
