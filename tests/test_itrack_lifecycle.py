@@ -249,6 +249,7 @@ def _kinds(events: Any) -> list[str]:
 def test_answers_among_states_are_reviewed_in_any_frame_layout(decoder: str) -> None:
     """The parser tells the session of each answer, error and logout as it builds it: an
     answer amid states of one frame, or cut across frames, gets its bookkeeping once."""
+    before = trackwire.get_decoder()
     trackwire.set_decoder(decoder)  # type: ignore[arg-type]
     try:
         transport = AtmosphereClient("http://h/v2/event/subscription", track_message_length=True)
@@ -286,4 +287,4 @@ def test_answers_among_states_are_reviewed_in_any_frame_layout(decoder: str) -> 
         assert _kinds(client.events()) == ["StateEvent"] * 3
         assert client.logging_in
     finally:
-        trackwire.set_decoder("auto")
+        trackwire.set_decoder(before)
