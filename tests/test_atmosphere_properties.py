@@ -18,7 +18,11 @@ from trackwire.atmosphere import (
     encode_message,
     js_trim,
 )
-from trackwire.atmosphere._framing import TrackMessageSizeDecoder, _length_of
+from trackwire.atmosphere._framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    TrackMessageSizeDecoder,
+    _length_of,
+)
 
 TARGET = (
     "/p?X-Atmosphere-tracking-id=0&X-Atmosphere-Framework=2.3.6-javascript"
@@ -123,6 +127,8 @@ def _js_track_message_size(
     start = text.index(bar)
     while start != -1:
         length = _length_of(_text(text[:start]))
+        if length > DEFAULT_MAX_MESSAGE_SIZE:  # the decoder's limit (atmosphere.js has none)
+            raise RemoteProtocolError(f"message length {length} exceeds the limit")
         start += 1
         if start + length > len(text):
             break
