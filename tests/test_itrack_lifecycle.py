@@ -249,42 +249,36 @@ def _kinds(events: Any) -> list[str]:
 def test_answers_among_states_are_reviewed_in_any_frame_layout(decoder: str) -> None:
     """The parser tells the session of each answer, error and logout as it builds it: an
     answer amid states of one frame, or cut across frames, gets its bookkeeping once."""
-    before = trackwire.get_decoder()
-    trackwire.set_decoder(decoder)  # type: ignore[arg-type]
-    try:
-        transport = AtmosphereClient("http://h/v2/event/subscription", track_message_length=True)
-        client = ITrackClient(
-            transport.url, "a" * 32, transport=transport, login=AUTH, max_login_failures=3
-        )
-        client.connection_made(0.0)
-        client.receive(encode_message(f"{UUID}00|30000|X|"), 0.0)
-        client.send(Subscribe([StateRequest([1, 2])]))
-        client.send(Subscribe([StateRequest([1])]))
-        assert len(client.data_to_send()) == 2
-        client.events()
-        frame = "".join(encode_message(m) for m in (_STATE, _ANSWER, _STATE))
-        client.receive(frame, 1.0)
-        assert _kinds(client.events()) == [
-            "StateEvent",
-            "SubscribeResponse",
-            "StateEvent",
-            "TrackersRefused",
-        ]
-        message = encode_message(_FORGOTTEN)
-        client.receive(message[:20], 2.0)
-        assert client.events() == []
-        client.receive(message[20:] + encode_message(_STATE), 2.0)
-        events = client.events()
-        assert _kinds(events) == [
-            "ErrorMessage",
-            "StateEvent",
-            "SessionForgotten",
-            "LoginRequested",
-        ]
-        assert client.logging_in
-        # Frames of states alone leave the session as it was.
-        client.receive(encode_message(_STATE) * 3, 3.0)
-        assert _kinds(client.events()) == ["StateEvent"] * 3
-        assert client.logging_in
-    finally:
-        trackwire.set_decoder(before)
+    trackwire.set_decoder(decoder)  # type: ignore[arg-type]  # (conftest restores it)
+    transport = AtmosphereClient("http://h/v2/event/subscription", track_message_length=True)
+    client = ITrackClient(transport.url, "a" * 32, transport=transport, login=AUTH)
+    client.connection_made(0.0)
+    client.receive(encode_message(f"{UUID}00|30000|X|"), 0.0)
+    client.send(Subscribe([StateRequest([1, 2])]))
+    client.send(Subscribe([StateRequest([1])]))
+    assert len(client.data_to_send()) == 2
+    client.events()
+    frame = "".join(encode_message(m) for m in (_STATE, _ANSWER, _STATE))
+    client.receive(frame, 1.0)
+    assert _kinds(client.events()) == [
+        "StateEvent",
+        "SubscribeResponse",
+        "StateEvent",
+        "TrackersRefused",
+    ]
+    message = encode_message(_FORGOTTEN)
+    client.receive(message[:20], 2.0)
+    assert client.events() == []
+    client.receive(message[20:] + encode_message(_STATE), 2.0)
+    events = client.events()
+    assert _kinds(events) == [
+        "ErrorMessage",
+        "StateEvent",
+        "SessionForgotten",
+        "LoginRequested",
+    ]
+    assert client.logging_in
+    # Frames of states alone leave the session as it was.
+    client.receive(encode_message(_STATE) * 3, 3.0)
+    assert _kinds(client.events()) == ["StateEvent"] * 3
+    assert client.logging_in
